@@ -1,0 +1,27 @@
+// Entry point of codellama-lsp: the language server over stdio, and the command-line tools
+// (generate, tokenize, make-checkpoint, bench) that scripts and benchmarks use.
+namespace CodeLlamaLsp.Server;
+
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] is "--version" or "-v" or "version")
+        {
+            Console.WriteLine(ServerVersion.Informational);
+            return 0;
+        }
+
+        if (args.Length > 0 && args[0] is "--help" or "-h" or "help")
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+
+        await Console.Error.WriteLineAsync($"codellama-lsp: unknown command. {Usage}").ConfigureAwait(false);
+        return 2;
+    }
+
+    private const string Usage =
+        "usage: codellama-lsp --version | --stdio [--model M] [--device cpu|cuda|auto] | generate ... | tokenize ... | make-checkpoint ... | bench ...";
+}
