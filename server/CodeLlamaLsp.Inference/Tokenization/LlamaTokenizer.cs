@@ -9,9 +9,16 @@ public sealed class LlamaTokenizer : ITokenizer
 {
     private readonly Microsoft.ML.Tokenizers.LlamaTokenizer _inner;
 
+    private readonly string[] _pieces;
+
     private LlamaTokenizer(Microsoft.ML.Tokenizers.LlamaTokenizer inner)
     {
         _inner = inner;
+        _pieces = new string[inner.Vocabulary.Count];
+        foreach (var (piece, id) in inner.Vocabulary)
+        {
+            _pieces[id] = piece;
+        }
     }
 
     public int VocabSize => _inner.Vocabulary.Count;
@@ -30,7 +37,7 @@ public sealed class LlamaTokenizer : ITokenizer
     public IReadOnlyList<int> Encode(string text, bool addDummyPrefix = true)
     {
         var ids = _inner.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: true, considerNormalization: true);
-        if (!addDummyPrefix && ids.Count > 0 && _inner.MapIdToToken(ids[0]) == "\u2581")
+        if (!addDummyPrefix && ids.Count > 0 && _pieces[ids[0]] == "\u2581")
         {
             return ids.Skip(1).ToArray();
         }
@@ -40,5 +47,5 @@ public sealed class LlamaTokenizer : ITokenizer
 
     public string Decode(IEnumerable<int> ids) => _inner.Decode(ids) ?? string.Empty;
 
-    public string IdToPiece(int id) => _inner.MapIdToToken(id) ?? string.Empty;
+    public string IdToPiece(int id) => _pieces[id];
 }
