@@ -6,20 +6,23 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        if (args.Length > 0 && args[0] is "--version" or "-v" or "version")
+        string command = args.Length > 0 ? args[0] : "--help";
+        string[] rest = args.Length > 0 ? args[1..] : [];
+        switch (command)
         {
-            Console.WriteLine(ServerVersion.Informational);
-            return 0;
-        }
+            case "--version" or "-v" or "version":
+                Console.WriteLine(ServerVersion.Informational);
+                return 0;
+            case "--help" or "-h" or "help":
+                Console.WriteLine(Usage);
+                return 0;
 
-        if (args.Length > 0 && args[0] is "--help" or "-h" or "help")
-        {
-            Console.WriteLine(Usage);
-            return 0;
+            // One line per command; each command lives in Cli/<Name>Command.cs.
+            default:
+                _ = rest;
+                await Console.Error.WriteLineAsync($"codellama-lsp: unknown command '{command}'. {Usage}").ConfigureAwait(false);
+                return 2;
         }
-
-        await Console.Error.WriteLineAsync($"codellama-lsp: unknown command. {Usage}").ConfigureAwait(false);
-        return 2;
     }
 
     private const string Usage =
