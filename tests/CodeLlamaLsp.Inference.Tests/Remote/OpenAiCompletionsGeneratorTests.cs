@@ -97,7 +97,7 @@ public class OpenAiCompletionsGeneratorTests
     [Test]
     public async Task Stop_string_split_across_events_cuts_the_text_and_closes_the_stream()
     {
-        var serverSawClose = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serverSawClose = new TaskCompletionSource<(bool Closed, long Ticks)>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = new ScriptedCompletionServer(async (_, response) =>
         {
             await response.StartEventStreamAsync();
@@ -105,18 +105,22 @@ public class OpenAiCompletionsGeneratorTests
             await response.SendCompletionAsync("\n");
             await response.SendCompletionAsync("\nclass Next:");
             await response.SendCompletionAsync(" pass");
-            serverSawClose.SetResult(await response.WaitForClientCloseAsync(TimeSpan.FromSeconds(5)));
+            bool closed = await response.WaitForClientCloseAsync(TimeSpan.FromSeconds(5));
+            serverSawClose.SetResult((closed, Stopwatch.GetTimestamp()));
         });
         using var generator = new OpenAiCompletionsGenerator(Settings(server.Endpoint));
         // The fifth stop string is never sent to the server, so only local matching can find it.
         GenerationRequest request = Request(stopStrings: ["<1>", "<2>", "<3>", "<4>", "\n\n\n"]);
 
         List<GenerationChunk> chunks = await CollectAsync(generator, request);
+        long finishedAt = Stopwatch.GetTimestamp();
 
         Assert.That(string.Concat(chunks.Select(c => c.Text)), Is.EqualTo("    return a + b"));
         Assert.That(chunks[^1].Finished, Is.EqualTo(StopReason.StopString));
         Assert.That(chunks.Select(c => c.Text), Has.None.Contains("\n\n"), "text that might start a stop string is held back, not shown and taken back");
-        Assert.That(await serverSawClose.Task.WaitAsync(TimeSpan.FromSeconds(10)), Is.True, "the connection closes once the answer is complete");
+        (bool closed, long closedAt) = await serverSawClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(closed, Is.True, "the connection closes once the answer is complete, so the engine stops generating");
+        Assert.That(Stopwatch.GetElapsedTime(finishedAt, closedAt), Is.LessThan(TimeSpan.FromSeconds(1)), "closed at once, not drained for reuse");
     }
 
     [Test]
