@@ -140,10 +140,11 @@ internal static class CompletionsProtocol
     }
 
     // vLLM reports which stop string or token ended the answer in stop_reason; TGI says eos_token or
-    // stop_sequence; llama.cpp and OpenAI say stop or length.
+    // stop_sequence; llama.cpp and OpenAI say stop or length. TGI before 2.2.1 sent finish_reason ""
+    // on every event (text-generation-inference#2336), so an empty string means "not finished".
     private static StopReason? FinishReason(JsonElement choice)
     {
-        if (!choice.TryGetProperty("finish_reason", out JsonElement reason) || reason.ValueKind != JsonValueKind.String)
+        if (!choice.TryGetProperty("finish_reason", out JsonElement reason) || reason.ValueKind != JsonValueKind.String || reason.GetString()!.Length == 0)
         {
             return null;
         }

@@ -57,6 +57,26 @@ public class OpenAiCompletionsGeneratorTests
     }
 
     [Test]
+    public async Task Empty_finish_reason_on_every_event_as_older_TGI_sends_does_not_end_the_answer()
+    {
+        await using var server = new ScriptedCompletionServer(async (_, response) =>
+        {
+            await response.StartEventStreamAsync();
+            await response.SendCompletionAsync("first ", finishReason: string.Empty);
+            await response.SendCompletionAsync("second", finishReason: string.Empty);
+            await response.SendCompletionAsync(string.Empty, finishReason: "length");
+            await response.SendDataAsync("[DONE]");
+            await response.EndStreamAsync();
+        });
+        using var generator = new OpenAiCompletionsGenerator(Settings(server.Endpoint));
+
+        GenerationResult result = await generator.GenerateAllAsync(Request(), CancellationToken.None);
+
+        Assert.That(result.Text, Is.EqualTo("first second"));
+        Assert.That(result.StopReason, Is.EqualTo(StopReason.MaxTokens));
+    }
+
+    [Test]
     public async Task Request_carries_model_prompt_without_bos_sampling_four_stops_and_stream()
     {
         await using var server = new ScriptedCompletionServer(async (_, response) =>
