@@ -110,6 +110,51 @@ public class RemoteBackendErrorTests
     }
 
     [Test]
+    public async Task Connection_dropped_before_the_answer_is_retried_and_then_succeeds()
+    {
+        int calls = 0;
+        await using var server = new ScriptedCompletionServer(async (_, response) =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                return; // Hang up without a status line, as a restarting engine or proxy does.
+            }
+
+            await response.StartEventStreamAsync();
+            await response.SendCompletionAsync("recovered", "stop");
+            await response.SendDataAsync("[DONE]");
+            await response.EndStreamAsync();
+        });
+        var retries = new List<string>();
+        using var generator = new OpenAiCompletionsGenerator(Settings(server.Endpoint), log: retries.Add);
+
+        GenerationResult result = await generator.GenerateAllAsync(Request(), CancellationToken.None);
+
+        Assert.That(result.Text, Is.EqualTo("recovered"));
+        Assert.That(server.Requests, Has.Count.EqualTo(2));
+        Assert.That(retries, Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Stream_cut_off_after_text_is_reported_not_retried()
+    {
+        await using var server = new ScriptedCompletionServer(async (_, response) =>
+        {
+            await response.StartEventStreamAsync();
+            await response.SendCompletionAsync("def half");
+            // Returning closes the socket in the middle of the chunked body.
+        });
+        using var generator = new OpenAiCompletionsGenerator(Settings(server.Endpoint));
+        var received = new List<string>();
+
+        RemoteBackendException error = await FailureOf(generator, Request(), received);
+
+        Assert.That(error.Kind, Is.EqualTo(RemoteErrorKind.MalformedStream));
+        Assert.That(received, Is.EqualTo(new[] { "def half" }));
+        Assert.That(server.Requests, Has.Count.EqualTo(1), "text was already shown, so the request is not sent again");
+    }
+
+    [Test]
     public async Task Bad_request_is_not_retried_and_carries_the_server_message()
     {
         await using var server = new ScriptedCompletionServer((_, response) =>
