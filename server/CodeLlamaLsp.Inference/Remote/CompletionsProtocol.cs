@@ -113,6 +113,30 @@ internal static class CompletionsProtocol
         }
     }
 
+    /// <summary>The model ids of a GET /v1/models answer: {"data":[{"id":...}, ...]}.</summary>
+    public static IReadOnlyList<string> ParseModelIds(string body, string endpoint)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.TryGetProperty("data", out JsonElement data)
+                && data.ValueKind == JsonValueKind.Array)
+            {
+                return data.EnumerateArray()
+                    .Where(model => model.ValueKind == JsonValueKind.Object && model.TryGetProperty("id", out JsonElement id) && id.ValueKind == JsonValueKind.String)
+                    .Select(model => model.GetProperty("id").GetString()!)
+                    .ToArray();
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new RemoteBackendException(RemoteErrorKind.MalformedStream, $"{endpoint} answered with invalid JSON ({e.Message}): {Snippet(body)}", e);
+        }
+
+        throw new RemoteBackendException(RemoteErrorKind.MalformedStream, $"{endpoint} answered without a 'data' list of models: {Snippet(body)}");
+    }
+
     /// <summary>The readable part of an error body: OpenAI's error.message, vLLM's message, or the raw text.</summary>
     public static string ErrorText(string body)
     {

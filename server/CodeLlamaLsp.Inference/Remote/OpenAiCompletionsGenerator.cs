@@ -119,6 +119,57 @@ public sealed class OpenAiCompletionsGenerator : ITextGenerator, IDisposable
         yield return new GenerationChunk(lastText + stops.Flush(), [], finished);
     }
 
+    /// <summary>
+    /// Asks the engine which models it serves (GET /v1/models, which vLLM, TGI and llama.cpp answer), so the
+    /// server can check endpoint, key and model name when the settings change instead of at the first completion.
+    /// Throws <see cref="RemoteBackendException"/> like a generation would; no retries.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ListModelsAsync(CancellationToken cancellationToken)
+    {
+        string? apiKey = ReadApiKey();
+        Uri modelsUri = new UriBuilder(_completionsUri) { Path = _completionsUri.AbsolutePath[..^"completions".Length] + "models" }.Uri;
+        using var deadline = new StreamDeadline(cancellationToken);
+        deadline.Arm(_settings.FirstByteTimeout);
+        using var message = new HttpRequestMessage(HttpMethod.Get, modelsUri);
+        if (apiKey is not null)
+        {
+            message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (deadline.Caller.IsCancellationRequested && e is OperationCanceledException or HttpRequestException or IOException)
+        {
+            throw new OperationCanceledException("the model list request was cancelled", e, deadline.Caller);
+        }
+        catch (Exception e) when (deadline.TimedOut && e is OperationCanceledException or HttpRequestException or IOException)
+        {
+            throw new RemoteBackendException(RemoteErrorKind.Timeout, $"{_endpointName} did not answer within the first-byte timeout of {Seconds(deadline.Limit)}", e);
+        }
+        catch (OperationCanceledException e)
+        {
+            throw new RemoteBackendException(RemoteErrorKind.Unreachable, $"could not connect to {_endpointName} within {Seconds(_settings.ConnectTimeout)}", e);
+        }
+        catch (HttpRequestException e)
+        {
+            throw TransportFailure(e);
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw (await ClassifyFailureAsync(response, apiKey, deadline).ConfigureAwait(false)).Failure;
+            }
+
+            string body = await ReadOrTranslateAsync(() => response.Content.ReadAsStringAsync(deadline.Token), deadline, sawFirstLine: false).ConfigureAwait(false);
+            return CompletionsProtocol.ParseModelIds(body, modelsUri.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped));
+        }
+    }
+
     public void Dispose() => _http.Dispose();
 
     private string? ReadApiKey()

@@ -230,6 +230,26 @@ public class OpenAiCompletionsGeneratorTests
     }
 
     [Test]
+    public async Task Model_list_checks_endpoint_key_and_served_names()
+    {
+        await using var server = new ScriptedCompletionServer((request, response) =>
+            request.Headers.TryGetValue("Authorization", out string? auth) && auth == "Bearer k1"
+                ? response.SendStatusAsync(200, "{\"object\":\"list\",\"data\":[{\"id\":\"codellama-34b-instruct-gptq\",\"object\":\"model\"},{\"id\":\"other\",\"object\":\"model\"}]}")
+                : response.SendStatusAsync(401, "{\"error\":\"bad key\"}"));
+        using var generator = new OpenAiCompletionsGenerator(Settings(server.Endpoint) with { ApiKeyEnv = "K" }, environment: _ => "k1");
+        using var wrongKey = new OpenAiCompletionsGenerator(Settings(server.Endpoint) with { ApiKeyEnv = "K" }, environment: _ => "k2");
+
+        IReadOnlyList<string> models = await generator.ListModelsAsync(CancellationToken.None);
+
+        Assert.That(models, Is.EqualTo(new[] { "codellama-34b-instruct-gptq", "other" }));
+        Assert.That(server.Requests[0].Method, Is.EqualTo("GET"));
+        Assert.That(server.Requests[0].Path, Is.EqualTo("/v1/models"));
+        Assert.That(
+            async () => await wrongKey.ListModelsAsync(CancellationToken.None),
+            Throws.TypeOf<RemoteBackendException>().With.Property(nameof(RemoteBackendException.Kind)).EqualTo(RemoteErrorKind.Unauthorized));
+    }
+
+    [Test]
     public void Model_info_comes_from_settings_and_the_local_tokenizer_vocabulary()
     {
         var settings = new RemoteBackendSettings { Endpoint = new Uri("https://gpu.example.com"), Model = "codellama-13b", ContextLength = 8192 };
