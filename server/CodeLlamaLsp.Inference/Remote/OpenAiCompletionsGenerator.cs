@@ -115,7 +115,10 @@ public sealed class OpenAiCompletionsGenerator : ITextGenerator, IDisposable
             }
         }
 
-        // Leaving here disposes the response: with draining off, the connection closes and the engine stops.
+        // Closing before the last chunk is handed out: with draining off, the connection closes at once and
+        // an engine still generating past a local stop string stops, however long the caller takes.
+        events.Dispose();
+        response.Dispose();
         yield return new GenerationChunk(lastText + stops.Flush(), [], finished);
     }
 
