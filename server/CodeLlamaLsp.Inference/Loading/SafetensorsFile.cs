@@ -54,18 +54,22 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new ModelLoadException($"{path}: file not found.");
         }
 
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8)
-        {
-            throw new ModelLoadException($"{path}: {fileLength} bytes is too short for a safetensors file (expected an 8-byte header length, then the JSON header).");
-        }
-
+        FileStream? stream = null;
         MemoryMappedFile? mapping = null;
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            // The length comes from the opened stream: Hugging Face caches hold symlinks, whose FileInfo.Length is the link's.
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            long fileLength = stream.Length;
+            if (fileLength < 8)
+            {
+                throw new ModelLoadException($"{path}: {fileLength} bytes is too short for a safetensors file (expected an 8-byte header length, then the JSON header).");
+            }
+
+            mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            stream = null;
             view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
             byte* basePointer = pointer + view.PointerOffset;
@@ -113,6 +117,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
             view?.Dispose();
             mapping?.Dispose();
+            stream?.Dispose();
         }
     }
 
