@@ -92,7 +92,13 @@ public static class RandomCheckpointWriter
 
         if (options.TokenizerPath != null)
         {
-            File.Copy(options.TokenizerPath, Path.Combine(outputDirectory, "tokenizer.model"), overwrite: true);
+            // The source may be read-only (fixtures, HF blobs); the copy should not inherit that.
+            string tokenizerCopy = Path.Combine(outputDirectory, "tokenizer.model");
+            File.Copy(options.TokenizerPath, tokenizerCopy, overwrite: true);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(tokenizerCopy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            }
         }
     }
 
