@@ -173,6 +173,11 @@ internal static class SafetensorsHeaderParser
 {
     public static (Dictionary<string, SafetensorsEntry> Entries, IReadOnlyDictionary<string, string> Metadata) Parse(string path, byte[] header, long dataLength)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new ModelLoadException($"{path}: the header is not valid UTF-8; the file is corrupt.");
+        }
+
         JsonDocument document;
         try
         {
@@ -257,10 +262,11 @@ internal static class SafetensorsHeaderParser
             throw new ModelLoadException($"{where}: data_offsets [{begin}, {end}] out of range: the data section has {dataLength} bytes (file truncated or header corrupt).");
         }
 
+        // A product past long.MaxValue cannot match any real offsets; saturating keeps the message below.
         long expectedBytes = SafetensorsDType.SizeOf(dtype);
         foreach (long d in shape)
         {
-            expectedBytes = checked(expectedBytes * d);
+            expectedBytes = d != 0 && expectedBytes > long.MaxValue / d ? long.MaxValue : expectedBytes * d;
         }
 
         if (end - begin != expectedBytes)
