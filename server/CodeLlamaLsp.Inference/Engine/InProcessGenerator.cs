@@ -156,6 +156,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
     private ITokenTextStream CreateTextStream() => _tokenizer switch
     {
         null => new NoTextStream(),
+        LlamaTokenizer llama => new DetokenizerTextStream(new StreamingDetokenizer(llama)),
         _ => new DecodeDiffTextStream(_tokenizer),
     };
 }

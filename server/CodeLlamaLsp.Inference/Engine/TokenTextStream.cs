@@ -22,6 +22,14 @@ internal sealed class NoTextStream : ITokenTextStream
     public string Finish() => string.Empty;
 }
 
+/// <summary>The Llama tokenizer's own streaming detokenizer (O(1) per id, sentencepiece's decoding rules).</summary>
+internal sealed class DetokenizerTextStream(StreamingDetokenizer detokenizer) : ITokenTextStream
+{
+    public string Push(int id) => detokenizer.Push(id);
+
+    public string Finish() => detokenizer.Finish();
+}
+
 /// <summary>
 /// Works with any <see cref="ITokenizer"/>: decodes all answer ids each step and emits the new suffix,
 /// holding back a trailing U+FFFD (an incomplete UTF-8 character). Decode drops the first piece's leading
