@@ -89,3 +89,53 @@ public class CheckpointConfigTests
         });
     }
 }
+
+public class LinearBiasTests
+{
+    private const string Layer = "model.layers.0.self_attn.";
+
+    [Test]
+    public void Nonzero_bias_is_kept_and_all_zero_bias_is_dropped()
+    {
+        using var folder = WithBiases(new Half[1024].Select((_, i) => (Half)(i % 7)).ToArray(), new Half[128]);
+        using var model = ModelLoader.Load(folder.Path);
+
+        var q = (Model.GptqLinearWeights)model.Weights.Layers[0].QProj;
+        var k = (Model.GptqLinearWeights)model.Weights.Layers[0].KProj;
+        Assert.Multiple(() =>
+        {
+            Assert.That(q.Bias!.ToFloat32()[6], Is.EqualTo(6f));
+            Assert.That(k.Bias, Is.Null);
+        });
+    }
+
+    [Test]
+    public void Bias_of_the_wrong_length_is_refused()
+    {
+        using var folder = WithBiases(new Half[1024], new Half[64]);
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path).Dispose());
+        Assert.That(error!.Message, Does.Contain($"'{Layer}k_proj.bias'").And.Contain("expected F16 [128], found F16 [64]"));
+    }
+
+    // Rewrites the mini fixture's weights with q_proj and k_proj biases added.
+    private static TempFolder WithBiases(Half[] qBias, Half[] kBias)
+    {
+        var folder = Fixtures.Copy(Fixtures.Mini4Bit);
+        string weights = folder.File("model.safetensors");
+        var tensors = new List<Model.TensorData>();
+        using (var file = SafetensorsFile.Open(weights))
+        {
+            foreach (var entry in file.Entries)
+            {
+                var t = file.GetTensor(entry.Name);
+                tensors.Add(new Model.TensorData(t.Name, t.DType, t.Shape, t.Data.ToArray()));
+            }
+        }
+
+        tensors.Add(Model.TensorData.FromArray(Layer + "q_proj.bias", Model.TensorDType.F16, [qBias.Length], qBias));
+        tensors.Add(Model.TensorData.FromArray(Layer + "k_proj.bias", Model.TensorDType.F16, [kBias.Length], kBias));
+        SafetensorsWriter.WriteFile(weights, tensors);
+        return folder;
+    }
+}
