@@ -82,7 +82,8 @@ public static class CodeActionPrompts
 
     private sealed record ActionInput(EditorSnapshot Snapshot, CodeBlock Block, TextLines Lines, LanguageInfo Language, IndentStyle Style, string Code)
     {
-        public string Fenced => $"```{Language.FenceName}\n{Code}\n```";
+        /// <summary>The code as the model sees it: dedented to column 0 (answers are reindented to the range).</summary>
+        public string Fenced => $"```{Language.FenceName}\n{FencedCode.Dedent(Code)}\n```";
 
         public string LineEnding => Lines.LineEnding;
     }

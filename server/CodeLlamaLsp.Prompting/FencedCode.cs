@@ -84,6 +84,32 @@ public static class FencedCode
         }));
     }
 
+    /// <summary>Removes the indentation that all non-blank lines share, so quoted code starts at column 0.</summary>
+    public static string Dedent(string code)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        var lines = code.Split('\n');
+        var nonBlank = lines.Where(l => !TextLines.IsBlank(l)).ToList();
+        if (nonBlank.Count == 0)
+        {
+            return code;
+        }
+
+        string shared = TextLines.LeadingWhitespace(nonBlank[0]);
+        foreach (var line in nonBlank)
+        {
+            int common = 0;
+            while (common < shared.Length && common < line.Length && line[common] == shared[common])
+            {
+                common++;
+            }
+
+            shared = shared[..common];
+        }
+
+        return string.Join('\n', lines.Select(l => TextLines.IsBlank(l) ? string.Empty : l[shared.Length..]));
+    }
+
     /// <summary>Applies a line ending to "\n"-separated text.</summary>
     public static string WithLineEnding(string text, string lineEnding)
     {
