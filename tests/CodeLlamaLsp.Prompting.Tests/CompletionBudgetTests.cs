@@ -276,4 +276,18 @@ public class CompletionPromptTextTests
 
         Assert.That(error!.Message, Does.Contain("a.py"));
     }
+
+    [Test]
+    public void An_empty_document_gets_a_prompt_in_both_forms_and_code_actions_do_not_fail()
+    {
+        var empty = new EditorSnapshot(string.Empty, "rust", "src/lib.rs", 0);
+
+        var instruct = CompletionPromptBuilder.Build(empty, TestEnvironment.Tokenizer, TestEnvironment.Instruct34B);
+        var infill = CompletionPromptBuilder.Build(empty, TestEnvironment.Tokenizer, TestEnvironment.Infill7B);
+        var explain = CodeActionPrompts.Build(CodeActionKind.Explain, empty, TestEnvironment.Tokenizer, TestEnvironment.Instruct34B);
+
+        Assert.That(instruct.PromptText, Does.EndWith("[/INST] ```rust\n"));
+        Assert.That(infill.PromptIds, Is.EqualTo(new[] { 1, CompletionPromptBuilder.PrefixId, CompletionPromptBuilder.SuffixId, CompletionPromptBuilder.MiddleId }));
+        Assert.That(explain.Target.Range, Is.EqualTo(new TextRange(0, 0)));
+    }
 }
