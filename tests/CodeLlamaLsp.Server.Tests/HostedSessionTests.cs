@@ -354,6 +354,30 @@ public class HostedSessionTests
         Assert.That((await client.DebugStatsAsync()).CacheHits, Is.Zero);
     }
 
+    [Test]
+    public async Task Typing_waits_for_the_debounce_but_an_invoked_request_does_not()
+    {
+        var generator = Generator(tokens: 1);
+        await using var server = HostedServer.Start(new TestLoader(generator), new ServerSettings { Model = "test-model", DebounceMs = 1500 });
+        var client = server.Client;
+        await client.InitializeAsync();
+        await client.WaitForStatusAsync(ServerStates.Ready);
+        await client.OpenAsync(Uri, "a");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var invoked = await client.RequestAsync<InlineCompletionList>("textDocument/inlineCompletion", new InlineCompletionParams(new TextDocumentIdentifier(Uri), new Position(0, 1), new InlineCompletionContext(1)));
+        var invokedTime = clock.Elapsed;
+        await client.ChangeAsync(Uri, new Range(new Position(0, 1), new Position(0, 1)), "b");
+        clock.Restart();
+        var typed = await client.InlineCompletionAsync(Uri, new Position(0, 2));
+        var typedTime = clock.Elapsed;
+
+        Assert.That(invoked.Items.Single().InsertText, Is.EqualTo("a0"));
+        Assert.That(typed.Items.Single().InsertText, Is.EqualTo("b0"));
+        Assert.That(invokedTime, Is.LessThan(TimeSpan.FromMilliseconds(1000)));
+        Assert.That(typedTime, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(1500)));
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

@@ -12,7 +12,8 @@ public sealed class SuggestionService(ServerContext context)
     /// The edit to suggest at <paramref name="offset"/> of the snapshot, or null when there is none: model not
     /// ready, superseded by a newer request for the same document, or nothing worth suggesting.
     /// </summary>
-    public async Task<SuggestionEdit?> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken)
+    /// <remarks>An <paramref name="invoked"/> request (the user asked explicitly) skips the debounce: no keystrokes follow it.</remarks>
+    public async Task<SuggestionEdit?> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken, bool invoked = false)
     {
         ArgumentNullException.ThrowIfNull(document);
         if (context.Cache.TryReuse(document.Uri, document.Text, offset) is { } reused)
@@ -32,7 +33,7 @@ public sealed class SuggestionService(ServerContext context)
         var buildTime = TimeSpan.Zero;
         var outcome = await context.Scheduler.RunAsync(
             document.Uri,
-            TimeSpan.FromMilliseconds(settings.DebounceMs),
+            invoked ? TimeSpan.Zero : TimeSpan.FromMilliseconds(settings.DebounceMs),
             backend.Generator,
             () =>
             {
