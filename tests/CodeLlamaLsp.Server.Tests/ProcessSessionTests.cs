@@ -26,6 +26,10 @@ public class ProcessSessionTests
         var init = await client.InitializeAsync();
         Assert.That(init.GetProperty("serverInfo").GetProperty("version").GetString(), Is.EqualTo(ServerVersion.Informational));
         await client.WaitForStatusAsync(ServerStates.Ready, TimeSpan.FromSeconds(60));
+        await client.WaitForNotificationAsync("$/progress", p => p.GetProperty("value").GetProperty("kind").GetString() == "end");
+        var percentages = client.Notifications.Where(n => n.Method == "$/progress" && n.Params.GetProperty("value").TryGetProperty("percentage", out _))
+            .Select(n => n.Params.GetProperty("value").GetProperty("percentage").GetInt32()).ToList();
+        Assert.That(percentages, Is.Ordered.And.Not.Empty, "load progress only moves forward");
 
         await client.OpenAsync(Uri, "def fibonacci(n):\n    if n < 2:\n        return n\n");
         await client.ChangeAsync(Uri, new Range(new Position(3, 0), new Position(3, 0)), "    return fib");
