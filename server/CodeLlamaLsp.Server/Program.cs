@@ -18,6 +18,8 @@ internal static class Program
                 return 0;
 
             // One line per command; each command lives in Cli/<Name>Command.cs.
+            case "--stdio" or "stdio":
+                return await Lsp.StdioCommand.RunAsync(rest).ConfigureAwait(false);
             case "generate":
                 return await Cli.GenerateCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
             case "tokenize":
