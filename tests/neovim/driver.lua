@@ -199,7 +199,12 @@ local function start()
     -- The documented on_exit stays; this adds a record of how the server process ended.
     local documented_on_exit = client.config.on_exit
     client.config.on_exit = function(code, signal, id)
-      write_json(spec.exit_result, { code = code, signal = signal })
+      -- Called from a libuv callback, where Vimscript functions such as json_encode are not allowed.
+      local file = io.open(spec.exit_result, "w")
+      if file then
+        file:write(string.format('{"code": %d, "signal": %d}', code, signal))
+        file:close()
+      end
       if documented_on_exit then
         return documented_on_exit(code, signal, id)
       end

@@ -1,0 +1,224 @@
+// End to end with a real editor: headless Neovim loads the 0.7-0.10 configuration from docs/neovim.md,
+// starts the built server on the tiny fixture (CPU), completes through omnifunc, runs code actions through
+// vim.lsp.buf.code_action(), and quits. The expected completion is computed here through the Prompting and
+// Inference libraries, independently of the LSP path. Without nvim the tests are ignored locally and fail in CI.
+using System.Text.Json;
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Server.Backend;
+using CodeLlamaLsp.Server.Lsp;
+
+namespace CodeLlamaLsp.Server.Tests.Neovim;
+
+[TestFixture]
+[NonParallelizable]
+public sealed class NeovimEndToEndTests
+{
+    private const string SourceText =
+        "def add(a, b):\n" +
+        "    return a + b\n" +
+        "\n" +
+        "\n" +
+        "def average(values):\n" +
+        "    total = 0\n" +
+        "    for value in values:\n" +
+        "        total = total + val\n" +
+        "    return total / len(values)\n";
+
+    // The completion is asked at the end of "        total = total + val" (line 7), inside a word.
+    private const int CompletionLine = 7;
+    private const string CompletionLineText = "        total = total + val";
+
+    // Generate documentation is asked on the first line of average().
+    private const int DocsLine = 4;
+
+    private string _workDir = "";
+    private string _sourcePath = "";
+    private NeovimRunResult? _run;
+    private SuggestionEdit? _expectedCompletion;
+
+    private static string FixtureModel => Path.Combine(ServerProcess.RepoRoot, "..", "shared", "fixtures", "tiny-32k-4bit-g32");
+
+    private NeovimRunResult Run => _run ?? throw new InvalidOperationException("the Neovim run did not happen");
+
+    private JsonElement Report => Run.Report;
+
+    [OneTimeSetUp]
+    public async Task RunNeovimOnce()
+    {
+        string? nvim = NeovimSession.FindNvim();
+        if (nvim is null)
+        {
+            const string message = "nvim is not installed (apt-get install neovim; .ci/apt-packages lists it)";
+            if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+            {
+                Assert.Fail(message);
+            }
+
+            Assert.Ignore(message);
+        }
+
+        Assert.That(Directory.Exists(FixtureModel), Is.True, $"fixture model missing at {FixtureModel}");
+        _workDir = Directory.CreateTempSubdirectory("codellama-nvim-").FullName;
+        _sourcePath = Path.Combine(_workDir, "stats.py");
+        await File.WriteAllTextAsync(_sourcePath, SourceText);
+
+        _expectedCompletion = await ExpectedCompletionAsync();
+
+        var spec = new Dictionary<string, object>
+        {
+            ["result"] = Path.Combine(_workDir, "result.json"),
+            ["exit_result"] = Path.Combine(_workDir, "server-exit.json"),
+            ["timeout_ms"] = 90_000,
+            ["total_timeout_ms"] = 240_000,
+            ["completion"] = new Dictionary<string, int> { ["line"] = CompletionLine, ["col"] = CompletionLineText.Length },
+            ["actions"] = new[]
+            {
+                new Dictionary<string, object> { ["title"] = "Generate documentation", ["line"] = DocsLine },
+                new Dictionary<string, object> { ["title"] = "Explain", ["line"] = DocsLine + 1 },
+            },
+        };
+        _run = await NeovimSession.RunAsync(nvim, _workDir, _sourcePath, Path.GetFullPath(FixtureModel), spec, TimeSpan.FromSeconds(300));
+    }
+
+    [OneTimeTearDown]
+    public void RemoveWorkDir()
+    {
+        if (_workDir.Length > 0 && Directory.Exists(_workDir) && TestContext.CurrentContext.Result.FailCount == 0)
+        {
+            Directory.Delete(_workDir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void The_driver_finished_every_step_without_error()
+    {
+        Assert.That(Report.TryGetProperty("error", out var error) ? error.ToString() : null, Is.Null.Or.Empty, Diagnostics());
+        Assert.That(Report.GetProperty("steps").EnumerateArray().Last().GetString(), Is.EqualTo("done"), Diagnostics());
+    }
+
+    [Test]
+    public void Omnifunc_completion_inserts_the_suggestion_the_engine_generates()
+    {
+        var expected = _expectedCompletion!;
+        Assert.That(expected.Text.Trim(), Is.Not.Empty, "the engine suggests nothing at this position: choose another one for the test");
+        string expectedText = SourceText[..expected.Start] + expected.Text + SourceText[expected.End..];
+
+        Assert.That(Report.TryGetProperty("after_completion", out var after), Is.True, Diagnostics());
+        Assert.That(Report.GetProperty("menu").GetArrayLength(), Is.EqualTo(1), "one CodeLlama item in the menu");
+        Assert.That(after.GetString() + "\n", Is.EqualTo(expectedText), "buffer after <C-x><C-o><C-y>");
+        Assert.That(after.GetString(), Does.Not.Contain("\0"), "a multi-line suggestion must become real lines, not ^@");
+        Assert.That(Report.GetProperty("lines_after_completion").GetInt32(), Is.EqualTo(expectedText.Count(c => c == '\n')));
+    }
+
+    [Test]
+    public void Generate_documentation_applies_the_servers_edit_to_the_buffer()
+    {
+        var action = Action("Generate documentation");
+        Assert.That(action.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String ? error.GetString() : null, Is.Null, Diagnostics());
+        var applied = Report.GetProperty("apply_edits").EnumerateArray().Single();
+        Assert.That(applied.GetProperty("label").GetString(), Does.Contain("CodeLlama"));
+        var edits = applied.GetProperty("edit").GetProperty("changes").EnumerateObject().Single();
+        Assert.That(edits.Name, Is.EqualTo(new Uri(_sourcePath).AbsoluteUri));
+        string before = action.GetProperty("before").GetString()!;
+        string expected = ApplyEdits(before, edits.Value);
+        Assert.That(expected, Is.Not.EqualTo(before), "the edit changes nothing");
+        Assert.That(action.GetProperty("after").GetString(), Is.EqualTo(expected));
+        Assert.That(action.GetProperty("result").GetProperty("applied").GetBoolean(), Is.True, "Neovim answered applyEdit with applied=true");
+    }
+
+    [Test]
+    public void Explain_opens_the_servers_markdown_in_a_split_and_leaves_the_code_alone()
+    {
+        var action = Action("Explain");
+        string markdown = action.GetProperty("result").GetProperty("markdown").GetString()!;
+        Assert.That(action.GetProperty("after").GetString(), Is.EqualTo(action.GetProperty("before").GetString()));
+        if (markdown.Contains('\n', StringComparison.Ordinal))
+        {
+            Assert.That(action.GetProperty("markdown_split").GetString(), Is.EqualTo(markdown));
+        }
+        else
+        {
+            Assert.That(action.TryGetProperty("markdown_split", out _), Is.False, "one-line messages stay in the message area");
+        }
+    }
+
+    [Test]
+    public void Neovim_exits_zero_and_the_server_shuts_down_by_itself()
+    {
+        Assert.That(Run.ExitCode, Is.Zero, Diagnostics());
+        Assert.That(Run.ServerExit, Is.Not.Null, "the client never saw the server exit");
+        Assert.That(Run.ServerExit!.Value.GetProperty("code").GetInt32(), Is.Zero, "server exit code");
+        Assert.That(Run.ServerExit!.Value.GetProperty("signal").GetInt32(), Is.Zero, "the server was killed instead of exiting");
+        int pid = Report.GetProperty("server_pid").GetInt32();
+        Assert.That(ProcessIsGone(pid), Is.True, $"server process {pid} still running");
+    }
+
+    private JsonElement Action(string title)
+    {
+        foreach (var action in Report.GetProperty("actions").EnumerateArray())
+        {
+            if (action.TryGetProperty("title", out var t) && t.GetString() == title)
+            {
+                return action;
+            }
+        }
+
+        Assert.Fail($"the driver did not run '{title}'. {Diagnostics()}");
+        throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>The edit the server should offer at the completion position, computed without LSP or Neovim.</summary>
+    private async Task<SuggestionEdit> ExpectedCompletionAsync()
+    {
+        var settings = new ServerSettings { Model = Path.GetFullPath(FixtureModel), Device = "cpu" };
+        var loader = new InProcessBackendLoader(new LspLog(TextWriter.Null));
+        using var backend = await loader.LoadAsync(settings, new Progress<ModelLoadProgress>(), CancellationToken.None);
+        int offset = SourceText.IndexOf(CompletionLineText, StringComparison.Ordinal) + CompletionLineText.Length;
+        var prepared = backend.Prompts.Completion(new EditorContext(new Uri(_sourcePath).AbsoluteUri, "python", SourceText, offset), settings);
+        var generated = await backend.Generator.GenerateAllAsync(prepared.Request, CancellationToken.None);
+        return prepared.Finish(generated.Text) ?? new SuggestionEdit("", offset, offset);
+    }
+
+    /// <summary>Applies LSP TextEdits (UTF-16 positions, as Neovim 0.7 negotiates) to a text.</summary>
+    private static string ApplyEdits(string text, JsonElement edits)
+    {
+        var lineStarts = new List<int> { 0 };
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '\n')
+            {
+                lineStarts.Add(i + 1);
+            }
+        }
+
+        int Offset(JsonElement position) => lineStarts[position.GetProperty("line").GetInt32()] + position.GetProperty("character").GetInt32();
+        var ordered = edits.EnumerateArray()
+            .Select(e => (Start: Offset(e.GetProperty("range").GetProperty("start")), End: Offset(e.GetProperty("range").GetProperty("end")), Text: e.GetProperty("newText").GetString()!))
+            .OrderByDescending(e => e.Start);
+        foreach (var (start, end, newText) in ordered)
+        {
+            text = text[..start] + newText + text[end..];
+        }
+
+        return text;
+    }
+
+    private static bool ProcessIsGone(int pid)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (!Directory.Exists($"/proc/{pid}"))
+            {
+                return true;
+            }
+
+            Thread.Sleep(100);
+        }
+
+        return false;
+    }
+
+    private string Diagnostics() =>
+        $"\nnvim exit {Run.ExitCode}; report: {NeovimSession.Tail(Report.ToString(), 4000)}\noutput: {NeovimSession.Tail(Run.Output, 2000)}\nLSP log: {NeovimSession.Tail(Run.LspLog)}";
+}
