@@ -5,7 +5,7 @@
 --
 -- Input: $CODELLAMA_NVIM_SPEC, a JSON file:
 --   { result = path, exit_result = path, timeout_ms = n,
---     completion = { line = 0-based, col = 0-based byte column },
+--     completion = { line = 0-based, col = 0-based byte column } (optional),
 --     actions = { { title = "substring of the action title", line = 0-based } ... } }
 
 local spec = vim.fn.json_decode(table.concat(vim.fn.readfile(os.getenv("CODELLAMA_NVIM_SPEC")), "\n"))
@@ -108,8 +108,11 @@ local run_actions
 
 -- Completion as a user does it: cursor at the position, insert mode, <C-x><C-o>, wait for the menu, <C-y>.
 local function complete()
-  step("complete")
   local position = spec.completion
+  if not position then
+    return run_actions(1)
+  end
+  step("complete")
   local line = vim.api.nvim_buf_get_lines(bufnr, position.line, position.line + 1, true)[1]
   result.before_completion = buffer_text(bufnr)
   if position.col >= #line then

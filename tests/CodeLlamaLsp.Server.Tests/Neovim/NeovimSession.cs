@@ -53,7 +53,10 @@ internal static class NeovimSession
         string binDir = Directory.CreateDirectory(Path.Combine(workDir, "bin")).FullName;
         string wrapper = Path.Combine(binDir, "codellama-lsp");
         await File.WriteAllTextAsync(wrapper, $"#!/bin/sh\nexec dotnet '{ServerProcess.ServerDll}' \"$@\"\n");
-        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         string init = Path.Combine(workDir, "init.lua");
         await File.WriteAllTextAsync(init, DocumentedConfig());
         string specPath = Path.Combine(workDir, "spec.json");
