@@ -29,14 +29,18 @@ public sealed class SuggestionService(ServerContext context)
         var settings = context.Settings;
         var others = context.Documents.Others(document.Uri, document.LanguageId);
         PreparedCompletion? prompt = null;
+        var buildTime = TimeSpan.Zero;
         var outcome = await context.Scheduler.RunAsync(
             document.Uri,
             TimeSpan.FromMilliseconds(settings.DebounceMs),
             backend.Generator,
             () =>
             {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
                 var editor = new EditorContext(document.Uri, document.LanguageId, document.Text, offset) { OtherDocuments = others.Select(d => d.ToOpenDocument()).ToList() };
-                return (prompt = backend.Prompts.Completion(editor, settings)).Request;
+                prompt = backend.Prompts.Completion(editor, settings);
+                buildTime = clock.Elapsed;
+                return prompt.Request;
             },
             onText: null,
             cancellationToken).ConfigureAwait(false);
@@ -46,7 +50,7 @@ public sealed class SuggestionService(ServerContext context)
         }
 
         var edit = prompt.Finish(outcome.Text);
-        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms, generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, raw {outcome.Text.Length} chars, {(edit is null ? "nothing to offer" : $"{edit.Text.Length} chars")} ({outcome.StopReason})");
+        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms (prompt {buildTime.TotalMilliseconds:F0} ms, {prompt.Request.PromptIds.Count} tokens), generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, raw {outcome.Text.Length} chars, {(edit is null ? "nothing to offer" : $"{edit.Text.Length} chars")} ({outcome.StopReason})");
         if (edit is { Text.Length: > 0 } && edit.Start == offset && edit.End == offset)
         {
             context.Cache.Store(document.Uri, document.Text, offset, edit.Text);
