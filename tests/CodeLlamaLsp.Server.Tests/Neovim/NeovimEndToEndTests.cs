@@ -3,9 +3,6 @@
 // vim.lsp.buf.code_action(), and quits. The expected completion is computed here through the Prompting and
 // Inference libraries, independently of the LSP path. Without nvim the tests are ignored locally and fail in CI.
 using System.Text.Json;
-using CodeLlamaLsp.Inference.Generation;
-using CodeLlamaLsp.Server.Backend;
-using CodeLlamaLsp.Server.Lsp;
 
 namespace CodeLlamaLsp.Server.Tests.Neovim;
 
@@ -42,9 +39,12 @@ public sealed class NeovimEndToEndTests
     private string _workDir = "";
     private string _sourcePath = "";
     private NeovimRunResult? _run;
-    private (int Line, int Col, SuggestionEdit Edit)? _expectedCompletion;
+    private (int Line, int Col, string Text)? _expectedCompletion;
 
-    private static string FixtureModel => Path.Combine(ServerProcess.RepoRoot, "..", "shared", "fixtures", "tiny-32k-4bit-g32");
+    // The documented configuration leaves maxTokens unset: Prompting's defaults, 128 tokens (48 on one line).
+    private const int PromptingDefaultMaxTokens = 128;
+
+    private static string FixtureModel => ReferenceCompletion.FixtureDir;
 
     private NeovimRunResult Run => _run ?? throw new InvalidOperationException("the Neovim run did not happen");
 
@@ -112,8 +112,9 @@ public sealed class NeovimEndToEndTests
     public void Omnifunc_completion_inserts_the_suggestion_the_engine_generates()
     {
         Assert.That(_expectedCompletion, Is.Not.Null, "the engine suggests nothing at any candidate position: add candidates to the test");
-        var expected = _expectedCompletion!.Value.Edit;
-        string expectedText = SourceText[..expected.Start] + expected.Text + SourceText[expected.End..];
+        var (line, col, suggestion) = _expectedCompletion!.Value;
+        int offset = SourceText.Split('\n').Take(line).Sum(l => l.Length + 1) + col;
+        string expectedText = SourceText[..offset] + suggestion + SourceText[offset..];
 
         Assert.That(Report.TryGetProperty("after_completion", out var after), Is.True, Diagnostics());
         Assert.That(Report.GetProperty("menu").GetArrayLength(), Is.EqualTo(1), "one CodeLlama item in the menu");
@@ -188,25 +189,20 @@ public sealed class NeovimEndToEndTests
     }
 
     /// <summary>
-    /// The first candidate position where the engine suggests something, with the edit the server should offer
-    /// there, computed through the Prompting and Inference libraries without LSP or Neovim.
+    /// The first candidate position where the engine suggests something, with the text the server should insert
+    /// there, computed by the server tests' ReferenceCompletion (Prompting + Inference, no LSP, no Neovim).
     /// </summary>
-    private async Task<(int Line, int Col, SuggestionEdit Edit)?> ExpectedCompletionAsync()
+    private async Task<(int Line, int Col, string Text)?> ExpectedCompletionAsync()
     {
-        // As the documented configuration sets them (greedy decoding, Prompting's default lengths).
-        var settings = new ServerSettings { Model = Path.GetFullPath(FixtureModel), Device = "cpu", Temperature = 0 };
-        var loader = new InProcessBackendLoader(new LspLog(TextWriter.Null));
-        using var backend = await loader.LoadAsync(settings, new Progress<ModelLoadProgress>(), CancellationToken.None);
         string[] lines = SourceText.Split('\n');
         foreach (var (line, col) in CompletionCandidates)
         {
             int offset = lines.Take(line).Sum(l => l.Length + 1) + col;
-            var prepared = backend.Prompts.Completion(new EditorContext(new Uri(_sourcePath).AbsoluteUri, "python", SourceText, offset), settings);
-            var generated = await backend.Generator.GenerateAllAsync(prepared.Request, CancellationToken.None);
-            if (prepared.Finish(generated.Text) is { } edit && edit.Text.Trim().Length > 0)
+            var (text, raw) = await ReferenceCompletion.ComputeAsync(SourceText, offset, _sourcePath, "python", PromptingDefaultMaxTokens);
+            TestContext.Out.WriteLine($"completion at {line}:{col}: raw '{raw}', post-processed '{text}'");
+            if (text is { } suggestion && suggestion.Trim().Length > 0)
             {
-                TestContext.Out.WriteLine($"completion at {line}:{col}: [{edit.Start}, {edit.End}) <- {edit.Text}");
-                return (line, col, edit);
+                return (line, col, suggestion);
             }
         }
 
