@@ -118,6 +118,14 @@ public sealed class NeovimEndToEndTests
 
         Assert.That(Report.TryGetProperty("after_completion", out var after), Is.True, Diagnostics());
         Assert.That(Report.GetProperty("menu").GetArrayLength(), Is.EqualTo(1), "one CodeLlama item in the menu");
+
+        // The item replaces the word before the cursor, as omnifunc and nvim-cmp do: its range starts where the
+        // word starts and its text repeats the word, so filtering by the typed word keeps it.
+        string lineText = SourceText.Split('\n')[line][..col];
+        string word = new(lineText.Reverse().TakeWhile(c => char.IsLetterOrDigit(c) || c == '_').Reverse().ToArray());
+        var textEdit = Report.GetProperty("menu")[0].GetProperty("text_edit");
+        Assert.That(textEdit.GetProperty("range").GetProperty("start").GetProperty("character").GetInt32(), Is.EqualTo(col - word.Length));
+        Assert.That(textEdit.GetProperty("newText").GetString(), Is.EqualTo(word + suggestion));
         Assert.That(after.GetString() + "\n", Is.EqualTo(expectedText), "buffer after <C-x><C-o><C-y>");
         Assert.That(after.GetString(), Does.Not.Contain("\0"), "a multi-line suggestion must become real lines, not ^@");
         Assert.That(Report.GetProperty("lines_after_completion").GetInt32(), Is.EqualTo(expectedText.Count(c => c == '\n')));
