@@ -89,7 +89,7 @@ public sealed class NeovimEndToEndTests
             spec["completion"] = new Dictionary<string, int> { ["line"] = at.Line, ["col"] = at.Col };
         }
 
-        _run = await NeovimSession.RunAsync(nvim, _workDir, _sourcePath, Path.GetFullPath(FixtureModel), spec, TimeSpan.FromSeconds(300));
+        _run = await NeovimSession.RunAsync(nvim, _workDir, "driver.lua", _sourcePath, FixtureModel, spec, TimeSpan.FromSeconds(300));
     }
 
     [OneTimeTearDown]
@@ -129,6 +129,22 @@ public sealed class NeovimEndToEndTests
         Assert.That(after.GetString() + "\n", Is.EqualTo(expectedText), "buffer after <C-x><C-o><C-y>");
         Assert.That(after.GetString(), Does.Not.Contain("\0"), "a multi-line suggestion must become real lines, not ^@");
         Assert.That(Report.GetProperty("lines_after_completion").GetInt32(), Is.EqualTo(expectedText.Count(c => c == '\n')));
+    }
+
+    [Test]
+    public async Task Accepting_a_multi_line_item_puts_its_whole_textEdit_in_place()
+    {
+        // No server here: tests/neovim/multiline_completion.lua offers a two-line item whose range reaches past
+        // the cursor through Neovim's own conversion and complete(), as omnifunc does, and accepts it.
+        string dir = Directory.CreateDirectory(Path.Combine(_workDir, "multiline")).FullName;
+        var spec = new Dictionary<string, object> { ["result"] = Path.Combine(dir, "result.json") };
+        var run = await NeovimSession.RunAsync(NeovimSession.FindNvim()!, dir, "multiline_completion.lua", null, FixtureModel, spec, TimeSpan.FromSeconds(60));
+
+        Assert.That(run.ExitCode, Is.Zero, run.Output);
+        Assert.That(run.Report.GetProperty("error").ValueKind, Is.EqualTo(JsonValueKind.Null), run.Report.ToString());
+        var lines = run.Report.GetProperty("lines").EnumerateArray().Select(l => l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString()).ToArray();
+        Assert.That(lines, Is.EqualTo(new[] { "def average(values):", "    total = sum(values)", "    return total / len(values)" }));
+        Assert.That(run.Report.GetProperty("cursor")[0].GetInt32(), Is.EqualTo(3), "the cursor ends after the suggestion");
     }
 
     [Test]

@@ -45,10 +45,10 @@ internal static class NeovimSession
     }
 
     /// <summary>
-    /// Writes the wrapper, init.lua and spec into <paramref name="workDir"/>, opens <paramref name="sourceFile"/>
-    /// in nvim and waits for it to exit (killing it after <paramref name="limit"/>).
+    /// Writes the wrapper, init.lua and spec into <paramref name="workDir"/>, runs tests/neovim/<paramref name="driverName"/>
+    /// in nvim (with <paramref name="sourceFile"/> open, if any) and waits for it to exit (killing it after <paramref name="limit"/>).
     /// </summary>
-    public static async Task<NeovimRunResult> RunAsync(string nvim, string workDir, string sourceFile, string model, object spec, TimeSpan limit)
+    public static async Task<NeovimRunResult> RunAsync(string nvim, string workDir, string driverName, string? sourceFile, string model, object spec, TimeSpan limit)
     {
         string binDir = Directory.CreateDirectory(Path.Combine(workDir, "bin")).FullName;
         string wrapper = Path.Combine(binDir, "codellama-lsp");
@@ -61,7 +61,7 @@ internal static class NeovimSession
         await File.WriteAllTextAsync(init, DocumentedConfig());
         string specPath = Path.Combine(workDir, "spec.json");
         await File.WriteAllTextAsync(specPath, JsonSerializer.Serialize(spec));
-        string driver = Path.Combine(ServerProcess.RepoRoot, "tests", "neovim", "driver.lua");
+        string driver = Path.Combine(ServerProcess.RepoRoot, "tests", "neovim", driverName);
 
         var psi = new ProcessStartInfo(nvim)
         {
@@ -71,9 +71,14 @@ internal static class NeovimSession
             UseShellExecute = false,
             WorkingDirectory = workDir,
         };
-        foreach (var arg in new[] { "--headless", "--clean", "-n", "-u", init, "-c", "luafile " + driver, sourceFile })
+        foreach (var arg in new[] { "--headless", "--clean", "-n", "-u", init, "-c", "luafile " + driver })
         {
             psi.ArgumentList.Add(arg);
+        }
+
+        if (sourceFile is not null)
+        {
+            psi.ArgumentList.Add(sourceFile);
         }
 
         psi.Environment["PATH"] = binDir + Path.PathSeparator + Environment.GetEnvironmentVariable("PATH");
