@@ -3,6 +3,7 @@
 // gets errors without taking the server down, and shutdown/exit end the process with the spec's exit codes.
 using System.Diagnostics;
 using System.Text;
+using System.Text.Json;
 using CodeLlamaLsp.Server.Protocol;
 using Range = CodeLlamaLsp.Server.Protocol.Range;
 
@@ -39,6 +40,41 @@ public class ProcessSessionTests
         Assert.That(inline.Items.Single().InsertText, Is.EqualTo(expected));
         Assert.That(inline.Items.Single().Range, Is.EqualTo(new Range(new Position(3, 14), new Position(3, 14))));
         Assert.That(completion.Items.Single().TextEdit!.NewText, Is.EqualTo("fib" + expected), "the word being typed, then the suggestion");
+        Assert.That(await client.ShutdownAndExitAsync(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Generate_docs_applies_the_edit_that_the_code_action_prompt_yields()
+    {
+        await using var client = StartWithFixture();
+        await client.InitializeAsync();
+        await client.WaitForStatusAsync(ServerStates.Ready, TimeSpan.FromSeconds(60));
+        const string Text = "import math\n\ndef area(r):\n    return math.pi * r * r\n";
+        await client.OpenAsync(Uri, Text);
+        int start = Text.IndexOf("def", StringComparison.Ordinal);
+        int end = Text.Length - 1;
+        var range = new Range(new Position(2, 0), new Position(3, 26));
+        var actions = await client.RequestAsync<List<CodeAction>>("textDocument/codeAction", new CodeActionParams(new TextDocumentIdentifier(Uri), range, new CodeActionContext([])));
+        var docs = actions.Single(a => a.Command!.CommandName == CodeLlamaCommands.GenerateDocs).Command!;
+        var expected = await ReferenceCompletion.CodeActionAsync(Prompting.CodeActionKind.GenerateDocs, Text, start, end, Path, "python");
+        TestContext.Out.WriteLine($"reference edit: {expected?.Edit}");
+
+        if (expected?.Edit is not { } edit)
+        {
+            // The random fixture's answer held no code: the server must say so as an error, not apply anything.
+            Assert.That(await client.ErrorCodeOfAsync("workspace/executeCommand", new { command = docs.CommandName, arguments = docs.Arguments }), Is.EqualTo(LspErrorCodes.InternalError));
+            Assert.That(client.AppliedEdits, Is.Empty);
+        }
+        else
+        {
+            var result = await client.RequestAsync("workspace/executeCommand", new { command = docs.CommandName, arguments = docs.Arguments });
+            Assert.That(result.GetProperty("applied").GetBoolean(), Is.True);
+            var applied = client.AppliedEdits.Single().GetProperty("edit").GetProperty("changes").GetProperty(Uri)[0];
+            Assert.That(applied.GetProperty("newText").GetString(), Is.EqualTo(edit.NewText));
+            var lines = new LineIndex(Text);
+            Assert.That(applied.GetProperty("range").Deserialize<Range>(LspJson.Options), Is.EqualTo(ToLsp.Range(lines, edit.Range.Start, edit.Range.End)));
+        }
+
         Assert.That(await client.ShutdownAndExitAsync(), Is.Zero);
     }
 
@@ -86,7 +122,8 @@ public class ProcessSessionTests
     [Test]
     public async Task Malformed_json_unknown_methods_bad_positions_and_huge_documents_get_errors_and_the_server_stays_up()
     {
-        await using var client = StartWithFixture("--log-level", "debug");
+        // A small window keeps the CPU prefill short; the document is still 6 MB.
+        await using var client = StartWithFixture("--log-level", "debug", "--context-size", "512");
         await client.InitializeAsync();
         await client.WaitForStatusAsync(ServerStates.Ready, TimeSpan.FromSeconds(60));
         await client.OpenAsync(Uri, "x = 1\n");

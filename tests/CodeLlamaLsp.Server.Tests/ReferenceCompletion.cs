@@ -25,4 +25,17 @@ internal static class ReferenceCompletion
         var result = await generator.GenerateAllAsync(prompt.ToRequest(), CancellationToken.None);
         return (CompletionPostProcessor.Process(prompt.Context, result.Text)?.Text, result.Text);
     }
+
+    /// <summary>What a code action on [start, end) answers: Prompting's code action prompt, generated greedily and interpreted.</summary>
+    public static async Task<CodeActionResult?> CodeActionAsync(CodeActionKind kind, string text, int start, int end, string path, string languageId)
+    {
+        var loaded = ModelLoader.Load(FixtureDir);
+        using var generator = EngineFactory.Create(loaded, DeviceKind.Cpu, 0);
+        var tokenizer = LlamaTokenizer.Load(loaded.TokenizerPath!);
+        var snapshot = new EditorSnapshot(text, languageId, path, start) { Selection = new TextRange(start, end) };
+        var prompt = CodeActionPrompts.Build(kind, snapshot, tokenizer, generator.Info);
+        var request = prompt.ToRequest();
+        var result = await generator.GenerateAllAsync(request with { Options = request.Options with { Temperature = 0 } }, CancellationToken.None);
+        return prompt.Interpret(result.Text);
+    }
 }

@@ -43,7 +43,8 @@ public sealed class SuggestionService(ServerContext context)
                 return prompt.Request;
             },
             onText: null,
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken,
+            soFar => prompt?.IsFinished?.Invoke(soFar) == true).ConfigureAwait(false);
         if (outcome.Superseded || prompt is null)
         {
             return null;

@@ -52,7 +52,8 @@ public sealed class GenerationScheduler : IDisposable
         ITextGenerator generator,
         Func<GenerationRequest> buildRequest,
         Action<string>? onText,
-        CancellationToken requestCancellation)
+        CancellationToken requestCancellation,
+        Func<string, bool>? isFinished = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
         ArgumentNullException.ThrowIfNull(buildRequest);
@@ -89,8 +90,15 @@ public sealed class GenerationScheduler : IDisposable
             {
                 text.Append(chunk.Text);
                 Interlocked.Add(ref _tokens, chunk.TokenIds.Count);
-                onText?.Invoke(text.ToString());
+                string soFar = text.ToString();
+                onText?.Invoke(soFar);
                 reason = chunk.Finished ?? reason;
+                if (chunk.Finished is null && isFinished?.Invoke(soFar) == true)
+                {
+                    // Leaving the loop disposes the stream, which stops the engine before its next token.
+                    reason = StopReason.StopString;
+                    break;
+                }
             }
 
             // A generator may end with StopReason.Cancelled instead of throwing; both mean the same here.
