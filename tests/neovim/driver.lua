@@ -129,7 +129,7 @@ local function complete()
     result.menu = {}
     for _, entry in ipairs(info.items) do
       local item = type(entry.user_data) == "table" and vim.tbl_get(entry.user_data, "nvim", "lsp", "completion_item") or nil
-      table.insert(result.menu, { word = entry.word, abbr = entry.abbr, text_edit = item and item.textEdit })
+      table.insert(result.menu, { word = entry.word, abbr = entry.abbr, text_edit = item and item.textEdit, filter_text = item and item.filterText })
     end
     keys("<C-y>")
     vim.defer_fn(guarded(function()

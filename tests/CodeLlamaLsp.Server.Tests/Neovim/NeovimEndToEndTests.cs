@@ -126,6 +126,10 @@ public sealed class NeovimEndToEndTests
         var textEdit = Report.GetProperty("menu")[0].GetProperty("text_edit");
         Assert.That(textEdit.GetProperty("range").GetProperty("start").GetProperty("character").GetInt32(), Is.EqualTo(col - word.Length));
         Assert.That(LuaString(textEdit.GetProperty("newText")), Is.EqualTo(word + suggestion));
+
+        // No filterText when the label already starts with the word: with one, Neovim 0.7-0.9 would ignore the
+        // item's range and cut the word by 'iskeyword' instead.
+        Assert.That(Report.GetProperty("menu")[0].TryGetProperty("filter_text", out _), Is.False);
         Assert.That(LuaString(after) + "\n", Is.EqualTo(expectedText), "buffer after <C-x><C-o><C-y>");
         Assert.That(LuaString(after), Does.Not.Contain("\0"), "a multi-line suggestion must become real lines, not ^@");
         Assert.That(Report.GetProperty("lines_after_completion").GetInt32(), Is.EqualTo(expectedText.Count(c => c == '\n')));
