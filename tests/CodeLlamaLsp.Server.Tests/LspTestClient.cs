@@ -211,6 +211,10 @@ public sealed class LspTestClient : IAsyncDisposable
         }
 
         _rpc.Dispose();
+
+        // The pipe writer does not own the stream: closing it is what tells the server the client is gone.
+        await _writer.CompleteAsync();
+        await _toServer.DisposeAsync();
         if (Process is { } process)
         {
             if (!process.HasExited)

@@ -78,7 +78,9 @@ public sealed class GenerationScheduler : IDisposable
                 await Task.Delay(debounce, token).ConfigureAwait(false);
             }
 
-            var request = buildRequest();
+            // Prompt building tokenizes up to thousands of lines: run it on the pool, never on the
+            // connection's dispatch context, so edits keep flowing while it works.
+            var request = await Task.Run(buildRequest, token).ConfigureAwait(false);
             await _modelGate.WaitAsync(token).ConfigureAwait(false);
             holdsModel = true;
             var queueTime = queued.Elapsed;
