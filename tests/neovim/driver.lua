@@ -4,7 +4,7 @@
 -- saw as JSON for the NUnit test. Every wait has a deadline, so a broken server fails the test, never hangs it.
 --
 -- Input: $CODELLAMA_NVIM_SPEC, a JSON file:
---   { result = path, exit_result = path, timeout_ms = n,
+--   { result = path, exit_result = path, timeout_ms = n (each wait), total_timeout_ms = n (the whole run),
 --     completion = { line = 0-based, col = 0-based byte column } (optional),
 --     actions = { { title = "substring of the action title", line = 0-based } ... } }
 
