@@ -9,7 +9,7 @@
 --     actions = { { title = "substring of the action title", line = 0-based } ... } }
 
 local spec = vim.fn.json_decode(table.concat(vim.fn.readfile(os.getenv("CODELLAMA_NVIM_SPEC")), "\n"))
-local result = { steps = {}, statuses = {}, messages = {}, actions = {} }
+local result = { steps = {}, statuses = {}, actions = {} }
 local finished = false
 
 local function write_json(path, value)
