@@ -31,12 +31,19 @@ public sealed class CompletionHandler(ServerContext context, SuggestionService s
         }
 
         string newText = document.Text[wordStart..edit.Start] + edit.Text;
+        string label = Label(newText);
+
+        // Clients filter by the text between the range start and the cursor. The label starts with that text
+        // unless the edit re-types something before the word; only then is filterText needed. Sending it always
+        // would cost Neovim 0.7-0.9: their omnifunc ignores the item's range when an item has a filterText and
+        // cuts the word by 'iskeyword' instead ("margin-to" in CSS), which drops the item.
+        string typed = document.Text[wordStart..offset];
         var item = new CompletionItem
         {
-            Label = Label(newText),
+            Label = label,
             Kind = CompletionItemKind.Snippet,
             Detail = "CodeLlama",
-            FilterText = newText,
+            FilterText = label.StartsWith(typed, StringComparison.Ordinal) ? null : newText,
             SortText = "0",
             Preselect = true,
             InsertTextFormat = 1,
