@@ -52,6 +52,15 @@ export class ExplanationStore {
     return this.apply({ token: open?.token ?? fallbackToken, uri, range, markdown, done: true });
   }
 
+  /**
+   * True when a message repeats a finished explanation: the server also sends it as window/showMessage for
+   * clients without this view, and a notification holding the whole text would only duplicate it.
+   */
+  isEcho(message: string): boolean {
+    const text = message.trim();
+    return text !== "" && [...this.runs.values()].some((run) => run.done && run.markdown.trim() === text);
+  }
+
   get(token: string): Explanation | undefined {
     return this.runs.get(token);
   }

@@ -8,7 +8,10 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
+  MessageType,
   Middleware,
+  ShowMessageNotification,
+  ShowMessageParams,
   State,
 } from "vscode-languageclient/node";
 import { editorMiddleware } from "./clientMiddleware";
@@ -58,6 +61,7 @@ export class ServerController implements vscode.Disposable {
     const client = new LanguageClient("codellama", "CodeLlama LSP", () => this.spawnServer(server), this.clientOptions());
     client.onNotification(StatusNotificationMethod, (params: StatusParams) => this.onStatus(params));
     client.onNotification(ExplanationNotificationMethod, (params: ExplanationParams) => void this.explanationView.show(this.explanations.apply(params)));
+    client.onNotification(ShowMessageNotification.type, (params) => this.onShowMessage(params));
     client.onDidChangeState((change) => {
       if (change.newState === State.Running) this.setPhase("running");
     });
@@ -185,6 +189,28 @@ export class ServerController implements vscode.Disposable {
     if (newError !== undefined) {
       this.log.error(`Server status: ${newError}`);
       void this.notify(describeProblem({ command: this.server?.command ?? "codellama-lsp", statusMessage: newError }));
+    }
+  }
+
+  /** Shows the server's messages as the client would, except the explanation it repeats for other clients. */
+  private onShowMessage(params: ShowMessageParams): void {
+    if (params.type === MessageType.Info && this.explanations.isEcho(params.message)) {
+      this.log.debug("The final explanation is in the explanation view; its window/showMessage copy is not shown.");
+      return;
+    }
+    if (this.tracker.isNotifiedError(params.message)) {
+      this.log.warn(params.message);
+      return;
+    }
+    switch (params.type) {
+      case MessageType.Error:
+        void vscode.window.showErrorMessage(params.message);
+        break;
+      case MessageType.Warning:
+        void vscode.window.showWarningMessage(params.message);
+        break;
+      default:
+        void vscode.window.showInformationMessage(params.message);
     }
   }
 

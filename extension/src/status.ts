@@ -48,6 +48,11 @@ export class StatusTracker {
     return message;
   }
 
+  /** True when `message` is the error already shown from a status notification (the server may repeat it in window/showMessage). */
+  isNotifiedError(message: string): boolean {
+    return this.lastNotifiedError !== undefined && this.lastNotifiedError === message.trim();
+  }
+
   /** The server's state as last reported, undefined before the first notification of this run. */
   get serverState(): ServerState | undefined {
     return this.server?.state;

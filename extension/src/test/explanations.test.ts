@@ -59,3 +59,13 @@ test("rendering names the code, marks a run still being written, and handles an 
   const oneLine = { ...done, range: { start: { line: 4, character: 2 }, end: { line: 4, character: 9 } } };
   assert.match(renderExplanation(oneLine, "a.py"), /, line 5\n/);
 });
+
+test("a showMessage repeating a finished explanation is recognised as an echo", () => {
+  const store = new ExplanationStore();
+  store.apply(note("t", "It adds."));
+  assert.equal(store.isEcho("It adds."), false);
+  store.apply(note("t", "It adds.", true));
+  assert.equal(store.isEcho("It adds.\n"), true);
+  assert.equal(store.isEcho("Model loaded."), false);
+  assert.equal(store.isEcho(""), false);
+});

@@ -29,6 +29,11 @@ test("a missing model points at codellama.model and quotes the server", () => {
   assert.match(problem.message, /\/models\/x/);
 });
 
+test("the server's own no-model message is recognised", () => {
+  const message = "No model configured: set codellama.model (a local GPTQ checkpoint folder) or start with --model.";
+  assert.equal(describeProblem({ command: "dotnet", statusMessage: message }).kind, "model-missing");
+});
+
 test("no GPU suggests the CPU or a remote endpoint", () => {
   const problem = describeProblem({ command: "codellama-lsp", statusMessage: "No CUDA device found (device=cuda)" });
   assert.equal(problem.kind, "gpu-unavailable");

@@ -78,3 +78,11 @@ test("progress is clamped and rounded; absent progress gives no percentage", () 
   assert.equal(progressPercent(undefined), undefined);
   assert.equal(progressPercent(Number.NaN), undefined);
 });
+
+test("a repeated error in window/showMessage is recognised as already notified", () => {
+  const tracker = new StatusTracker();
+  assert.equal(tracker.isNotifiedError("No model configured"), false);
+  tracker.onStatus({ state: "error", message: "No model configured" });
+  assert.equal(tracker.isNotifiedError("No model configured\n"), true);
+  assert.equal(tracker.isNotifiedError("Something else"), false);
+});
