@@ -1,0 +1,31 @@
+// codellama/debugStats: the scheduler's counters and memory use, so tests and benchmarks can check from
+// outside the process that no more than one generation ever ran at once.
+using CodeLlamaLsp.Server.Lsp;
+using CodeLlamaLsp.Server.Protocol;
+using StreamJsonRpc;
+
+namespace CodeLlamaLsp.Server.Handlers;
+
+public sealed class DebugStatsHandler(ServerContext context)
+{
+    [JsonRpcMethod(CustomMethods.DebugStats)]
+    public DebugStats Stats()
+    {
+        var c = context.Scheduler.Counters;
+        return new DebugStats
+        {
+            GenerationsStarted = c.Started,
+            GenerationsCompleted = c.Completed,
+            GenerationsSuperseded = c.Superseded,
+            GenerationsCancelled = c.Cancelled,
+            RequestsDebounced = c.Debounced,
+            CacheHits = c.CacheHits,
+            TokensGenerated = c.Tokens,
+            InFlight = context.Scheduler.InFlight,
+            MaxInFlight = context.Scheduler.MaxInFlight,
+            OpenDocuments = context.Documents.Count,
+            ManagedMemoryBytes = GC.GetTotalMemory(forceFullCollection: false),
+            ModelState = context.Status.Current.State,
+        };
+    }
+}

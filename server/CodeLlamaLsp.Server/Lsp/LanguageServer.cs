@@ -1,0 +1,73 @@
+// One LSP connection: builds JsonRpc over the given streams (Content-Length framing, System.Text.Json),
+// registers the handlers, and runs until exit (or the client disappears). Returns the process exit code.
+using CodeLlamaLsp.Server.Backend;
+using CodeLlamaLsp.Server.Handlers;
+using CodeLlamaLsp.Server.Protocol;
+using Microsoft.VisualStudio.Threading;
+using StreamJsonRpc;
+
+namespace CodeLlamaLsp.Server.Lsp;
+
+public sealed class LanguageServer
+{
+    private readonly Stream _input;
+    private readonly Stream _output;
+
+    public LanguageServer(Stream input, Stream output, ServerSettings settings, IModelBackendLoader loader, LspLog log)
+    {
+        _input = input;
+        _output = output;
+        Context = new ServerContext(settings, log, loader, new ServerLifecycle());
+    }
+
+    public ServerContext Context { get; }
+
+    public async Task<int> RunAsync()
+    {
+        var formatter = new SystemTextJsonFormatter();
+        LspJson.Configure(formatter.JsonSerializerOptions);
+        var handler = new LspMessageHandler(_output, _input, formatter, Context.Lifecycle, Context.Log);
+        using var rpc = new LspJsonRpc(handler, Context.Log)
+        {
+            // Handlers start one at a time in arrival order, so didChange is applied before the next
+            // request looks at the document; async handlers leave this context at their first await.
+            SynchronizationContext = new NonConcurrentSynchronizationContext(sticky: false),
+        };
+        var client = new ClientChannel(rpc);
+        Context.Client = client;
+        var suggestions = new SuggestionService(Context);
+        var options = new JsonRpcTargetOptions { UseSingleObjectParameterDeserialization = true };
+        rpc.AddLocalRpcTarget(new LifecycleHandler(Context), options);
+        rpc.AddLocalRpcTarget(new TextSyncHandler(Context), options);
+        rpc.AddLocalRpcTarget(new InlineCompletionHandler(Context, suggestions), options);
+        rpc.AddLocalRpcTarget(new CompletionHandler(Context, suggestions), options);
+        rpc.AddLocalRpcTarget(new CodeActionHandler(Context), options);
+        rpc.AddLocalRpcTarget(new ExecuteCommandHandler(Context), options);
+        rpc.AddLocalRpcTarget(new DebugStatsHandler(Context), options);
+        rpc.Disconnected += (_, e) =>
+        {
+            if (Context.Lifecycle.ExitRequested.IsCompleted)
+            {
+                return;
+            }
+
+            Context.Log.Info($"connection closed: {e.Reason} {e.Description}");
+        };
+        rpc.StartListening();
+        Context.Log.Attach(client);
+
+#pragma warning disable VSTHRD003 // Both tasks complete without needing this context.
+        var finished = await Task.WhenAny(Context.Lifecycle.ExitRequested, rpc.Completion).ConfigureAwait(false);
+        Context.Scheduler.CancelAll();
+        Context.Models.Dispose();
+        client.Close();
+        if (finished == Context.Lifecycle.ExitRequested)
+        {
+            return await Context.Lifecycle.ExitRequested.ConfigureAwait(false);
+        }
+#pragma warning restore VSTHRD003
+
+        // The client closed the stream without exit: 0 if it had asked to shut down, 1 otherwise.
+        return Context.Lifecycle.Phase == LifecyclePhase.ShuttingDown ? 0 : 1;
+    }
+}

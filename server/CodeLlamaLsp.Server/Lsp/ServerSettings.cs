@@ -1,0 +1,188 @@
+// The server's settings: one record with the names of docs/lsp-extensions.md, read from a JSON config file,
+// command-line flags, initializationOptions and workspace/didChangeConfiguration (section "codellama"),
+// each later source overriding the earlier ones field by field.
+using System.Globalization;
+using System.Text.Json;
+
+namespace CodeLlamaLsp.Server.Lsp;
+
+public sealed record ServerSettings
+{
+    public string? Model { get; init; }
+
+    public string? Revision { get; init; }
+
+    /// <summary>cpu | cuda | auto.</summary>
+    public string Device { get; init; } = "auto";
+
+    public int? ContextSize { get; init; }
+
+    public int MaxTokens { get; init; } = 64;
+
+    /// <summary>Completions default to greedy decoding so the same context gives the same suggestion.</summary>
+    public float Temperature { get; init; }
+
+    public int DebounceMs { get; init; } = 75;
+
+    /// <summary>auto | instruct | infill.</summary>
+    public string PromptMode { get; init; } = "auto";
+
+    public string? LogLevel { get; init; }
+
+    /// <summary>in-process | remote.</summary>
+    public string Backend { get; init; } = "in-process";
+
+    public string? Endpoint { get; init; }
+
+    public string? RemoteModel { get; init; }
+
+    public string? ApiKeyEnv { get; init; }
+
+    /// <summary>True when a change from this to <paramref name="other"/> needs the model loaded again.</summary>
+    public bool NeedsReload(ServerSettings other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Model != other.Model || Revision != other.Revision || Device != other.Device || ContextSize != other.ContextSize
+            || Backend != other.Backend || Endpoint != other.Endpoint || RemoteModel != other.RemoteModel || ApiKeyEnv != other.ApiKeyEnv;
+    }
+
+    /// <summary>
+    /// Applies the fields present in a JSON object. Wrong types are reported through <paramref name="problems"/>
+    /// and skipped, so one bad value does not discard the rest.
+    /// </summary>
+    public ServerSettings Merge(JsonElement json, ICollection<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(problems);
+        if (json.ValueKind != JsonValueKind.Object)
+        {
+            if (json.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
+            {
+                problems.Add($"settings must be a JSON object, not {json.ValueKind}");
+            }
+
+            return this;
+        }
+
+        var s = this;
+        foreach (var property in json.EnumerateObject())
+        {
+            try
+            {
+                s = Apply(s, property.Name, property.Value);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+            {
+                problems.Add($"setting '{property.Name}': {ex.Message}");
+            }
+        }
+
+        return s;
+    }
+
+    /// <summary>Applies command-line flags (--model M --device cpu ...); returns the flags it did not know.</summary>
+    public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(problems);
+        var s = this;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg is "--stdio")
+            {
+                continue;
+            }
+
+            string name = ToCamelCase(arg[2..]);
+            if (name == "config")
+            {
+                i++;
+                continue;
+            }
+
+            if (i + 1 >= args.Count)
+            {
+                problems.Add($"flag {arg} needs a value");
+                break;
+            }
+
+            string value = args[++i];
+            try
+            {
+                using var doc = JsonDocument.Parse(JsonSerializer.Serialize(value));
+                s = Apply(s, name, doc.RootElement);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+            {
+                problems.Add($"flag {arg}: {ex.Message}");
+            }
+        }
+
+        return s;
+    }
+
+    /// <summary>The --config FILE argument, if given.</summary>
+    public static string? ConfigFileFromArgs(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        for (int i = 0; i + 1 < args.Count; i++)
+        {
+            if (args[i] == "--config")
+            {
+                return args[i + 1];
+            }
+        }
+
+        return null;
+    }
+
+    private static ServerSettings Apply(ServerSettings s, string name, JsonElement value) => name switch
+    {
+        "model" => s with { Model = Str(value) },
+        "revision" => s with { Revision = Str(value) },
+        "device" => s with { Device = OneOf(value, "cpu", "cuda", "auto") },
+        "contextSize" => s with { ContextSize = PositiveInt(value) },
+        "maxTokens" => s with { MaxTokens = PositiveInt(value) },
+        "temperature" => s with { Temperature = (float)Number(value) },
+        "debounceMs" => s with { DebounceMs = Math.Max(0, (int)Number(value)) },
+        "promptMode" => s with { PromptMode = OneOf(value, "auto", "instruct", "infill") },
+        "logLevel" => s with { LogLevel = Str(value) },
+        "backend" => s with { Backend = OneOf(value, "in-process", "remote") },
+        "endpoint" => s with { Endpoint = Str(value) },
+        "remoteModel" => s with { RemoteModel = Str(value) },
+        "apiKeyEnv" => s with { ApiKeyEnv = Str(value) },
+        _ => s, // Unknown names are ignored so newer clients can send settings older servers lack.
+    };
+
+    private static string? Str(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.String => v.GetString() is { Length: > 0 } text ? text : null,
+        JsonValueKind.Null => null,
+        _ => throw new InvalidOperationException($"expected a string, got {v.ValueKind}"),
+    };
+
+    private static double Number(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.Number => v.GetDouble(),
+        JsonValueKind.String => double.Parse(v.GetString()!, NumberStyles.Float, CultureInfo.InvariantCulture),
+        _ => throw new InvalidOperationException($"expected a number, got {v.ValueKind}"),
+    };
+
+    private static int PositiveInt(JsonElement v)
+    {
+        double d = Number(v);
+        return d >= 1 && d <= int.MaxValue && d == Math.Floor(d) ? (int)d : throw new InvalidOperationException($"expected a positive whole number, got {d}");
+    }
+
+    private static string OneOf(JsonElement v, params string[] allowed)
+    {
+        string? text = Str(v);
+        return text is not null && allowed.Contains(text) ? text : throw new InvalidOperationException($"expected one of {string.Join(", ", allowed)}, got '{text}'");
+    }
+
+    private static string ToCamelCase(string kebab)
+    {
+        var parts = kebab.Split('-', StringSplitOptions.RemoveEmptyEntries);
+        return parts.Length == 0 ? kebab : parts[0] + string.Concat(parts.Skip(1).Select(p => char.ToUpperInvariant(p[0]) + p[1..]));
+    }
+}

@@ -1,0 +1,56 @@
+// `codellama-lsp --stdio [--model M] [--device cpu|cuda|auto] [--config FILE] ...`: the language server on
+// stdin/stdout. stdout is taken for the protocol before anything else can write to it; Console.Out then
+// points at stderr so a stray Console.WriteLine can never corrupt a message.
+using System.Text.Json;
+using CodeLlamaLsp.Server.Backend;
+
+namespace CodeLlamaLsp.Server.Lsp;
+
+public static class StdioCommand
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var protocolOut = Console.OpenStandardOutput();
+        var protocolIn = Console.OpenStandardInput();
+        Console.SetOut(Console.Error);
+        var log = new LspLog(Console.Error);
+        var settings = LoadStartupSettings(args, log);
+        if (LspLog.ParseLevel(settings.LogLevel) is { } level)
+        {
+            log.Level = level;
+        }
+
+        log.Info($"codellama-lsp {ServerVersion.Informational} on stdio (pid {Environment.ProcessId})");
+        var server = new LanguageServer(protocolIn, protocolOut, settings, ModelBackendLoaders.Default, log);
+        return await server.RunAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Defaults, then the --config file, then the other flags.</summary>
+    public static ServerSettings LoadStartupSettings(IReadOnlyList<string> args, ILspLog log)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        var problems = new List<string>();
+        var settings = new ServerSettings();
+        if (ServerSettings.ConfigFileFromArgs(args) is { } path)
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(path));
+                var section = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("codellama", out var inner) ? inner : doc.RootElement;
+                settings = settings.Merge(section, problems);
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                problems.Add($"config file {path}: {ex.Message}");
+            }
+        }
+
+        settings = settings.MergeArgs(args, problems);
+        foreach (var problem in problems)
+        {
+            log.Warn(problem);
+        }
+
+        return settings;
+    }
+}
