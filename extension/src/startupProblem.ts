@@ -14,7 +14,7 @@ export interface FailureEvidence {
   statusMessage?: string;
 }
 
-export type ProblemKind = "dotnet-missing" | "server-missing" | "model-missing" | "gpu-unavailable" | "remote-unreachable" | "crashed";
+export type ProblemKind = "dotnet-missing" | "server-missing" | "model-missing" | "gpu-unavailable" | "remote-unreachable" | "server-error" | "crashed";
 
 /** An action button on the notification; the extension maps each to a command. */
 export type ProblemAction = "showLog" | "openSettings" | "installDotnet" | "useCpu" | "restart";
@@ -52,6 +52,10 @@ export function describeProblem(evidence: FailureEvidence): StartupProblem {
   }
   if (remoteDown.test(text)) {
     return { kind: "remote-unreachable", message: `CodeLlama: the remote endpoint could not be reached${firstLine(text)}. Check \`codellama.endpoint\` and that the server there is running.`, actions: ["openSettings", "showLog"] };
+  }
+  if (evidence.statusMessage && (evidence.exitCode === undefined || evidence.exitCode === null)) {
+    // The server is up and said what is wrong: quote it rather than guess.
+    return { kind: "server-error", message: `CodeLlama: ${evidence.statusMessage.trim()}`, actions: ["showLog", "openSettings", "restart"] };
   }
   const exit = evidence.exitCode === undefined || evidence.exitCode === null ? "" : ` (exit code ${evidence.exitCode})`;
   const detail = evidence.statusMessage ? `: ${evidence.statusMessage.trim()}` : "";

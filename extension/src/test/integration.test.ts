@@ -42,7 +42,7 @@ before(async () => {
   const status = await session.waitForState(["ready", "error"], loadTimeoutMs);
   if (status.state === "error") {
     // A server that cannot load the fixture is not a failure of the extension, but the reason must be visible.
-    notReady = `${describeProblem({ command: server.command, statusMessage: status.message }).message} (server status: ${status.message})`;
+    notReady = describeProblem({ command: server.command, statusMessage: status.message }).message;
     return;
   }
   await session.connection.sendNotification("textDocument/didOpen", { textDocument: { uri: documentUri, languageId: "python", version: 1, text: source } });

@@ -44,6 +44,12 @@ test("an unreachable endpoint is named", () => {
   assert.equal(describeProblem({ command: "codellama-lsp", stderrTail: "HttpRequestException: Connection refused (gpu:8000)" }).kind, "remote-unreachable");
 });
 
+test("another error the running server reports is quoted as it is", () => {
+  const problem = describeProblem({ command: "dotnet", statusMessage: "CodeLlama could not load /m: this build has no model backend wired in yet" });
+  assert.equal(problem.kind, "server-error");
+  assert.equal(problem.message, "CodeLlama: CodeLlama could not load /m: this build has no model backend wired in yet");
+});
+
 test("anything else is a crash with the exit code and a restart action", () => {
   const problem = describeProblem({ command: "dotnet", exitCode: 134, stderrTail: "Unhandled exception. System.AccessViolationException" });
   assert.equal(problem.kind, "crashed");
