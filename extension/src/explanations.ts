@@ -44,12 +44,16 @@ export class ExplanationStore {
   }
 
   /**
-   * Records the command's final result. When the server streamed nothing for this range (an older server),
-   * this creates the run; otherwise it completes the newest unfinished run for that document and range.
+   * Records the command's final result. It completes the newest run for that document and range that is still
+   * open or already ended with this text (the usual case: the server streams, then answers). Only when the
+   * server streamed nothing for it (an older server) does the result become a run of its own.
    */
   complete(uri: string, range: LspRange, markdown: string, fallbackToken: string): ExplanationUpdate {
-    const open = [...this.runs.values()].reverse().find((run) => !run.done && run.uri === uri && sameRange(run.range, range));
-    return this.apply({ token: open?.token ?? fallbackToken, uri, range, markdown, done: true });
+    const match = [...this.runs.values()]
+      .reverse()
+      .find((run) => run.uri === uri && sameRange(run.range, range) && (!run.done || run.markdown.trim() === markdown.trim()));
+    if (match?.done) return { explanation: match, isNew: false, changed: false };
+    return this.apply({ token: match?.token ?? fallbackToken, uri, range, markdown, done: true });
   }
 
   /**

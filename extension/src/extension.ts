@@ -15,9 +15,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const log = vscode.window.createOutputChannel("CodeLlama LSP", { log: true });
   const tracker = new StatusTracker();
   const statusBar = new StatusBar(tracker);
-  const explanationView = new ExplanationView(new ExplanationStore(), log);
+  // One store: the controller fills it from the server's notifications, the view's documents read it.
+  const explanations = new ExplanationStore();
+  const explanationView = new ExplanationView(explanations, log);
   let settings = readSettings();
-  controller = new ServerController(context, log, tracker, statusBar, explanationView, () => settings);
+  controller = new ServerController(context, log, tracker, statusBar, explanations, explanationView, () => settings);
   const server = controller;
 
   context.subscriptions.push(

@@ -32,7 +32,6 @@ export class ServerController implements vscode.Disposable {
   private stopping = false;
   private readonly stderrTail = new LineTail();
   private readonly restarts = new RestartPolicy();
-  private readonly explanations = new ExplanationStore();
   private explainRuns = 0;
 
   constructor(
@@ -40,6 +39,7 @@ export class ServerController implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly tracker: StatusTracker,
     private readonly statusBar: StatusBar,
+    private readonly explanations: ExplanationStore,
     private readonly explanationView: ExplanationView,
     private readonly settings: () => MappedSettings,
   ) {}

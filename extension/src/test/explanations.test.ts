@@ -32,6 +32,14 @@ test("the command's result completes the open run of the same range", () => {
   assert.equal(update.explanation.markdown, "Adds two numbers.");
 });
 
+test("a result that repeats an already finished run changes nothing and opens nothing", () => {
+  const store = new ExplanationStore();
+  store.apply(note("t1", "Adds two numbers.", true));
+  const update = store.complete("file:///p/a.py", range, "Adds two numbers.", "fallback");
+  assert.deepEqual([update.isNew, update.changed, update.explanation.token], [false, false, "t1"]);
+  assert.equal(store.get("fallback"), undefined);
+});
+
 test("a result without any streamed notification creates its own run", () => {
   const store = new ExplanationStore();
   const update = store.complete("file:///p/a.py", range, "Adds two numbers.", "fallback");
