@@ -149,6 +149,28 @@ async function main() {
     const tabs = await explanationTab.count();
     check("one Explain run opens one view", tabs === 1, `${tabs} explanation tab(s)`);
     await page.screenshot({ path: join(artifacts, "4-explain.png") });
+
+    // Fix on the cursor's line: the edit must wait in a diff until it is applied.
+    await page.locator(".monaco-editor .view-lines").first().click();
+    await page.keyboard.press("Control+End");
+    const lineBefore = await currentLine(page);
+    await page.keyboard.press("F1");
+    await page.keyboard.type("CodeLlama: Fix This", { delay: 20 });
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "Fix This" }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press("Enter");
+    const diffTab = page.locator(".tab", { hasText: "proposed" });
+    const applyButton = page.locator(".notification-toast .monaco-button", { hasText: /^Apply$/ });
+    const reviewShown = await waitFor(async () => (await diffTab.count()) > 0 && (await applyButton.count()) > 0, 90_000);
+    check("Fix shows its edit as a diff with Apply / Discard before applying it", reviewShown, reviewShown ? await diffTab.first().innerText() : "no diff tab or no Apply button");
+    await page.screenshot({ path: join(artifacts, "5-fix-review.png") });
+    if (reviewShown) {
+      await applyButton.first().click();
+      const closed = await waitFor(async () => (await diffTab.count()) === 0, 10_000);
+      await page.waitForTimeout(1_000);
+      const after = await currentLineOf(page, "return a * b");
+      check("Apply applies the reviewed fix and closes the diff", closed && after !== undefined && after !== lineBefore, `${JSON.stringify(lineBefore)} -> ${JSON.stringify(after)}`);
+      await page.screenshot({ path: join(artifacts, "6-fix-applied.png") });
+    }
   } finally {
     await page?.screenshot({ path: join(artifacts, "last.png") }).catch(() => undefined);
     await browser.close();
@@ -173,6 +195,15 @@ async function currentLine(page) {
     clone.querySelectorAll(".ghost-text-decoration, .ghost-text, .ghost-text-decoration-preview").forEach((g) => g.remove());
     return clone.textContent.replace(/\u00a0/g, " ");
   });
+}
+
+/** The first rendered line of the active editor that contains `needle`, with spaces normalized. */
+async function currentLineOf(page, needle) {
+  return page.evaluate((text) => {
+    const editor = document.querySelector(".editor-group-container.active .monaco-editor") ?? document.querySelector(".monaco-editor");
+    const lines = [...editor.querySelectorAll(".view-lines .view-line")].map((l) => l.textContent.replace(/\u00a0/g, " "));
+    return lines.find((l) => l.includes(text));
+  }, needle);
 }
 
 async function waitFor(condition, timeoutMs) {

@@ -1,14 +1,15 @@
 // Language client middleware: inline completions (switched off per language, shaped for partial accept),
-// edits from Fix / Generate docs / Generate tests routed through the refactor preview, and the server's
+// edits from Fix / Generate docs / Generate tests held for review (DiffReview), and the server's
 // workspace/configuration answered with the same mapped settings that initializationOptions carries.
 import * as vscode from "vscode";
 import { CancellationToken, Middleware } from "vscode-languageclient/node";
-import { countTextEdits, reviewLabel, WorkspaceEdit, withReview } from "./editReview";
+import { DiffReview } from "./diffReview";
+import { countTextEdits, WorkspaceEdit } from "./editReview";
 import { normalizeInlineItem } from "./inlineItems";
 import { ConfigurationSection, LspRange } from "./protocol";
 import { isLanguageEnabled, MappedSettings } from "./settings";
 
-export function editorMiddleware(settings: () => MappedSettings, log: vscode.LogOutputChannel): Middleware {
+export function editorMiddleware(settings: () => MappedSettings, review: DiffReview): Middleware {
   return {
     provideInlineCompletionItems: async (document, position, context, token, next) => {
       if (!isLanguageEnabled(document.languageId, settings().client)) return null;
@@ -32,9 +33,7 @@ export function editorMiddleware(settings: () => MappedSettings, log: vscode.Log
       handleApplyEdit: async (params, next) => {
         const edit = params.edit as WorkspaceEdit;
         if (!settings().client.reviewEdits || countTextEdits(edit) === 0) return next(params, CancellationToken.None);
-        const label = reviewLabel(params.label);
-        log.info(`${label}: ${countTextEdits(edit)} change(s) shown in the refactor preview for review.`);
-        return next({ ...params, edit: withReview(edit, label) as typeof params.edit, metadata: { ...params.metadata, isRefactoring: true } }, CancellationToken.None);
+        return review.review(params, next);
       },
       configuration: async (params, token, next) => {
         const answers = await next(params, token);

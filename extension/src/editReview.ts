@@ -78,3 +78,44 @@ export function reviewLabel(serverLabel: string | undefined): string {
   const label = serverLabel?.trim();
   return label ? `CodeLlama: ${label.replace(/^CodeLlama:\s*/i, "")}` : "CodeLlama: proposed edit";
 }
+
+/** The edits of a workspace edit that changes exactly one document and does nothing else, or undefined. */
+export function singleDocumentEdits(edit: WorkspaceEdit): { uri: string; edits: TextEdit[] } | undefined {
+  if (edit.documentChanges !== undefined) {
+    if (edit.documentChanges.length !== 1 || "kind" in edit.documentChanges[0]) return undefined;
+    const [change] = edit.documentChanges as TextDocumentEdit[];
+    return { uri: change.textDocument.uri, edits: change.edits };
+  }
+  const entries = Object.entries(edit.changes ?? {});
+  return entries.length === 1 ? { uri: entries[0][0], edits: entries[0][1] } : undefined;
+}
+
+/**
+ * Applies LSP text edits to a text (positions in UTF-16 code units, as JavaScript strings count them; a
+ * character past the end of a line clamps to it, as LSP asks). Edits must not overlap; their order does not matter.
+ */
+export function applyTextEdits(text: string, edits: readonly TextEdit[]): string {
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === "\n") lineStarts.push(i + 1);
+  const offset = (position: { line: number; character: number }): number => {
+    if (position.line >= lineStarts.length) return text.length;
+    const start = lineStarts[position.line];
+    const nextStart = position.line + 1 < lineStarts.length ? lineStarts[position.line + 1] : text.length + 1;
+    let end = nextStart - 1; // the line's "\n" (or the end of the text)
+    if (end > start && text[end - 1] === "\r") end--;
+    return Math.min(start + position.character, Math.max(start, end));
+  };
+  const spans = edits
+    .map((edit) => ({ start: offset(edit.range.start), end: offset(edit.range.end), newText: edit.newText }))
+    .sort((a, b) => a.start - b.start || a.end - b.end);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i].start < spans[i - 1].end) throw new Error(`Overlapping edits at offsets ${spans[i - 1].start}-${spans[i - 1].end} and ${spans[i].start}-${spans[i].end}.`);
+  }
+  let result = "";
+  let last = 0;
+  for (const span of spans) {
+    result += text.slice(last, span.start) + span.newText;
+    last = span.end;
+  }
+  return result + text.slice(last);
+}

@@ -1,6 +1,7 @@
 // The VS Code extension's entry point: creates the log, status bar and explanation view, starts the
 // codellama-lsp language server, and registers the commands and the settings listener.
 import * as vscode from "vscode";
+import { DiffReview, ProposalScheme } from "./diffReview";
 import { ExplanationStore } from "./explanations";
 import { ExplanationScheme, ExplanationView } from "./explanationView";
 import { CodeActionCommandArgs, ConfigurationSection, ServerCommands } from "./protocol";
@@ -19,7 +20,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const explanations = new ExplanationStore();
   const explanationView = new ExplanationView(explanations, log);
   let settings = readSettings();
-  controller = new ServerController(context, log, tracker, statusBar, explanations, explanationView, () => settings);
+  const diffReview = new DiffReview(log);
+  controller = new ServerController(context, log, tracker, statusBar, explanations, explanationView, diffReview, () => settings);
   const server = controller;
 
   context.subscriptions.push(
@@ -28,6 +30,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     explanationView,
     server,
     vscode.workspace.registerTextDocumentContentProvider(ExplanationScheme, explanationView),
+    vscode.workspace.registerTextDocumentContentProvider(ProposalScheme, diffReview),
     vscode.commands.registerCommand(ShowLogCommand, () => log.show()),
     vscode.commands.registerCommand("codellama.restartServer", () => server.restart()),
     vscode.commands.registerCommand("codellama.toggleLanguage", () => toggleLanguage(settings)),

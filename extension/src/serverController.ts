@@ -15,6 +15,7 @@ import {
   State,
 } from "vscode-languageclient/node";
 import { editorMiddleware } from "./clientMiddleware";
+import { DiffReview } from "./diffReview";
 import { ExplanationStore } from "./explanations";
 import { ExplanationView } from "./explanationView";
 import { CodeActionCommandArgs, ExplanationNotificationMethod, ExplanationParams, ServerCommands, StatusNotificationMethod, StatusParams } from "./protocol";
@@ -41,6 +42,7 @@ export class ServerController implements vscode.Disposable {
     private readonly statusBar: StatusBar,
     private readonly explanations: ExplanationStore,
     private readonly explanationView: ExplanationView,
+    private readonly diffReview: DiffReview,
     private readonly settings: () => MappedSettings,
   ) {}
 
@@ -117,7 +119,7 @@ export class ServerController implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     const middleware: Middleware = {
-      ...editorMiddleware(() => this.settings(), this.log),
+      ...editorMiddleware(() => this.settings(), this.diffReview),
       executeCommand: (command, args, next) => this.aroundServerCommand(command, args, () => next(command, args)),
     };
     return {
