@@ -1,15 +1,20 @@
 // What the server holds once a model is loaded: the generator (in-process engine or remote) and the prompt
 // builder that matches it. The server itself never writes prompt text: ISuggestionPrompts is a thin seam
-// over the Prompting library, so tests can swap the model without touching LSP code.
+// over the Prompting library (PromptingSuggestions), so tests can swap the model without touching LSP code.
 using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Prompting;
 using CodeLlamaLsp.Server.Lsp;
 
 namespace CodeLlamaLsp.Server.Backend;
 
-/// <summary>An editor position handed to the prompt builder: the whole text and the cursor offset in it.</summary>
-public sealed record EditorContext(string Uri, string LanguageId, string Text, int Offset);
+/// <summary>An editor position handed to the prompt builder: the whole text, the cursor offset, other open files.</summary>
+public sealed record EditorContext(string Uri, string LanguageId, string Text, int Offset)
+{
+    public IReadOnlyList<OpenDocument> OtherDocuments { get; init; } = [];
+}
 
-public enum CodeActionKind
+/// <summary>The code actions, as the server's commands name them.</summary>
+public enum CodeLlamaAction
 {
     Explain,
     Fix,
@@ -18,17 +23,25 @@ public enum CodeActionKind
 }
 
 /// <summary>The selection a code action works on, with the diagnostics the editor reported inside it.</summary>
-public sealed record CodeActionInput(CodeActionKind Kind, string Uri, string LanguageId, string Text, int Start, int End, IReadOnlyList<string> Diagnostics);
+public sealed record CodeActionInput(CodeLlamaAction Action, string Uri, string LanguageId, string Text, int Start, int End, IReadOnlyList<DiagnosticInfo> Diagnostics);
 
-/// <summary>A prompt ready for the generator and the post-processing that turns the raw answer into editor text.</summary>
-public sealed record PreparedPrompt(GenerationRequest Request, Func<string, string> Finish);
+/// <summary>Replace [Start, End) of the document with Text (an insertion when Start == End).</summary>
+public sealed record SuggestionEdit(string Text, int Start, int End);
+
+/// <summary>A completion prompt and the post-processing that turns the raw answer into an edit (null: nothing to offer).</summary>
+public sealed record PreparedCompletion(GenerationRequest Request, Func<string, SuggestionEdit?> Finish);
+
+/// <summary>What a code action's answer means: markdown to show (Explain) or an edit to apply.</summary>
+public sealed record ActionAnswer(string? Markdown, SuggestionEdit? Edit);
+
+public sealed record PreparedAction(GenerationRequest Request, Func<string, ActionAnswer?> Finish);
 
 /// <summary>Builds prompts for one loaded model (its tokenizer, window and infilling support).</summary>
 public interface ISuggestionPrompts
 {
-    PreparedPrompt Completion(EditorContext context, ServerSettings settings);
+    PreparedCompletion Completion(EditorContext context, ServerSettings settings);
 
-    PreparedPrompt CodeAction(CodeActionInput input, ServerSettings settings);
+    PreparedAction CodeAction(CodeActionInput input, ServerSettings settings);
 }
 
 /// <summary>A loaded model: generator plus prompts. Disposing it frees the weights.</summary>
@@ -54,10 +67,10 @@ public sealed class ModelBackend : IDisposable
 }
 
 /// <summary>Progress of a load: a fraction in 0..1 and a line for the status bar.</summary>
-public sealed record LoadProgress(double Fraction, string Message);
+public sealed record ModelLoadProgress(double Fraction, string Message);
 
 /// <summary>Loads the model a settings record names. Throws with a readable message when it cannot.</summary>
 public interface IModelBackendLoader
 {
-    Task<ModelBackend> LoadAsync(ServerSettings settings, IProgress<LoadProgress> progress, CancellationToken cancellationToken);
+    Task<ModelBackend> LoadAsync(ServerSettings settings, IProgress<ModelLoadProgress> progress, CancellationToken cancellationToken);
 }

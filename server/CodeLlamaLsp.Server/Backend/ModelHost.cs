@@ -152,8 +152,8 @@ public sealed class ModelHost : IDisposable
     }
 
     /// <summary>IProgress that reports on the loader's own thread (Progress&lt;T&gt; would post to the thread pool out of order).</summary>
-    private sealed class SyncProgress(Action<LoadProgress> report) : IProgress<LoadProgress>
+    private sealed class SyncProgress(Action<ModelLoadProgress> report) : IProgress<ModelLoadProgress>
     {
-        public void Report(LoadProgress value) => report(value);
+        public void Report(ModelLoadProgress value) => report(value);
     }
 }

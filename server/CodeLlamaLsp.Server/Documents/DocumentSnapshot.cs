@@ -8,13 +8,17 @@ public sealed class DocumentSnapshot
 {
     private LineIndex? _lines;
 
-    public DocumentSnapshot(string uri, string languageId, int version, string text)
+    public DocumentSnapshot(string uri, string languageId, int version, string text, DateTimeOffset? lastEdited = null)
     {
         Uri = uri;
         LanguageId = languageId;
         Version = version;
         Text = text;
+        LastEdited = lastEdited ?? DateTimeOffset.UtcNow;
     }
+
+    /// <summary>When the text last changed; prompts prefer snippets from recently edited files.</summary>
+    public DateTimeOffset LastEdited { get; }
 
     public string Uri { get; }
 
@@ -31,4 +35,7 @@ public sealed class DocumentSnapshot
     public int OffsetOf(Position position) => FromLsp.Offset(Lines, position);
 
     public DocumentSnapshot WithText(int version, string text) => new(Uri, LanguageId, version, text);
+
+    /// <summary>This document as Prompting's OpenDocument (a snippet source for completions in other files).</summary>
+    public Prompting.OpenDocument ToOpenDocument() => new(Backend.PromptingSuggestions.PathOf(Uri), LanguageId, Text, LastEdited);
 }

@@ -27,6 +27,10 @@ public sealed class DocumentStore
 
     public void Close(string uri) => _documents.TryRemove(uri, out _);
 
+    /// <summary>The other open documents of a language (snippet sources for a completion in <paramref name="uri"/>).</summary>
+    public IReadOnlyList<DocumentSnapshot> Others(string uri, string languageId) =>
+        _documents.Values.Where(d => d.Uri != uri && d.LanguageId == languageId).ToList();
+
     public DocumentSnapshot? TryGet(string uri) => _documents.TryGetValue(uri, out var doc) ? doc : null;
 
     /// <summary>The current snapshot, or an <see cref="UnknownDocumentException"/> for requests about unopened files.</summary>

@@ -17,20 +17,20 @@ public sealed class CompletionHandler(ServerContext context, SuggestionService s
         ArgumentNullException.ThrowIfNull(request);
         var document = context.Documents.Get(request.TextDocument.Uri);
         int offset = document.OffsetOf(request.Position);
-        string suggestion = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
-        if (suggestion.Trim().Length == 0)
+        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
+        if (edit is null || edit.Text.Trim().Length == 0)
         {
             return new CompletionList(true, []);
         }
 
-        int wordStart = offset;
+        // Completion edits must start at or before the cursor and stay on its line; the word is re-typed.
+        int wordStart = Math.Min(edit.Start, offset);
         while (wordStart > 0 && (char.IsLetterOrDigit(document.Text[wordStart - 1]) || document.Text[wordStart - 1] == '_'))
         {
             wordStart--;
         }
 
-        string word = document.Text[wordStart..offset];
-        string newText = word + suggestion;
+        string newText = document.Text[wordStart..edit.Start] + edit.Text;
         var item = new CompletionItem
         {
             Label = Label(newText),
@@ -40,7 +40,7 @@ public sealed class CompletionHandler(ServerContext context, SuggestionService s
             SortText = "0",
             Preselect = true,
             InsertTextFormat = 1,
-            TextEdit = new TextEdit(ToLsp.Range(document.Lines, wordStart, offset), newText),
+            TextEdit = new TextEdit(ToLsp.Range(document.Lines, wordStart, edit.End), newText),
         };
         return new CompletionList(true, [item]);
     }

@@ -1,12 +1,14 @@
 // workspace/executeCommand for the codellama.* commands. Explain streams codellama/explanation and ends
 // with window/showMessage; Fix / Generate docs / Generate tests compute an edit and send workspace/applyEdit.
 using System.Text.Json;
+using CodeLlamaLsp.Prompting;
 using CodeLlamaLsp.Server.Backend;
 using CodeLlamaLsp.Server.Documents;
 using CodeLlamaLsp.Server.Lsp;
 using CodeLlamaLsp.Server.Protocol;
 using StreamJsonRpc;
-using Range = CodeLlamaLsp.Server.Protocol.Range;
+using Diagnostic = CodeLlamaLsp.Server.Protocol.Diagnostic;
+using TextEdit = CodeLlamaLsp.Server.Protocol.TextEdit;
 
 namespace CodeLlamaLsp.Server.Handlers;
 
@@ -18,12 +20,12 @@ public sealed class ExecuteCommandHandler(ServerContext context)
     public async Task<object?> ExecuteAsync(ExecuteCommandParams request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var kind = request.Command switch
+        var action = request.Command switch
         {
-            CodeLlamaCommands.Explain => CodeActionKind.Explain,
-            CodeLlamaCommands.Fix => CodeActionKind.Fix,
-            CodeLlamaCommands.GenerateDocs => CodeActionKind.GenerateDocs,
-            CodeLlamaCommands.GenerateTests => CodeActionKind.GenerateTests,
+            CodeLlamaCommands.Explain => CodeLlamaAction.Explain,
+            CodeLlamaCommands.Fix => CodeLlamaAction.Fix,
+            CodeLlamaCommands.GenerateDocs => CodeLlamaAction.GenerateDocs,
+            CodeLlamaCommands.GenerateTests => CodeLlamaAction.GenerateTests,
             _ => throw new ArgumentException($"unknown command '{request.Command}' (known: {string.Join(", ", CodeLlamaCommands.All)})"),
         };
         if (request.Arguments is not [var argument, ..])
@@ -40,9 +42,9 @@ public sealed class ExecuteCommandHandler(ServerContext context)
             throw new LocalRpcException($"the model is not ready ({context.Status.Current.State}: {context.Status.Current.Message})") { ErrorCode = LspErrorCodes.InternalError };
         }
 
-        var diagnostics = (target.Diagnostics ?? []).Select(d => d.Message).ToList();
-        var input = new CodeActionInput(kind, document.Uri, document.LanguageId, document.Text, start, end, diagnostics);
-        return kind == CodeActionKind.Explain
+        var diagnostics = (target.Diagnostics ?? []).Select(d => ToDiagnosticInfo(document, d)).ToList();
+        var input = new CodeActionInput(action, document.Uri, document.LanguageId, document.Text, start, end, diagnostics);
+        return action == CodeLlamaAction.Explain
             ? await ExplainAsync(backend, input, target, cancellationToken).ConfigureAwait(false)
             : await EditAsync(backend, input, document, cancellationToken).ConfigureAwait(false);
     }
@@ -50,15 +52,8 @@ public sealed class ExecuteCommandHandler(ServerContext context)
     private async Task<ExplainResult> ExplainAsync(ModelBackend backend, CodeActionInput input, CommandTarget target, CancellationToken cancellationToken)
     {
         string token = $"explain-{Interlocked.Increment(ref _explanations)}";
-        PreparedPrompt? prompt = null;
-        var outcome = await context.Scheduler.RunAsync(
-            "command:" + token,
-            TimeSpan.Zero,
-            backend.Generator,
-            () => (prompt = backend.Prompts.CodeAction(input, context.Settings)).Request,
-            textSoFar => context.Client.Notify(CustomMethods.Explanation, new ExplanationParams(token, target.Uri, target.Range, textSoFar, false)),
-            cancellationToken).ConfigureAwait(false);
-        string markdown = prompt!.Finish(outcome.Text);
+        var (answer, _) = await GenerateAsync(backend, input, token, textSoFar => context.Client.Notify(CustomMethods.Explanation, new ExplanationParams(token, target.Uri, target.Range, textSoFar, false)), cancellationToken).ConfigureAwait(false);
+        string markdown = answer?.Markdown ?? throw new LocalRpcException("the model's answer held no explanation") { ErrorCode = LspErrorCodes.InternalError };
         context.Client.Notify(CustomMethods.Explanation, new ExplanationParams(token, target.Uri, target.Range, markdown, true));
         context.Client.ShowMessage(MessageType.Info, markdown);
         return new ExplainResult(markdown);
@@ -66,51 +61,43 @@ public sealed class ExecuteCommandHandler(ServerContext context)
 
     private async Task<EditCommandResult> EditAsync(ModelBackend backend, CodeActionInput input, DocumentSnapshot document, CancellationToken cancellationToken)
     {
-        PreparedPrompt? prompt = null;
-        var outcome = await context.Scheduler.RunAsync(
-            "command:" + input.Kind,
-            TimeSpan.Zero,
-            backend.Generator,
-            () => (prompt = backend.Prompts.CodeAction(input, context.Settings)).Request,
-            onText: null,
-            cancellationToken).ConfigureAwait(false);
-        if (outcome.Superseded)
+        var (answer, _) = await GenerateAsync(backend, input, input.Action.ToString(), null, cancellationToken).ConfigureAwait(false);
+        var generated = answer?.Edit ?? throw new LocalRpcException("the model's answer held no usable code") { ErrorCode = LspErrorCodes.InternalError };
+        var textEdit = new TextEdit(ToLsp.Range(document.Lines, generated.Start, generated.End), generated.Text);
+        var edit = new WorkspaceEdit(new Dictionary<string, IReadOnlyList<TextEdit>> { [document.Uri] = [textEdit] });
+        string label = input.Action switch
         {
-            throw new OperationCanceledException("superseded by a newer request of the same command");
-        }
-
-        string generated = prompt!.Finish(outcome.Text);
-        var edit = new WorkspaceEdit(new Dictionary<string, IReadOnlyList<TextEdit>> { [document.Uri] = [PlaceEdit(input, document, generated)] });
-        string label = input.Kind switch
-        {
-            CodeActionKind.Fix => "CodeLlama: Fix",
-            CodeActionKind.GenerateDocs => "CodeLlama: Generate documentation",
+            CodeLlamaAction.Fix => "CodeLlama: Fix",
+            CodeLlamaAction.GenerateDocs => "CodeLlama: Generate documentation",
             _ => "CodeLlama: Generate tests",
         };
         var applied = await context.Client.RequestAsync<ApplyWorkspaceEditResult>("workspace/applyEdit", new ApplyWorkspaceEditParams(edit, label), cancellationToken).ConfigureAwait(false);
         return new EditCommandResult(applied?.Applied ?? false, edit);
     }
 
-    /// <summary>
-    /// Where each kind's text goes: a fix replaces the selection, docs go above the selection's first line,
-    /// tests go after its last line.
-    /// </summary>
-    private static TextEdit PlaceEdit(CodeActionInput input, DocumentSnapshot document, string generated)
+    /// <summary>Runs the action's prompt through the scheduler (no debounce: commands are explicit).</summary>
+    private async Task<(ActionAnswer? Answer, string Raw)> GenerateAsync(ModelBackend backend, CodeActionInput input, string key, Action<string>? onText, CancellationToken cancellationToken)
     {
-        var lines = document.Lines;
-        switch (input.Kind)
+        PreparedAction? prompt = null;
+        var outcome = await context.Scheduler.RunAsync(
+            "command:" + key,
+            TimeSpan.Zero,
+            backend.Generator,
+            () => (prompt = backend.Prompts.CodeAction(input, context.Settings)).Request,
+            onText,
+            cancellationToken).ConfigureAwait(false);
+        if (outcome.Superseded || prompt is null)
         {
-            case CodeActionKind.Fix:
-                return new TextEdit(ToLsp.Range(lines, input.Start, input.End), generated);
-            case CodeActionKind.GenerateDocs:
-                var above = new Position(ToLsp.Position(lines, input.Start).Line, 0);
-                return new TextEdit(new Range(above, above), EndWithNewline(generated));
-            default:
-                int lastLine = ToLsp.Position(lines, input.End).Line;
-                var below = new Position(lastLine, lines.LineLength(lastLine));
-                return new TextEdit(new Range(below, below), "\n\n" + generated.TrimEnd('\n'));
+            throw new OperationCanceledException("superseded by a newer run of the same command");
         }
+
+        return (prompt.Finish(outcome.Text), outcome.Text);
     }
 
-    private static string EndWithNewline(string text) => text.EndsWith('\n') ? text : text + "\n";
+    private static DiagnosticInfo ToDiagnosticInfo(DocumentSnapshot document, Diagnostic diagnostic)
+    {
+        var (start, end) = FromLsp.Span(document.Lines, diagnostic.Range);
+        var severity = diagnostic.Severity is >= 1 and <= 4 ? (DiagnosticSeverity)diagnostic.Severity.Value : DiagnosticSeverity.Error;
+        return new DiagnosticInfo(diagnostic.Message, severity, new TextRange(start, end));
+    }
 }

@@ -24,16 +24,23 @@ public sealed class InlineCompletionHandler(ServerContext context, SuggestionSer
                 throw new InvalidPositionException("selectedCompletionInfo.range must end at the requested position");
             }
 
-            // Complete as if the selected item were already accepted, then offer item + continuation.
+            // Complete as if the selected item were already accepted, then offer item + continuation over the item's range.
             string text = string.Concat(document.Text.AsSpan(0, start), selected.Text, document.Text.AsSpan(end));
-            var accepted = document.WithText(document.Version, text);
-            string continuation = await suggestions.SuggestAsync(accepted, start + selected.Text.Length, cancellationToken).ConfigureAwait(false);
-            return new InlineCompletionList([new InlineCompletionItem(selected.Text + continuation, selected.Range)]);
+            int acceptedCursor = start + selected.Text.Length;
+            var continuation = await suggestions.SuggestAsync(document.WithText(document.Version, text), acceptedCursor, cancellationToken).ConfigureAwait(false);
+            if (continuation is null || continuation.Start != acceptedCursor)
+            {
+                return new InlineCompletionList([]);
+            }
+
+            // Map the continuation's end back into the real document (past the item, offsets shift by its length change).
+            int replaceEnd = continuation.End - selected.Text.Length + (end - start);
+            return new InlineCompletionList([new InlineCompletionItem(selected.Text + continuation.Text, ToLsp.Range(document.Lines, start, replaceEnd))]);
         }
 
-        string suggestion = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
-        return suggestion.Length == 0
+        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
+        return edit is null
             ? new InlineCompletionList([])
-            : new InlineCompletionList([new InlineCompletionItem(suggestion, new Range(request.Position, request.Position))]);
+            : new InlineCompletionList([new InlineCompletionItem(edit.Text, ToLsp.Range(document.Lines, edit.Start, edit.End))]);
     }
 }

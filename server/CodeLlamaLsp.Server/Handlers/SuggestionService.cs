@@ -9,44 +9,49 @@ namespace CodeLlamaLsp.Server.Handlers;
 public sealed class SuggestionService(ServerContext context)
 {
     /// <summary>
-    /// The suggestion to insert at <paramref name="offset"/> of the snapshot, or "" when there is none: model not
+    /// The edit to suggest at <paramref name="offset"/> of the snapshot, or null when there is none: model not
     /// ready, superseded by a newer request for the same document, or nothing worth suggesting.
     /// </summary>
-    public async Task<string> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken)
+    public async Task<SuggestionEdit?> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(document);
         if (context.Cache.TryReuse(document.Uri, document.Text, offset) is { } reused)
         {
             context.Scheduler.CountCacheHit();
-            return reused;
+            return new SuggestionEdit(reused, offset, offset);
         }
 
         if (context.Models.Current is not { } backend)
         {
-            return "";
+            return null;
         }
 
         var settings = context.Settings;
-        PreparedPrompt? prompt = null;
+        var others = context.Documents.Others(document.Uri, document.LanguageId);
+        PreparedCompletion? prompt = null;
         var outcome = await context.Scheduler.RunAsync(
             document.Uri,
             TimeSpan.FromMilliseconds(settings.DebounceMs),
             backend.Generator,
-            () => (prompt = backend.Prompts.Completion(new EditorContext(document.Uri, document.LanguageId, document.Text, offset), settings)).Request,
+            () =>
+            {
+                var editor = new EditorContext(document.Uri, document.LanguageId, document.Text, offset) { OtherDocuments = others.Select(d => d.ToOpenDocument()).ToList() };
+                return (prompt = backend.Prompts.Completion(editor, settings)).Request;
+            },
             onText: null,
             cancellationToken).ConfigureAwait(false);
         if (outcome.Superseded || prompt is null)
         {
-            return "";
+            return null;
         }
 
-        string suggestion = prompt.Finish(outcome.Text);
-        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms, generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, {suggestion.Length} chars ({outcome.StopReason})");
-        if (suggestion.Length > 0)
+        var edit = prompt.Finish(outcome.Text);
+        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms, generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, raw {outcome.Text.Length} chars, {(edit is null ? "nothing to offer" : $"{edit.Text.Length} chars")} ({outcome.StopReason})");
+        if (edit is { Text.Length: > 0 } && edit.Start == offset && edit.End == offset)
         {
-            context.Cache.Store(document.Uri, document.Text, offset, suggestion);
+            context.Cache.Store(document.Uri, document.Text, offset, edit.Text);
         }
 
-        return suggestion;
+        return edit is { Text.Length: > 0 } ? edit : null;
     }
 }

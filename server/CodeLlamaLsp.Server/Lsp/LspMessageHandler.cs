@@ -5,6 +5,7 @@ using System.IO.Pipelines;
 using CodeLlamaLsp.Server.Protocol;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
+using StreamJsonRpc.Reflection;
 
 namespace CodeLlamaLsp.Server.Lsp;
 
@@ -42,6 +43,8 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
                 return message;
             }
 
+            // The formatter parsed the message in place: release its buffer, as JsonRpc does after dispatch.
+            ((IJsonRpcMessageBufferManager)this).DeserializationComplete(request);
             if (!request.IsNotification)
             {
                 await ReplyErrorAsync(request.RequestId, refusal.Code, refusal.Message, cancellationToken).ConfigureAwait(false);
@@ -91,6 +94,7 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
     {
         var error = new JsonRpcError
         {
+            Version = "2.0",
             RequestId = id,
             Error = new JsonRpcError.ErrorDetail { Code = (JsonRpcErrorCode)code, Message = message },
         };

@@ -17,10 +17,11 @@ public sealed record ServerSettings
 
     public int? ContextSize { get; init; }
 
-    public int MaxTokens { get; init; } = 64;
+    /// <summary>Answer length cap; null keeps Prompting's defaults (longer for multi-line answers).</summary>
+    public int? MaxTokens { get; init; }
 
-    /// <summary>Completions default to greedy decoding so the same context gives the same suggestion.</summary>
-    public float Temperature { get; init; }
+    /// <summary>Sampling temperature; null keeps Prompting's default, 0 is greedy.</summary>
+    public float? Temperature { get; init; }
 
     public int DebounceMs { get; init; } = 75;
 

@@ -1,0 +1,47 @@
+// Settings merge field by field from JSON (initializationOptions, didChangeConfiguration, config file) and
+// command-line flags, with the names of docs/lsp-extensions.md; bad values are reported and skipped.
+using System.Text.Json;
+using CodeLlamaLsp.Server.Lsp;
+
+namespace CodeLlamaLsp.Server.Tests;
+
+public class ServerSettingsTests
+{
+    [Test]
+    public void Json_fields_override_defaults_and_bad_values_are_reported()
+    {
+        using var json = JsonDocument.Parse("""{"model":"/m","device":"cpu","maxTokens":32,"temperature":0.2,"debounceMs":10,"contextSize":"big","promptMode":"weird","future":1}""");
+        var problems = new List<string>();
+        var s = new ServerSettings().Merge(json.RootElement, problems);
+
+        Assert.That(s.Model, Is.EqualTo("/m"));
+        Assert.That(s.Device, Is.EqualTo("cpu"));
+        Assert.That(s.MaxTokens, Is.EqualTo(32));
+        Assert.That(s.Temperature, Is.EqualTo(0.2f));
+        Assert.That(s.DebounceMs, Is.EqualTo(10));
+        Assert.That(s.ContextSize, Is.Null);
+        Assert.That(s.PromptMode, Is.EqualTo("auto"));
+        Assert.That(problems, Has.Count.EqualTo(2));
+        Assert.That(problems, Has.Some.Contains("contextSize"));
+        Assert.That(problems, Has.Some.Contains("promptMode"));
+    }
+
+    [Test]
+    public void Flags_use_the_same_names_as_generate()
+    {
+        var problems = new List<string>();
+        var s = new ServerSettings().MergeArgs(["--model", "M", "--device", "cpu", "--revision", "R", "--context-size", "512", "--max-tokens", "16", "--temperature", "0"], problems);
+
+        Assert.That(problems, Is.Empty);
+        Assert.That((s.Model, s.Device, s.Revision, s.ContextSize, s.MaxTokens, s.Temperature), Is.EqualTo(("M", "cpu", "R", (int?)512, 16, 0f)));
+    }
+
+    [Test]
+    public void Only_model_settings_need_a_reload()
+    {
+        var s = new ServerSettings { Model = "a" };
+        Assert.That(s.NeedsReload(s with { DebounceMs = 5, MaxTokens = 3 }), Is.False);
+        Assert.That(s.NeedsReload(s with { Model = "b" }), Is.True);
+        Assert.That(s.NeedsReload(s with { Device = "cpu" }), Is.True);
+    }
+}
