@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import { DiffReview, ProposalScheme } from "./diffReview";
 import { ExplanationStore } from "./explanations";
 import { ExplanationScheme, ExplanationView } from "./explanationView";
-import { CodeActionCommandArgs, ConfigurationSection, ServerCommands } from "./protocol";
+import { CodeActionCommandArgs, ConfigurationSection, LspRange, ServerCommands } from "./protocol";
 import { ServerController } from "./serverController";
 import { isLanguageEnabled, mapSettings, MappedSettings } from "./settings";
 import { StatusTracker } from "./status";
@@ -71,13 +71,25 @@ function selectionCommands(server: ServerController): vscode.Disposable[] {
     vscode.commands.registerTextEditorCommand(id, (editor) => {
       const selection = editor.selection;
       const range = selection.isEmpty ? editor.document.lineAt(selection.active.line).range : selection;
-      const args: CodeActionCommandArgs = {
-        uri: editor.document.uri.toString(),
-        range: { start: { line: range.start.line, character: range.start.character }, end: { line: range.end.line, character: range.end.character } },
-      };
+      const args: CodeActionCommandArgs = { uri: editor.document.uri.toString(), range: toLspRange(range) };
+      if (serverCommand === ServerCommands.fix) {
+        // Fix works from the problems in the range; with none, it is asked to fix what it finds wrong.
+        const diagnostics = vscode.languages.getDiagnostics(editor.document.uri).filter((d) => d.range.intersection(range) !== undefined);
+        args.diagnostics = diagnostics.map((d) => ({
+          range: toLspRange(d.range),
+          message: d.message,
+          severity: (d.severity + 1) as 1 | 2 | 3 | 4,
+          source: d.source,
+          code: typeof d.code === "object" ? d.code.value : d.code,
+        }));
+      }
       return server.runServerCommand(serverCommand, args);
     }),
   );
+}
+
+function toLspRange(range: vscode.Range): LspRange {
+  return { start: { line: range.start.line, character: range.start.character }, end: { line: range.end.line, character: range.end.character } };
 }
 
 /** Switches inline completions off (or back on) for the active editor's language, in the user settings. */

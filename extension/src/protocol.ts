@@ -53,9 +53,20 @@ export type ServerCommandName = (typeof ServerCommands)[keyof typeof ServerComma
 /** The commands whose result is an edit, sent to the client as workspace/applyEdit for review. */
 export const EditCommands: readonly ServerCommandName[] = [ServerCommands.fix, ServerCommands.generateDocs, ServerCommands.generateTests];
 
+/** An LSP diagnostic, as far as Fix reads it. */
+export interface LspDiagnostic {
+  range: LspRange;
+  message: string;
+  severity?: 1 | 2 | 3 | 4;
+  source?: string;
+  code?: string | number;
+}
+
 export interface CodeActionCommandArgs {
   uri: string;
   range: LspRange;
+  /** Fix: the diagnostics in the range it should fix (the server offers Fix only where there are some). */
+  diagnostics?: LspDiagnostic[];
 }
 
 /** Result of `codellama.explain`. */

@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as path from "path";
 import { pathToFileURL } from "url";
+import { applyTextEdits, singleDocumentEdits } from "../editReview";
 import { normalizeInlineItems, ServerInlineItem } from "../inlineItems";
 import { CodeActionCommandArgs, ServerCommands } from "../protocol";
 import { resolveServerCommand } from "../serverPath";
@@ -90,16 +91,18 @@ test("an inline completion comes back as ghost text VS Code can partially accept
   assert.ok(shaped.length > 0, `no usable inline item in ${JSON.stringify(result)}`);
   assert.ok(shaped[0].insertText.length > 0);
   assert.equal(shaped[0].range.start.line, position.line);
+  t.diagnostic(`ghost text from the tiny random-weight model: ${JSON.stringify(shaped[0].insertText)}`);
 });
 
 test("code actions offer the server's commands with { uri, range }", async (t) => {
   const lsp = live(t);
   if (lsp === undefined) return;
   const range = { start: { line: 0, character: 0 }, end: { line: 1, character: 16 } };
+  const diagnostic = { range, message: "multiply is missing its body", severity: 1, source: "integration test" };
   const actions = await lsp.connection.sendRequest<{ title: string; command?: { command: string; arguments?: unknown[] } }[] | null>("textDocument/codeAction", {
     textDocument: { uri: documentUri },
     range,
-    context: { diagnostics: [], triggerKind: 1 /* Invoked */ },
+    context: { diagnostics: [diagnostic], triggerKind: 1 /* Invoked */ },
   });
   assert.ok(actions !== null && actions.length > 0, "no code actions");
   const commands = actions.map((action) => action.command?.command);
@@ -115,7 +118,8 @@ test("Explain streams codellama/explanation and its result matches the final not
   const lsp = live(t);
   if (lsp === undefined) return;
   const target: CodeActionCommandArgs = { uri: documentUri, range: { start: { line: 0, character: 0 }, end: { line: 2, character: 0 } } };
-  const result = await lsp.connection.sendRequest<{ markdown: string }>("workspace/executeCommand", { command: ServerCommands.explain, arguments: [target] });
+  const result = await runCommand<{ markdown: string }>(t, lsp, ServerCommands.explain, target);
+  if (result === undefined) return;
   const final = lsp.explanations.complete(target.uri, target.range, result.markdown, "unused");
   assert.equal(final.isNew, false, "the result arrived without any codellama/explanation notification");
   assert.equal(final.explanation.markdown, result.markdown);
@@ -125,16 +129,39 @@ test("Explain streams codellama/explanation and its result matches the final not
 test("Fix sends workspace/applyEdit, which the extension marks for review", { timeout: 60_000 }, async (t) => {
   const lsp = live(t);
   if (lsp === undefined) return;
-  const target: CodeActionCommandArgs = { uri: documentUri, range: { start: { line: 1, character: 0 }, end: { line: 1, character: 16 } } };
-  const result = await lsp.connection.sendRequest<{ applied: boolean; edit: unknown }>("workspace/executeCommand", { command: ServerCommands.fix, arguments: [target] });
+  const range = { start: { line: 1, character: 0 }, end: { line: 1, character: 16 } };
+  const target: CodeActionCommandArgs = { uri: documentUri, range, diagnostics: [{ range, message: "add should subtract", severity: 1 }] };
+  const result = await runCommand<{ applied: boolean; edit: unknown }>(t, lsp, ServerCommands.fix, target);
+  if (result === undefined) return;
   assert.equal(lsp.appliedEdits.length, 1, "no workspace/applyEdit arrived");
   const seen = lsp.appliedEdits[0];
   const [change] = seen.reviewed.documentChanges ?? [];
   assert.ok(change !== undefined && !("kind" in change), "the edit has no text change");
   assert.equal(change.textDocument.uri, documentUri);
   assert.ok(change.edits.every((edit) => edit.annotationId !== undefined), "every edit needs confirmation");
+  // The diff review shows the document with the edit applied: it must apply cleanly and change the text.
+  const single = singleDocumentEdits(seen.edit);
+  assert.ok(single !== undefined, "a Fix of one range should edit one document");
+  assert.notEqual(applyTextEdits(source, single.edits), source);
   assert.equal(result.applied, false);
 });
+
+/**
+ * Runs a server command. A server whose build says the command's prompts are not there yet skips the test
+ * with its own words; any other error fails it.
+ */
+async function runCommand<T>(t: { skip: (message: string) => void }, lsp: LspSession, command: string, target: CodeActionCommandArgs): Promise<T | undefined> {
+  try {
+    return await lsp.connection.sendRequest<T>("workspace/executeCommand", { command, arguments: [target] });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/not in the \w+ library of this build yet/.test(message)) {
+      t.skip(`the server cannot run ${command} yet: ${message}`);
+      return undefined;
+    }
+    throw error;
+  }
+}
 
 test("changed settings reach the running server without an error", async (t) => {
   const lsp = live(t);

@@ -12,6 +12,7 @@ import { StatusTracker } from "../../status";
 
 export interface ApplyEditSeen {
   label?: string;
+  edit: ReviewedEdit;
   reviewed: ReviewedEdit;
 }
 
@@ -56,7 +57,7 @@ export class LspSession {
     this.connection.onRequest("window/workDoneProgress/create", () => null);
     this.connection.onRequest("workspace/applyEdit", (params: { label?: string; edit: ReviewedEdit }) => {
       // What the extension's middleware does before VS Code's refactor preview; nothing is applied here.
-      this.appliedEdits.push({ label: params.label, reviewed: withReview(params.edit, reviewLabel(params.label)) });
+      this.appliedEdits.push({ label: params.label, edit: params.edit, reviewed: withReview(params.edit, reviewLabel(params.label)) });
       return { applied: false, failureReason: "integration test: edits are checked, not applied" };
     });
     this.connection.listen();
