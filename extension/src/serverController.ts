@@ -25,6 +25,12 @@ import { describeProblem, FailureEvidence, LineTail, RestartPolicy, StartupProbl
 import { StatusTracker } from "./status";
 import { StatusBar } from "./statusBar";
 
+/** The user-facing name of a server command, for messages. */
+function commandTitle(command: string): string {
+  const titles: Record<string, string> = { [ServerCommands.explain]: "Explain", [ServerCommands.fix]: "Fix", [ServerCommands.generateDocs]: "Generate docs", [ServerCommands.generateTests]: "Generate tests" };
+  return titles[command] ?? command;
+}
+
 export class ServerController implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private process: ChildProcess | undefined;
@@ -216,10 +222,21 @@ export class ServerController implements vscode.Disposable {
     }
   }
 
-  /** Explain opens its view as soon as the server streams; its final result completes the run. */
-  private async aroundServerCommand<T>(command: string, args: unknown[], run: () => Promise<T>): Promise<T> {
-    if (command !== ServerCommands.explain) return run();
-    const result = await run();
+  /**
+   * Explain opens its view as soon as the server streams; its final result completes the run. A failed
+   * command is shown to the user with the server's reason (and resolves to undefined) instead of failing quietly.
+   */
+  private async aroundServerCommand<T>(command: string, args: unknown[], run: () => Promise<T>): Promise<T | undefined> {
+    let result: T;
+    try {
+      result = await run();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.log.error(`${command} failed: ${reason}`);
+      void vscode.window.showErrorMessage(`CodeLlama: ${commandTitle(command)} failed: ${reason.replace(/^.*? failed: /, "")}`, "Show Log").then((pick) => pick && this.log.show());
+      return undefined;
+    }
+    if (command !== ServerCommands.explain) return result;
     const target = args[0] as CodeActionCommandArgs | undefined;
     const markdown = (result as { markdown?: unknown } | undefined)?.markdown;
     if (target !== undefined && typeof markdown === "string") {
