@@ -192,13 +192,26 @@ async function main() {
       check("Apply applies the reviewed fix and closes the diff", closed && after !== undefined && after !== lineBefore, `${JSON.stringify(lineBefore)} -> ${JSON.stringify(after)}`);
       await page.screenshot({ path: join(artifacts, "6-fix-applied.png") });
     }
+
+    // A server that cannot be started: the notification must say what is missing and what to do.
+    // (code-server does not notice edits of the user settings file from outside; workspace settings it does.)
+    mkdirSync(join(folder, ".vscode"), { recursive: true });
+    writeFileSync(join(folder, ".vscode", "settings.json"), JSON.stringify({ "codellama.serverPath": "/nonexistent/codellama-lsp" }, null, 2));
+    const notFound = page.locator(".notification-toast", { hasText: "was not found" });
+    const told = await waitFor(async () => (await notFound.count()) > 0, 60_000);
+    const errorIcon = await waitFor(async () => (await status.innerHTML().catch(() => "")).includes("codicon-error"), 10_000);
+    const clientNoise = await page.locator(".notification-toast", { hasText: "couldn't create connection" }).count();
+    check("only the extension's notification is shown, not the client's generic connection error", clientNoise === 0, `${clientNoise} generic notification(s)`);
+    check("a missing server is reported with what to do, and the status item turns to error", told && errorIcon, told ? (await notFound.first().innerText()).replace(/\s+/g, " ") : "no notification");
+    await page.screenshot({ path: join(artifacts, "7-server-missing.png") });
   } finally {
     await page?.screenshot({ path: join(artifacts, "last.png") }).catch(() => undefined);
     await browser.close();
     codeServer.kill();
     writeFileSync(join(artifacts, "code-server.log"), serverLog);
     writeFileSync(join(artifacts, "result.json"), JSON.stringify({ mode, checks }, null, 2));
-    rmSync(work, { recursive: true, force: true });
+    if (checks.every((c) => c.ok)) rmSync(work, { recursive: true, force: true });
+    else console.log(`Kept ${work} (user data, logs) for inspection.`);
   }
   const failed = checks.filter((c) => !c.ok).length;
   const skipped = checks.filter((c) => c.skipped).length;

@@ -19,7 +19,7 @@ import { DiffReview } from "./diffReview";
 import { ExplanationStore } from "./explanations";
 import { ExplanationView } from "./explanationView";
 import { CodeActionCommandArgs, ExplanationNotificationMethod, ExplanationParams, ServerCommands, StatusNotificationMethod, StatusParams } from "./protocol";
-import { resolveServerCommand, ServerCommand } from "./serverPath";
+import { commandExists, resolveServerCommand, ServerCommand } from "./serverPath";
 import { configurationChange, MappedSettings } from "./settings";
 import { describeProblem, FailureEvidence, LineTail, RestartPolicy, StartupProblem } from "./startupProblem";
 import { StatusTracker } from "./status";
@@ -65,6 +65,10 @@ export class ServerController implements vscode.Disposable {
     this.log.info(`Starting ${server.command} ${[...server.args, "--stdio"].join(" ")} (found through ${server.source}).`);
     this.stopping = false;
     this.setPhase("starting");
+    if (!commandExists(server.command)) {
+      this.fail({ command: server.command, spawnErrorCode: "ENOENT" }, `${server.command} was not found`);
+      return;
+    }
 
     const client = new LanguageClient("codellama", "CodeLlama LSP", () => this.spawnServer(server), this.clientOptions());
     client.onNotification(StatusNotificationMethod, (params: StatusParams) => this.onStatus(params));

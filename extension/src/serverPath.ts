@@ -58,3 +58,18 @@ export function resolveServerCommand(
 function commandFor(serverPath: string, source: ServerSource): ServerCommand {
   return serverPath.toLowerCase().endsWith(".dll") ? { command: "dotnet", args: [serverPath], source } : { command: serverPath, args: [], source };
 }
+
+/**
+ * Whether `command` can be found: a path is checked as it is, a bare name is looked up on PATH (with PATHEXT
+ * on Windows). Checked before the language client starts, so a missing `dotnet` or server gets the
+ * extension's one clear notification rather than the client's generic connection error.
+ */
+export function commandExists(command: string, environment: ResolveEnvironment = {}, exists: (p: string) => boolean = fs.existsSync): boolean {
+  const platform = environment.platform ?? process.platform;
+  const env = environment.env ?? process.env;
+  const pathModule = platform === "win32" ? path.win32 : path.posix;
+  if (command.includes("/") || (platform === "win32" && command.includes("\\"))) return exists(command);
+  const extensions = platform === "win32" ? ["", ...(env.PATHEXT ?? ".EXE;.CMD;.BAT;.COM").split(";").filter((e) => e !== "")] : [""];
+  const folders = (env.PATH ?? env.Path ?? "").split(platform === "win32" ? ";" : ":").filter((f) => f !== "");
+  return folders.some((folder) => extensions.some((extension) => exists(pathModule.join(folder, command + extension))));
+}

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as path from "path";
-import { resolveServerCommand } from "../serverPath";
+import { commandExists, resolveServerCommand } from "../serverPath";
 
 const none = () => false;
 const linux = { homeDir: "/home/me", platform: "linux" as const, env: {} };
@@ -39,4 +39,21 @@ test("DOTNET_CLI_HOME moves the tools folder, and Windows looks for the .exe", (
 
 test("with nothing built or installed the tool on PATH is used", () => {
   assert.deepEqual(resolveServerCommand(undefined, "/repo/extension", none, linux), { command: "codellama-lsp", args: [], source: "path" });
+});
+
+test("a command with a path exists only if the file does", () => {
+  assert.equal(commandExists("/opt/codellama-lsp", linux, (p) => p === "/opt/codellama-lsp"), true);
+  assert.equal(commandExists("/nonexistent/codellama-lsp", linux, () => false), false);
+});
+
+test("a bare command is looked up on PATH", () => {
+  const env = { PATH: "/usr/bin:/usr/local/share/dotnet" };
+  assert.equal(commandExists("dotnet", { ...linux, env }, (p) => p === "/usr/local/share/dotnet/dotnet"), true);
+  assert.equal(commandExists("dotnet", { ...linux, env }, () => false), false);
+  assert.equal(commandExists("dotnet", { ...linux, env: {} }, () => true), false);
+});
+
+test("on Windows PATHEXT extensions are tried", () => {
+  const env = { Path: "C:\\tools;C:\\dotnet", PATHEXT: ".COM;.EXE" };
+  assert.equal(commandExists("dotnet", { platform: "win32", env }, (p) => p === "C:\\dotnet\\dotnet.EXE"), true);
 });
