@@ -6,7 +6,7 @@
 // real (default): the checkout's Release build of codellama-lsp with the tiny fixture on the CPU.
 // stub: e2e/stub-server.js, fixed answers over the same protocol (checks the extension alone).
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -193,6 +193,19 @@ async function main() {
       await page.screenshot({ path: join(artifacts, "6-fix-applied.png") });
     }
 
+    if (mode === "stub") {
+      // A server that keeps crashing: restarted a few times, then left stopped with an error that says so.
+      mkdirSync(join(folder, ".vscode"), { recursive: true });
+      writeFileSync(join(folder, ".vscode", "settings.json"), JSON.stringify({ "codellama.maxTokens": 13 }, null, 2));
+      const crashed = page.locator(".notification-toast", { hasText: "stopped" });
+      const gaveUp = await waitFor(async () => (await crashed.count()) > 0, 90_000);
+      const red = await waitFor(async () => (await status.innerHTML().catch(() => "")).includes("codicon-error"), 10_000);
+      const restarts = (extensionLog(userData).match(/restarting it\./g) ?? []).length;
+      check("a crashing server is restarted, then given up on with an error", gaveUp && red && restarts === 3, `${restarts} automatic restart(s); ${gaveUp ? (await crashed.first().innerText()).replace(/\s+/g, " ") : "no notification"}`);
+      await page.screenshot({ path: join(artifacts, "7-server-crashing.png") });
+      for (const close of await page.locator(".notification-toast .codicon-notifications-clear").all()) await close.click().catch(() => undefined);
+    }
+
     // A server that cannot be started: the notification must say what is missing and what to do.
     // (code-server does not notice edits of the user settings file from outside; workspace settings it does.)
     mkdirSync(join(folder, ".vscode"), { recursive: true });
@@ -203,7 +216,7 @@ async function main() {
     const clientNoise = await page.locator(".notification-toast", { hasText: "couldn't create connection" }).count();
     check("only the extension's notification is shown, not the client's generic connection error", clientNoise === 0, `${clientNoise} generic notification(s)`);
     check("a missing server is reported with what to do, and the status item turns to error", told && errorIcon, told ? (await notFound.first().innerText()).replace(/\s+/g, " ") : "no notification");
-    await page.screenshot({ path: join(artifacts, "7-server-missing.png") });
+    await page.screenshot({ path: join(artifacts, "8-server-missing.png") });
   } finally {
     await page?.screenshot({ path: join(artifacts, "last.png") }).catch(() => undefined);
     await browser.close();
@@ -217,6 +230,20 @@ async function main() {
   const skipped = checks.filter((c) => c.skipped).length;
   console.log(`e2e (${mode} server): ${checks.length - failed - skipped} passed, ${failed} failed, ${skipped} skipped; screenshots in ${artifacts}`);
   process.exit(failed === 0 ? 0 : 1);
+}
+
+/** The extension's output channel, as VS Code wrote it to the log folder. */
+function extensionLog(userData) {
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name === "CodeLlama LSP.log") found.push(full);
+    }
+  };
+  walk(join(userData, "logs"));
+  return found.map((f) => readFileSync(f, "utf8")).join("\n");
 }
 
 /** The text of the line holding the cursor, read from the editor's rendered lines. */

@@ -9,7 +9,16 @@ const connection = createMessageConnection(new StreamMessageReader(process.stdin
 const documents = new Map();
 const completion = "a * b  # multiplied by the stub server";
 
-connection.onRequest("initialize", () => ({
+// maxTokens 13 makes the stub crash (at start and on a settings change): the e2e test's way to check the
+// extension's restart-after-crash and its limit.
+function crashIfAsked(settings) {
+  if (settings && settings.maxTokens === 13) {
+    process.stderr.write("stub: crashing on purpose (maxTokens 13)\n");
+    process.exit(3);
+  }
+}
+
+connection.onRequest("initialize", (p) => (crashIfAsked(p.initializationOptions), {
   capabilities: {
     textDocumentSync: 1,
     inlineCompletionProvider: true,
@@ -24,7 +33,7 @@ connection.onNotification("initialized", async () => {
 });
 connection.onNotification("textDocument/didOpen", (p) => documents.set(p.textDocument.uri, p.textDocument.text));
 connection.onNotification("textDocument/didChange", (p) => documents.set(p.textDocument.uri, p.contentChanges[p.contentChanges.length - 1].text));
-connection.onNotification("workspace/didChangeConfiguration", () => undefined);
+connection.onNotification("workspace/didChangeConfiguration", (p) => crashIfAsked(p.settings && p.settings.codellama));
 connection.onRequest("textDocument/inlineCompletion", (p) => {
   const lines = (documents.get(p.textDocument.uri) ?? "").split("\n");
   const typed = (lines[p.position.line] ?? "").slice(0, p.position.character);

@@ -25,6 +25,16 @@ import { describeProblem, FailureEvidence, LineTail, RestartPolicy, StartupProbl
 import { StatusTracker } from "./status";
 import { StatusBar } from "./statusBar";
 
+/**
+ * The language client, except that its own error popups ("couldn't create connection to server", once per
+ * restart of a crashing server) go to the log only: the extension shows one notification per problem itself.
+ */
+class QuietLanguageClient extends LanguageClient {
+  override error(message: string, data?: unknown, _showNotification?: boolean | "force"): void {
+    super.error(message, data, false);
+  }
+}
+
 /** The user-facing name of a server command, for messages. */
 function commandTitle(command: string): string {
   const titles: Record<string, string> = { [ServerCommands.explain]: "Explain", [ServerCommands.fix]: "Fix", [ServerCommands.generateDocs]: "Generate docs", [ServerCommands.generateTests]: "Generate tests" };
@@ -70,7 +80,7 @@ export class ServerController implements vscode.Disposable {
       return;
     }
 
-    const client = new LanguageClient("codellama", "CodeLlama LSP", () => this.spawnServer(server), this.clientOptions());
+    const client = new QuietLanguageClient("codellama", "CodeLlama LSP", () => this.spawnServer(server), this.clientOptions());
     client.onNotification(StatusNotificationMethod, (params: StatusParams) => this.onStatus(params));
     client.onNotification(ExplanationNotificationMethod, (params: ExplanationParams) => void this.explanationView.show(this.explanations.apply(params)));
     client.onNotification(ShowMessageNotification.type, (params) => this.onShowMessage(params));
