@@ -29,6 +29,41 @@ public static class CompletionPostProcessor
         return new CompletionEdit(context.LineEnding == "\n" ? text : text.Replace("\n", context.LineEnding, StringComparison.Ordinal), new TextRange(context.CursorOffset, context.CursorOffset));
     }
 
+    /// <summary>
+    /// True when the answer streamed so far is already past the end of what will be inserted: a leaked
+    /// marker or closing fence, a line break in single-line mode, or a complete line beyond the end of the
+    /// cursor's block. The server can then stop generating instead of waiting for a stop string.
+    /// </summary>
+    public static bool IsFinished(CompletionContext context, string generatedSoFar)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(generatedSoFar);
+        string text = NormalizeNewlines(generatedSoFar);
+        int lastNewline = text.LastIndexOf('\n');
+        if (lastNewline < 0)
+        {
+            return false;
+        }
+
+        // Only complete lines are judged: the line being written may still turn out differently.
+        string complete = text[..lastNewline];
+        string body = CutAtLeaks(complete);
+        bool restartedFence = complete.TrimStart().StartsWith("```", StringComparison.Ordinal);
+        int expected = restartedFence ? complete.Length - complete.IndexOf('\n', StringComparison.Ordinal) - 1 : complete.Length;
+        if (body.Length < Math.Max(0, expected))
+        {
+            return true;
+        }
+
+        if (!context.MultiLine)
+        {
+            return true;
+        }
+
+        body = DropHeldBackWhitespace(context, body);
+        return CutAtBlockEnd(context, body).Length < body.Length;
+    }
+
     /// <summary>"\r\n" and lone "\r" become "\n"; the file's line ending is applied at the very end.</summary>
     internal static string NormalizeNewlines(string text) =>
         text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');

@@ -6,8 +6,9 @@
 // - Everything that does not change while the user types at the cursor comes first: the system text,
 //   snippets from other files and the code after the cursor (typing never changes the suffix). The code
 //   before the cursor, which grows with each keystroke, comes last, in the answer turn.
-// - The prefix window starts at a line that is a multiple of PrefixAnchorLines, rounded down the file
-//   (fewer lines, so it still fits), so it moves in coarse steps rather than with every keystroke.
+// - The prefix window starts at a line that is a multiple of an anchor step (PrefixAnchorLines, a power
+//   of two, less when few lines fit), rounded towards the cursor (fewer lines, so it still fits), so it
+//   moves in coarse steps rather than with every keystroke.
 // - Each budget share is computed from the fixed template alone, never from what another part used this
 //   time, except that the prefix takes what the suffix and snippets left; the suffix therefore stays put.
 // - Segments are encoded separately (one dummy prefix per call, FACTS.md) and their ids joined, so a
@@ -177,16 +178,27 @@ public static class CompletionPromptBuilder
         return stops;
     }
 
-    /// <summary>The first line of the prefix window: rounded up to a multiple of <paramref name="step"/> so it moves in steps.</summary>
+    /// <summary>
+    /// The first line of the prefix window, rounded up to a multiple of the anchor step so that it moves in
+    /// steps. The step is the largest power of two no larger than <paramref name="step"/> nor a quarter of
+    /// the lines that fit, so a small budget loses at most a quarter of its window to the rounding, and the
+    /// step itself changes only when the fitting window doubles or halves.
+    /// </summary>
     internal static int AnchorLine(int firstThatFits, int cursorLine, int step)
     {
-        if (firstThatFits == 0 || step <= 1)
+        int quarter = (cursorLine - firstThatFits) / 4;
+        int effective = 1;
+        while (effective * 2 <= Math.Min(step, quarter))
+        {
+            effective *= 2;
+        }
+
+        if (firstThatFits == 0 || effective <= 1)
         {
             return firstThatFits;
         }
 
-        int anchored = (firstThatFits + step - 1) / step * step;
-        return anchored <= cursorLine ? anchored : firstThatFits;
+        return (firstThatFits + effective - 1) / effective * effective;
     }
 
     /// <summary>What post-processing needs to know about the cursor (also usable without building a prompt).</summary>

@@ -20,6 +20,11 @@ internal static class Program
             // One line per command; each command lives in Cli/<Name>Command.cs.
             case "--stdio" or "stdio":
                 return await Lsp.StdioCommand.RunAsync(rest).ConfigureAwait(false);
+            case "generate":
+                return await Cli.GenerateCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
+            case "tokenize":
+                return await Cli.TokenizeCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);
+            case "make-checkpoint": return await Cli.MakeCheckpointCommand.RunAsync(rest).ConfigureAwait(false);
             default:
                 _ = rest;
                 await Console.Error.WriteLineAsync($"codellama-lsp: unknown command '{command}'. {Usage}").ConfigureAwait(false);

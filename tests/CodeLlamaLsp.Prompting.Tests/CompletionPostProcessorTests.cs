@@ -149,4 +149,35 @@ public class CompletionPostProcessorTests
     [TestCase("\uFFFD\uFFFD")]
     [TestCase("\u0001\u0002")]
     public void Junk_gives_no_completion(string generated) => Check("x = ‸\n", generated, null);
+
+    /// <summary>Whether generation may stop after <paramref name="soFar"/> at the caret of <paramref name="markup"/>.</summary>
+    private static bool IsFinished(string markup, string soFar, string languageId = "python") =>
+        CompletionPostProcessor.IsFinished(CompletionPromptBuilder.DescribeCursor(Markup.Parse(markup, languageId)), soFar);
+
+    [Test]
+    public void Streaming_stops_once_a_complete_line_leaves_the_block()
+    {
+        string markup = "class Shape:\n    def area(self):\n        ‸\n";
+
+        Assert.That(IsFinished(markup, "return 0\n\n    def per"), Is.False, "the dedented line is not complete yet");
+        Assert.That(IsFinished(markup, "return 0\n\n    def perimeter(self):\n"), Is.True);
+        Assert.That(IsFinished(markup, "x = 1\n        return x\n"), Is.False);
+    }
+
+    [Test]
+    public void Streaming_stops_at_a_closing_fence_or_a_leaked_marker()
+    {
+        string markup = "def f(x):\n    ‸\n";
+
+        Assert.That(IsFinished(markup, "```python\ny = x\n"), Is.False, "an opening fence is not the end");
+        Assert.That(IsFinished(markup, "y = x\n```\n"), Is.True);
+        Assert.That(IsFinished(markup, "y = x [/INST]\n"), Is.True);
+    }
+
+    [Test]
+    public void Streaming_stops_at_the_first_line_break_in_single_line_mode()
+    {
+        Assert.That(IsFinished("result = compute(‸, limit)\n", "values"), Is.False);
+        Assert.That(IsFinished("result = compute(‸, limit)\n", "values\n"), Is.True);
+    }
 }

@@ -290,6 +290,94 @@ public class HostedSessionTests
         Assert.That((await server.Client.DebugStatsAsync()).OpenDocuments, Is.Zero);
     }
 
+    [Test]
+    public async Task An_inline_completion_continues_the_selected_completion_item()
+    {
+        var generator = Generator();
+        await using var server = await ReadyServerAsync(generator);
+        var client = server.Client;
+        await client.OpenAsync(Uri, "import os\nos.pa");
+        var selected = new SelectedCompletionInfo(new Range(new Position(1, 3), new Position(1, 5)), "path");
+        var request = new InlineCompletionParams(new TextDocumentIdentifier(Uri), new Position(1, 5), new InlineCompletionContext(2, selected));
+
+        var list = await client.RequestAsync<InlineCompletionList>("textDocument/inlineCompletion", request);
+
+        Assert.That(generator.Requests[^1].PromptText, Is.EqualTo("import os\nos.path"), "generated as if the item were accepted");
+        Assert.That(list.Items.Single().InsertText, Is.EqualTo("pathh0123"));
+        Assert.That(list.Items.Single().Range, Is.EqualTo(selected.Range));
+    }
+
+    [Test]
+    public async Task Status_turns_busy_while_generating_and_back_to_ready()
+    {
+        await using var server = await ReadyServerAsync(Generator());
+        var client = server.Client;
+        await client.OpenAsync(Uri, "x");
+        await client.InlineCompletionAsync(Uri, new Position(0, 1));
+
+        var states = client.Notifications.Where(n => n.Method == CustomMethods.Status).Select(n => n.Params.GetProperty("state").GetString()).ToList();
+        await client.WaitForNotificationAsync(CustomMethods.Status, p => p.GetProperty("state").GetString() == ServerStates.Busy);
+        await WaitUntilAsync(() => Task.FromResult(client.Notifications.Last(n => n.Method == CustomMethods.Status).Params.GetProperty("state").GetString() == ServerStates.Ready));
+        Assert.That(states, Does.Contain(ServerStates.Loading));
+    }
+
+    [Test]
+    public async Task SetTrace_controls_what_reaches_window_logMessage()
+    {
+        await using var server = HostedServer.Start(new TestLoader(Generator()), new ServerSettings { Model = "test-model", DebounceMs = 0, LogLevel = null });
+        var client = server.Client;
+        await client.InitializeAsync();
+        await client.WaitForStatusAsync(ServerStates.Ready);
+        await client.NotifyAsync("$/setTrace", new { value = "off" });
+        await client.OpenAsync("file:///quiet.py", "x");
+        await client.NotifyAsync("$/setTrace", new { value = "verbose" });
+        await client.OpenAsync("file:///loud.py", "x");
+        await client.WaitForNotificationAsync("window/logMessage", p => p.GetProperty("message").GetString()!.Contains("loud.py", StringComparison.Ordinal));
+
+        Assert.That(client.Notifications.Any(n => n.Method == "window/logMessage" && n.Params.GetProperty("message").GetString()!.Contains("quiet.py", StringComparison.Ordinal)), Is.False);
+    }
+
+    [Test]
+    public async Task Closing_a_document_forgets_it_and_its_cached_suggestion()
+    {
+        var generator = Generator();
+        await using var server = await ReadyServerAsync(generator);
+        var client = server.Client;
+        await client.OpenAsync(Uri, "x = ");
+        await client.InlineCompletionAsync(Uri, new Position(0, 4));
+        await client.NotifyAsync("textDocument/didClose", new DidCloseTextDocumentParams(new TextDocumentIdentifier(Uri)));
+        Assert.That(await client.ErrorCodeOfAsync("textDocument/inlineCompletion", new InlineCompletionParams(new TextDocumentIdentifier(Uri), new Position(0, 4))), Is.EqualTo(LspErrorCodes.InvalidParams));
+
+        await client.OpenAsync(Uri, "x = ");
+        await client.InlineCompletionAsync(Uri, new Position(0, 4));
+        Assert.That(generator.Calls, Is.EqualTo(2), "the reopened document generated again");
+        Assert.That((await client.DebugStatsAsync()).CacheHits, Is.Zero);
+    }
+
+    [Test]
+    public async Task Typing_waits_for_the_debounce_but_an_invoked_request_does_not()
+    {
+        var generator = Generator(tokens: 1);
+        await using var server = HostedServer.Start(new TestLoader(generator), new ServerSettings { Model = "test-model", DebounceMs = 1500 });
+        var client = server.Client;
+        await client.InitializeAsync();
+        await client.WaitForStatusAsync(ServerStates.Ready);
+        await client.OpenAsync(Uri, "a");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var invoked = await client.RequestAsync<InlineCompletionList>("textDocument/inlineCompletion", new InlineCompletionParams(new TextDocumentIdentifier(Uri), new Position(0, 1), new InlineCompletionContext(1)));
+        var invokedTime = clock.Elapsed;
+        await client.ChangeAsync(Uri, new Range(new Position(0, 1), new Position(0, 1)), "b");
+        clock.Restart();
+        var typed = await client.InlineCompletionAsync(Uri, new Position(0, 2));
+        var typedTime = clock.Elapsed;
+
+        Assert.That(invoked.Items.Single().InsertText, Is.EqualTo("a0"));
+        Assert.That(typed.Items.Single().InsertText, Is.EqualTo("b0"));
+        Assert.That(invokedTime, Is.LessThan(TimeSpan.FromMilliseconds(1000)));
+        Assert.That(typedTime, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(1500)));
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

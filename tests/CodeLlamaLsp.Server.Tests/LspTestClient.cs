@@ -3,9 +3,11 @@
 // answers the server's requests (progress create, applyEdit), and can write raw bytes to test bad input.
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
 using CodeLlamaLsp.Server.Protocol;
+using Nerdbank.Streams;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
 using StreamJsonRpc.Reflection;
@@ -15,6 +17,9 @@ namespace CodeLlamaLsp.Server.Tests;
 public sealed class LspTestClient : IAsyncDisposable
 {
     private readonly Stream _toServer;
+
+    // JsonRpc and SendRawAsync write through this one pipe, so raw bytes land between messages, never inside one.
+    private readonly PipeWriter _writer;
     private readonly RecordingStream _fromServer;
     private readonly JsonRpc _rpc;
     private readonly ConcurrentQueue<(string Method, JsonElement Params)> _notifications = new();
@@ -29,7 +34,8 @@ public sealed class LspTestClient : IAsyncDisposable
         Process = process;
         var formatter = new SystemTextJsonFormatter();
         LspJson.Configure(formatter.JsonSerializerOptions);
-        _rpc = new JsonRpc(new TolerantMessageHandler(_toServer, _fromServer, formatter, this));
+        _writer = _toServer.UsePipeWriter();
+        _rpc = new JsonRpc(new TolerantMessageHandler(_writer, _fromServer.UsePipeReader(), formatter, this));
         _rpc.AddLocalRpcTarget(new ClientTarget(this), new JsonRpcTargetOptions { UseSingleObjectParameterDeserialization = true });
         _rpc.StartListening();
     }
@@ -145,9 +151,8 @@ public sealed class LspTestClient : IAsyncDisposable
     {
         byte[] content = Encoding.UTF8.GetBytes(body);
         byte[] header = Encoding.ASCII.GetBytes($"Content-Length: {content.Length}\r\n\r\n");
-        await _toServer.WriteAsync(header);
-        await _toServer.WriteAsync(content);
-        await _toServer.FlushAsync();
+        await _writer.WriteAsync(header);
+        await _writer.WriteAsync(content);
     }
 
     /// <summary>Waits for a notification of <paramref name="method"/> whose params satisfy <paramref name="match"/>.</summary>
@@ -200,7 +205,16 @@ public sealed class LspTestClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Process is not null && TestContext.CurrentContext.Result.Outcome.Status != NUnit.Framework.Interfaces.TestStatus.Passed)
+        {
+            await TestContext.Out.WriteLineAsync("server stderr:\n" + Stderr);
+        }
+
         _rpc.Dispose();
+
+        // The pipe writer does not own the stream: closing it is what tells the server the client is gone.
+        await _writer.CompleteAsync();
+        await _toServer.DisposeAsync();
         if (Process is { } process)
         {
             if (!process.HasExited)
@@ -225,7 +239,7 @@ public sealed class LspTestClient : IAsyncDisposable
     /// Error replies without an id (the answer to an unparsable message) are recorded as "$/errorWithoutId"
     /// instead of reaching JsonRpc, which would treat them as a protocol violation and hang up.
     /// </summary>
-    private sealed class TolerantMessageHandler(Stream toServer, Stream fromServer, IJsonRpcMessageFormatter formatter, LspTestClient client)
+    private sealed class TolerantMessageHandler(PipeWriter toServer, PipeReader fromServer, IJsonRpcMessageFormatter formatter, LspTestClient client)
         : HeaderDelimitedMessageHandler(toServer, fromServer, formatter)
     {
         protected override async ValueTask<JsonRpcMessage?> ReadCoreAsync(CancellationToken cancellationToken)

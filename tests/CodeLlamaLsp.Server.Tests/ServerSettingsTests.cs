@@ -37,6 +37,17 @@ public class ServerSettingsTests
     }
 
     [Test]
+    public void Server_flags_and_name_equals_value_forms_are_read_and_bad_ones_reported()
+    {
+        var problems = new List<string>();
+        var s = new ServerSettings().MergeArgs(["--stdio", "--model=M2", "--debounce-ms", "20", "--prompt-mode", "instruct", "--log-level=debug", "--max-tokens", "lots"], problems);
+
+        Assert.That((s.Model, s.DebounceMs, s.PromptMode, s.LogLevel), Is.EqualTo(("M2", 20, "instruct", "debug")));
+        Assert.That(problems, Has.Count.EqualTo(1));
+        Assert.That(problems[0], Does.Contain("--max-tokens"));
+    }
+
+    [Test]
     public void Only_model_settings_need_a_reload()
     {
         var s = new ServerSettings { Model = "a" };

@@ -12,9 +12,12 @@ public static partial class EngineFactory
     /// Creates an <see cref="InProcessGenerator"/> for <paramref name="loaded"/> on <paramref name="device"/>, with
     /// <paramref name="contextLength"/> positions (0: min(max_position_embeddings, 4096)). The generator takes
     /// ownership of <paramref name="loaded"/> (the CPU backend keeps reading its memory-mapped files) and
-    /// disposes it. <paramref name="log"/> receives one-line messages (backend chosen, fallback warning, load time).
+    /// disposes it. <paramref name="log"/> receives one-line messages (backend chosen, fallback warning, load time);
+    /// <paramref name="progress"/> the fraction of weights prepared on the backend (0..1), layer by layer.
+    /// Throws <see cref="InvalidOperationException"/> for --device cuda without CUDA and
+    /// <see cref="ArgumentException"/> for weights or a context length the model cannot use.
     /// </summary>
-    public static InProcessGenerator Create(LoadedModel loaded, DeviceKind device, int contextLength, Action<string>? log = null)
+    public static InProcessGenerator Create(LoadedModel loaded, DeviceKind device, int contextLength, Action<string>? log = null, IProgress<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(loaded);
         log ??= _ => { };
@@ -23,7 +26,7 @@ public static partial class EngineFactory
         try
         {
             var clock = Stopwatch.StartNew();
-            var model = LlamaModel.Load(loaded.Weights, backend);
+            var model = LlamaModel.Load(loaded.Weights, backend, progress == null ? null : progress.Report);
             try
             {
                 var generator = new InProcessGenerator(model, tokenizer, loaded.Name, contextLength, [backend, loaded]);

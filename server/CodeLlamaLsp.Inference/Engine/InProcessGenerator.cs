@@ -37,6 +37,9 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
 
     public LlamaModel Model { get; }
 
+    /// <summary>The model's tokenizer, or null when the checkpoint has none.</summary>
+    public ITokenizer? Tokenizer => _tokenizer;
+
     /// <summary>The session generations run in; its prefix cache persists between requests.</summary>
     public InferenceSession Session { get; }
 

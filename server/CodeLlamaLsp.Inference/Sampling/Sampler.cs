@@ -143,6 +143,28 @@ public sealed class Sampler
             _weights = new double[n];
         }
 
+        int count = topK > 0 ? Math.Min(topK, n) : n;
+        if (count < n)
+        {
+            // A min-heap of the k best seen so far: O(n log k) instead of sorting the whole vocabulary.
+            var best = new PriorityQueue<int, (float Logit, int NegatedId)>(count + 1);
+            for (int i = 0; i < n; i++)
+            {
+                best.Enqueue(i, (logits[i], -i));
+                if (best.Count > count)
+                {
+                    best.Dequeue();
+                }
+            }
+
+            for (int i = count - 1; i >= 0; i--)
+            {
+                _order[i] = best.Dequeue();
+            }
+
+            return count;
+        }
+
         for (int i = 0; i < n; i++)
         {
             _order[i] = i;
@@ -156,7 +178,6 @@ public sealed class Sampler
 
         // Sorting by negated logit gives descending order; ids are the tiebreak for equal logits.
         Array.Sort(keys, _order);
-        int count = topK > 0 ? Math.Min(topK, n) : n;
         SortTiesById(keys, count);
         return count;
     }

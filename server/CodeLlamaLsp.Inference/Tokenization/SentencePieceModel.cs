@@ -103,9 +103,8 @@ public sealed class SentencePieceModel
         var pieces = new List<string>();
         var scores = new List<float>();
         var types = new List<SentencePieceType>();
-        var trainer = ReadOnlySpan<byte>.Empty;
-        var normalizer = ReadOnlySpan<byte>.Empty;
-        var hasNormalizer = false;
+        var trainerSpecs = new List<(int Start, int Length)>();
+        var normalizerSpecs = new List<(int Start, int Length)>();
 
         var reader = new ProtoReader(bytes);
         while (reader.Next(out var field, out var wire))
@@ -119,11 +118,10 @@ public sealed class SentencePieceModel
                     types.Add(type);
                     break;
                 case (2, ProtoReader.WireLengthDelimited):
-                    trainer = reader.ReadBytes();
+                    trainerSpecs.Add(reader.ReadRange());
                     break;
                 case (3, ProtoReader.WireLengthDelimited):
-                    normalizer = reader.ReadBytes();
-                    hasNormalizer = true;
+                    normalizerSpecs.Add(reader.ReadRange());
                     break;
                 default:
                     reader.Skip(wire);
@@ -136,11 +134,16 @@ public sealed class SentencePieceModel
             throw new InvalidDataException("the model has no pieces");
         }
 
+        // A message field that occurs more than once is merged in order, as protobuf parsers do.
         var model = new SentencePieceModel([.. pieces], [.. scores], [.. types]);
-        model.ReadTrainerSpec(trainer);
-        if (hasNormalizer)
+        foreach (var (start, length) in trainerSpecs)
         {
-            model.ReadNormalizerSpec(normalizer);
+            model.ReadTrainerSpec(bytes.Slice(start, length));
+        }
+
+        foreach (var (start, length) in normalizerSpecs)
+        {
+            model.ReadNormalizerSpec(bytes.Slice(start, length));
         }
 
         return model;
@@ -313,6 +316,13 @@ public sealed class SentencePieceModel
             var slice = _data.Slice(_pos, (int)length);
             _pos += (int)length;
             return slice;
+        }
+
+        /// <summary>Reads a length-delimited field and returns where it lies in the data.</summary>
+        public (int Start, int Length) ReadRange()
+        {
+            var slice = ReadBytes();
+            return (_pos - slice.Length, slice.Length);
         }
 
         public string ReadString() => Encoding.UTF8.GetString(ReadBytes());

@@ -101,6 +101,18 @@ public sealed class StreamingDetokenizer
         return Convert.ToByte(piece.Substring(3, 2), 16);
     }
 
+    private static void AppendCodePoint(StringBuilder output, int codePoint)
+    {
+        if (codePoint < 0x10000)
+        {
+            output.Append((char)codePoint);
+        }
+        else
+        {
+            output.Append((char)(0xD800 + ((codePoint - 0x10000) >> 10))).Append((char)(0xDC00 + ((codePoint - 0x10000) & 0x3FF)));
+        }
+    }
+
     private static bool IsTrailByte(byte b) => (b & 0xC0) == 0x80;
 
     private static bool IsValidCodePoint(int c) => c < 0xD800 || (c >= 0xE000 && c <= 0x10FFFF);
@@ -135,7 +147,7 @@ public sealed class StreamingDetokenizer
             }
             else
             {
-                output.Append(new Rune(codePoint).ToString());
+                AppendCodePoint(output, codePoint);
                 pos += needed;
             }
         }

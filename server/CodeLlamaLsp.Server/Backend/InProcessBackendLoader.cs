@@ -33,7 +33,8 @@ public sealed class InProcessBackendLoader(ILspLog log) : IModelBackendLoader
                 "cuda" => DeviceKind.Cuda,
                 _ => DeviceKind.Auto,
             };
-            var generator = EngineFactory.Create(loaded, device, settings.ContextSize ?? 0, log.Info);
+            var preparing = new FractionProgress(p => progress.Report(new ModelLoadProgress(0.9 + (0.1 * p), "Preparing weights")));
+            var generator = EngineFactory.Create(loaded, device, settings.ContextSize ?? 0, log.Info, preparing);
             return new ModelBackend(loaded.Name, generator, new PromptingSuggestions(tokenizer, generator.Info), generator);
         }
         catch
@@ -55,6 +56,12 @@ public sealed class InProcessBackendLoader(ILspLog log) : IModelBackendLoader
     }
 
     private static LlamaTokenizer SentencePieceTokenizer(string path) => LlamaTokenizer.Load(path);
+
+    /// <summary>Reports on the caller's thread, in order (Progress&lt;T&gt; would post to the pool).</summary>
+    private sealed class FractionProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
 
     /// <summary>Maps the loader's byte counts to a fraction of the first 90% (weight preparation is the rest).</summary>
     private sealed class LoaderProgress(IProgress<ModelLoadProgress> target) : IProgress<LoadProgress>

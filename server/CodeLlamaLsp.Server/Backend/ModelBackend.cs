@@ -29,7 +29,11 @@ public sealed record CodeActionInput(CodeLlamaAction Action, string Uri, string 
 public sealed record SuggestionEdit(string Text, int Start, int End);
 
 /// <summary>A completion prompt and the post-processing that turns the raw answer into an edit (null: nothing to offer).</summary>
-public sealed record PreparedCompletion(GenerationRequest Request, Func<string, SuggestionEdit?> Finish);
+public sealed record PreparedCompletion(GenerationRequest Request, Func<string, SuggestionEdit?> Finish)
+{
+    /// <summary>True once the answer so far is complete (block ended, fence closed): generation stops early.</summary>
+    public Func<string, bool>? IsFinished { get; init; }
+}
 
 /// <summary>What a code action's answer means: markdown to show (Explain) or an edit to apply.</summary>
 public sealed record ActionAnswer(string? Markdown, SuggestionEdit? Edit);

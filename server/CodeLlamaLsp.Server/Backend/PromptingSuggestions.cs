@@ -18,12 +18,38 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
             OtherDocuments = context.OtherDocuments,
         };
         var prompt = CompletionPromptBuilder.Build(snapshot, tokenizer, model, PromptSettingsFor(settings));
-        return new PreparedCompletion(prompt.ToRequest(), raw =>
-            CompletionPostProcessor.Process(prompt.Context, raw) is { } edit ? new SuggestionEdit(edit.Text, edit.Replace.Start, edit.Replace.End) : null);
+        return new PreparedCompletion(
+            prompt.ToRequest(),
+            raw => CompletionPostProcessor.Process(prompt.Context, raw) is { } edit ? new SuggestionEdit(edit.Text, edit.Replace.Start, edit.Replace.End) : null)
+        {
+            IsFinished = soFar => CompletionPostProcessor.IsFinished(prompt.Context, soFar),
+        };
     }
 
-    public PreparedAction CodeAction(CodeActionInput input, ServerSettings settings) =>
-        throw new NotSupportedException("code action prompts are not in the Prompting library of this build yet");
+    public PreparedAction CodeAction(CodeActionInput input, ServerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var snapshot = new EditorSnapshot(input.Text, input.LanguageId, PathOf(input.Uri), input.Start)
+        {
+            Selection = new TextRange(input.Start, input.End),
+            Diagnostics = input.Diagnostics,
+        };
+        var kind = input.Action switch
+        {
+            CodeLlamaAction.Explain => CodeActionKind.Explain,
+            CodeLlamaAction.Fix => CodeActionKind.Fix,
+            CodeLlamaAction.GenerateDocs => CodeActionKind.GenerateDocs,
+            _ => CodeActionKind.GenerateTests,
+        };
+        var prompt = CodeActionPrompts.Build(kind, snapshot, tokenizer, model);
+        var request = prompt.ToRequest();
+
+        // The temperature setting applies to every generation; the answer's length stays the prompt's own.
+        request = request with { Options = request.Options with { Temperature = settings?.Temperature ?? request.Options.Temperature } };
+        return new PreparedAction(request, raw => prompt.Interpret(raw) is { } result
+            ? new ActionAnswer(result.Markdown, result.Edit is { } edit ? new SuggestionEdit(edit.NewText, edit.Range.Start, edit.Range.End) : null)
+            : null);
+    }
 
     /// <summary>The prompt settings the server's settings ask for; unset values keep Prompting's defaults.</summary>
     public static PromptSettings PromptSettingsFor(ServerSettings settings)

@@ -17,7 +17,7 @@ public sealed class CompletionHandler(ServerContext context, SuggestionService s
         ArgumentNullException.ThrowIfNull(request);
         var document = context.Documents.Get(request.TextDocument.Uri);
         int offset = document.OffsetOf(request.Position);
-        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
+        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken, invoked: request.Context?.TriggerKind == 1).ConfigureAwait(false);
         if (edit is null || edit.Text.Trim().Length == 0)
         {
             return new CompletionList(true, []);

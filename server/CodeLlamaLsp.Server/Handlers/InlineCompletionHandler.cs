@@ -16,6 +16,7 @@ public sealed class InlineCompletionHandler(ServerContext context, SuggestionSer
         // Snapshot and offsets are taken before the first await: later edits cannot change what we complete.
         var document = context.Documents.Get(request.TextDocument.Uri);
         int offset = document.OffsetOf(request.Position);
+        bool invoked = request.Context?.TriggerKind == 1;
         if (request.Context?.SelectedCompletionInfo is { } selected)
         {
             var (start, end) = FromLsp.Span(document.Lines, selected.Range);
@@ -27,7 +28,7 @@ public sealed class InlineCompletionHandler(ServerContext context, SuggestionSer
             // Complete as if the selected item were already accepted, then offer item + continuation over the item's range.
             string text = string.Concat(document.Text.AsSpan(0, start), selected.Text, document.Text.AsSpan(end));
             int acceptedCursor = start + selected.Text.Length;
-            var continuation = await suggestions.SuggestAsync(document.WithText(document.Version, text), acceptedCursor, cancellationToken).ConfigureAwait(false);
+            var continuation = await suggestions.SuggestAsync(document.WithText(document.Version, text), acceptedCursor, cancellationToken, invoked).ConfigureAwait(false);
             if (continuation is null || continuation.Start != acceptedCursor)
             {
                 return new InlineCompletionList([]);
@@ -38,7 +39,7 @@ public sealed class InlineCompletionHandler(ServerContext context, SuggestionSer
             return new InlineCompletionList([new InlineCompletionItem(selected.Text + continuation.Text, ToLsp.Range(document.Lines, start, replaceEnd))]);
         }
 
-        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken).ConfigureAwait(false);
+        var edit = await suggestions.SuggestAsync(document, offset, cancellationToken, invoked).ConfigureAwait(false);
         return edit is null
             ? new InlineCompletionList([])
             : new InlineCompletionList([new InlineCompletionItem(edit.Text, ToLsp.Range(document.Lines, edit.Start, edit.End))]);

@@ -12,7 +12,8 @@ public sealed class SuggestionService(ServerContext context)
     /// The edit to suggest at <paramref name="offset"/> of the snapshot, or null when there is none: model not
     /// ready, superseded by a newer request for the same document, or nothing worth suggesting.
     /// </summary>
-    public async Task<SuggestionEdit?> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken)
+    /// <remarks>An <paramref name="invoked"/> request (the user asked explicitly) skips the debounce: no keystrokes follow it.</remarks>
+    public async Task<SuggestionEdit?> SuggestAsync(DocumentSnapshot document, int offset, CancellationToken cancellationToken, bool invoked = false)
     {
         ArgumentNullException.ThrowIfNull(document);
         if (context.Cache.TryReuse(document.Uri, document.Text, offset) is { } reused)
@@ -29,24 +30,29 @@ public sealed class SuggestionService(ServerContext context)
         var settings = context.Settings;
         var others = context.Documents.Others(document.Uri, document.LanguageId);
         PreparedCompletion? prompt = null;
+        var buildTime = TimeSpan.Zero;
         var outcome = await context.Scheduler.RunAsync(
             document.Uri,
-            TimeSpan.FromMilliseconds(settings.DebounceMs),
+            invoked ? TimeSpan.Zero : TimeSpan.FromMilliseconds(settings.DebounceMs),
             backend.Generator,
             () =>
             {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
                 var editor = new EditorContext(document.Uri, document.LanguageId, document.Text, offset) { OtherDocuments = others.Select(d => d.ToOpenDocument()).ToList() };
-                return (prompt = backend.Prompts.Completion(editor, settings)).Request;
+                prompt = backend.Prompts.Completion(editor, settings);
+                buildTime = clock.Elapsed;
+                return prompt.Request;
             },
             onText: null,
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken,
+            soFar => prompt?.IsFinished?.Invoke(soFar) == true).ConfigureAwait(false);
         if (outcome.Superseded || prompt is null)
         {
             return null;
         }
 
         var edit = prompt.Finish(outcome.Text);
-        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms, generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, raw {outcome.Text.Length} chars, {(edit is null ? "nothing to offer" : $"{edit.Text.Length} chars")} ({outcome.StopReason})");
+        context.Log.Debug($"completion {document.Uri}@{offset}: queued {outcome.QueueTime.TotalMilliseconds:F0} ms (prompt {buildTime.TotalMilliseconds:F0} ms, {prompt.Request.PromptIds.Count} tokens), generated {outcome.GenerationTime.TotalMilliseconds:F0} ms, raw {outcome.Text.Length} chars, {(edit is null ? "nothing to offer" : $"{edit.Text.Length} chars")} ({outcome.StopReason})");
         if (edit is { Text.Length: > 0 } && edit.Start == offset && edit.End == offset)
         {
             context.Cache.Store(document.Uri, document.Text, offset, edit.Text);

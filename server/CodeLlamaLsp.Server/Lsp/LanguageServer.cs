@@ -59,8 +59,20 @@ public sealed class LanguageServer
 #pragma warning disable VSTHRD003 // Both tasks complete without needing this context.
         var finished = await Task.WhenAny(Context.Lifecycle.ExitRequested, rpc.Completion).ConfigureAwait(false);
         Context.Scheduler.CancelAll();
-        Context.Models.Dispose();
         client.Close();
+
+        // Free the model only once no generation uses it; a generation that does not stop in time is left
+        // to the process exit rather than having its weights freed under it.
+        var drained = Context.Scheduler.RunExclusiveAsync(() => { });
+        if (await Task.WhenAny(drained, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false) == drained)
+        {
+            Context.Models.Dispose();
+        }
+        else
+        {
+            Context.Log.Warn("a generation did not stop within 2 s of exit; the model is left to the process exit");
+        }
+
         if (finished == Context.Lifecycle.ExitRequested)
         {
             return await Context.Lifecycle.ExitRequested.ConfigureAwait(false);

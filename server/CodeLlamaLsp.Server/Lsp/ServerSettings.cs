@@ -80,34 +80,46 @@ public sealed record ServerSettings
         return s;
     }
 
-    /// <summary>Applies command-line flags (--model M --device cpu ...); returns the flags it did not know.</summary>
+    /// <summary>
+    /// Applies command-line flags: the engine flags shared with `generate` (Cli/EngineFlags: --model, --revision,
+    /// --device, --context-size, --max-tokens, --temperature, also as --name=value) and the server's own
+    /// (--debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
+    /// </summary>
     public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(problems);
-        var s = this;
-        for (int i = 0; i < args.Count; i++)
+        var flags = new Cli.EngineFlags();
+        var own = new List<(string Name, string Value)>();
+        try
         {
-            string arg = args[i];
-            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg is "--stdio")
+            Cli.EngineFlags.Parse(args.Where(a => a != "--stdio").ToList(), flags, (name, value) =>
             {
-                continue;
-            }
+                if (!name.StartsWith("--", StringComparison.Ordinal))
+                {
+                    throw new Cli.CommandLineException($"unexpected argument '{name}'");
+                }
 
-            string name = ToCamelCase(arg[2..]);
-            if (name == "config")
-            {
-                i++;
-                continue;
-            }
+                own.Add((ToCamelCase(name[2..]), value()));
+            });
+        }
+        catch (Cli.CommandLineException ex)
+        {
+            problems.Add(ex.Message);
+        }
 
-            if (i + 1 >= args.Count)
-            {
-                problems.Add($"flag {arg} needs a value");
-                break;
-            }
-
-            string value = args[++i];
+        bool deviceGiven = args.Any(a => a == "--device" || a.StartsWith("--device=", StringComparison.Ordinal));
+        var s = this with
+        {
+            Model = flags.Model ?? Model,
+            Revision = flags.Revision ?? Revision,
+            Device = deviceGiven ? flags.Device.ToString().ToLowerInvariant() : Device,
+            ContextSize = flags.ContextSize > 0 ? flags.ContextSize : ContextSize,
+            MaxTokens = flags.MaxTokens ?? MaxTokens,
+            Temperature = flags.Temperature ?? Temperature,
+        };
+        foreach (var (name, value) in own.Where(o => o.Name != "config"))
+        {
             try
             {
                 using var doc = JsonDocument.Parse(JsonSerializer.Serialize(value));
@@ -115,7 +127,7 @@ public sealed record ServerSettings
             }
             catch (Exception ex) when (ex is InvalidOperationException or FormatException)
             {
-                problems.Add($"flag {arg}: {ex.Message}");
+                problems.Add($"flag --{name}: {ex.Message}");
             }
         }
 

@@ -52,7 +52,8 @@ public sealed class GenerationScheduler : IDisposable
         ITextGenerator generator,
         Func<GenerationRequest> buildRequest,
         Action<string>? onText,
-        CancellationToken requestCancellation)
+        CancellationToken requestCancellation,
+        Func<string, bool>? isFinished = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
         ArgumentNullException.ThrowIfNull(buildRequest);
@@ -77,7 +78,9 @@ public sealed class GenerationScheduler : IDisposable
                 await Task.Delay(debounce, token).ConfigureAwait(false);
             }
 
-            var request = buildRequest();
+            // Prompt building tokenizes up to thousands of lines: run it on the pool, never on the
+            // connection's dispatch context, so edits keep flowing while it works.
+            var request = await Task.Run(buildRequest, token).ConfigureAwait(false);
             await _modelGate.WaitAsync(token).ConfigureAwait(false);
             holdsModel = true;
             var queueTime = queued.Elapsed;
@@ -89,8 +92,15 @@ public sealed class GenerationScheduler : IDisposable
             {
                 text.Append(chunk.Text);
                 Interlocked.Add(ref _tokens, chunk.TokenIds.Count);
-                onText?.Invoke(text.ToString());
+                string soFar = text.ToString();
+                onText?.Invoke(soFar);
                 reason = chunk.Finished ?? reason;
+                if (chunk.Finished is null && isFinished?.Invoke(soFar) == true)
+                {
+                    // Leaving the loop disposes the stream, which stops the engine before its next token.
+                    reason = StopReason.StopString;
+                    break;
+                }
             }
 
             // A generator may end with StopReason.Cancelled instead of throwing; both mean the same here.

@@ -43,6 +43,14 @@ public class SamplerTests
     }
 
     [Test]
+    public void Top_k_breaks_ties_toward_the_lowest_ids()
+    {
+        var drawn = Draw(new float[] { 1f, 1f, 1f, 1f, 1f }, Options(seed: 2) with { TopK = 2 }, 100);
+
+        Assert.That(drawn.Distinct().Order(), Is.EqualTo(new[] { 0, 1 }));
+    }
+
+    [Test]
     public void Top_p_keeps_the_most_likely_ids_until_their_mass_reaches_p()
     {
         // Probabilities 0.5, 0.3, 0.15, 0.05: with top_p 0.7 only the first two are kept.

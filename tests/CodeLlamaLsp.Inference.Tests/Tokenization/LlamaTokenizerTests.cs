@@ -115,6 +115,25 @@ public class LlamaTokenizerTests
     }
 
     [Test]
+    public void Encode_matches_a_naive_merge_loop_on_random_text()
+    {
+        // The naive loop rescans every adjacent pair for the best merge (highest score, then leftmost) and
+        // looks merged text up by string: no segmenting, no pair table, no heap, so it checks those shortcuts.
+        var model = SentencePieceModel.Load(TokenizerFixtures.ModelPath);
+        var mergeable = Enumerable.Range(0, model.Pieces.Count)
+            .Where(id => model.Types[id] is SentencePieceType.Normal or SentencePieceType.UserDefined or SentencePieceType.Unused)
+            .ToDictionary(id => model.Pieces[id], id => id);
+        var alphabet = new[] { " ", "    ", "\t", "\n", "=", "-", "*", "/", "#", "_", ".", "0", "1", "a", "e", "t", "in", "def", "return", "(", ")", "{", "}", ";", "\"", "é", "中", "🦙" };
+        var random = new Random(7);
+        for (var trial = 0; trial < 300; trial++)
+        {
+            var text = string.Concat(Enumerable.Range(0, random.Next(1, 40)).Select(_ => alphabet[random.Next(alphabet.Length)]));
+
+            Assert.That(Tokenizer.Encode(text), Is.EqualTo(NaiveEncode(text, model, mergeable)), () => "text " + System.Text.Json.JsonSerializer.Serialize(text));
+        }
+    }
+
+    [Test]
     public void Loading_a_missing_or_malformed_model_names_the_file()
     {
         var missing = Path.Combine(Path.GetTempPath(), "no-such-dir-" + Guid.NewGuid().ToString("N"), "tokenizer.model");
@@ -147,13 +166,56 @@ public class LlamaTokenizerTests
 
         var text = source.ToString();
         Tokenizer.Encode("warm up the JIT");
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         var ids = Tokenizer.Encode(text);
         clock.Stop();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
 
-        // Informational only: timing is not asserted (shared machines vary).
-        TestContext.Out.WriteLine($"encoded {text.Length:N0} chars into {ids.Count:N0} ids in {clock.ElapsedMilliseconds} ms");
+        // Informational only: timing is not asserted (shared machines vary; CPU time is steadier than wall time).
+        TestContext.Out.WriteLine($"encoded {text.Length:N0} chars into {ids.Count:N0} ids in {clock.ElapsedMilliseconds} ms wall, {cpu.TotalMilliseconds:F0} ms CPU");
         Assert.That(ids, Has.Count.InRange(text.Length / 8, text.Length / 2));
         Assert.That(Tokenizer.Decode(ids), Is.EqualTo(text));
+    }
+
+    private static List<int> NaiveEncode(string text, SentencePieceModel model, Dictionary<string, int> mergeable)
+    {
+        var symbols = ("\u2581" + text.Replace(' ', '\u2581')).EnumerateRunes().Select(r => r.ToString()).ToList();
+        while (true)
+        {
+            var best = -1;
+            var bestScore = float.NegativeInfinity;
+            for (var i = 0; i + 1 < symbols.Count; i++)
+            {
+                if (mergeable.TryGetValue(symbols[i] + symbols[i + 1], out var id) && (best < 0 || model.Scores[id] > bestScore))
+                {
+                    best = i;
+                    bestScore = model.Scores[id];
+                }
+            }
+
+            if (best < 0)
+            {
+                break;
+            }
+
+            symbols[best] += symbols[best + 1];
+            symbols.RemoveAt(best + 1);
+        }
+
+        var ids = new List<int>();
+        foreach (var symbol in symbols)
+        {
+            if (mergeable.TryGetValue(symbol, out var id))
+            {
+                ids.Add(id);
+            }
+            else
+            {
+                ids.AddRange(Encoding.UTF8.GetBytes(symbol).Select(b => 3 + b));
+            }
+        }
+
+        return ids;
     }
 }

@@ -1,11 +1,12 @@
-// Checks that a CodeLlama 7B/13B-style vocabulary (32016 pieces with fill-in-the-middle pieces) loads and
-// exposes its infill ids. The model is the Llama 2 fixture with 16 pieces appended in protobuf form.
+// Checks tokenizer models that differ from the Llama 2 fixture: a CodeLlama 7B/13B-style vocabulary (32016
+// pieces with fill-in-the-middle pieces) and one without byte fallback. Both are the fixture with protobuf
+// fields appended (a repeated piece field adds pieces; a repeated trainer_spec field merges into the first).
 using System.Text;
 using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Tests.Tokenization;
 
-public class InfillVocabularyTests
+public class ModelVariantTests
 {
     private const int ControlType = 3;
 
@@ -43,6 +44,21 @@ public class InfillVocabularyTests
         {
             Assert.That(Extended.Value.Encode(golden.Text), Is.EqualTo(golden.Ids), golden.Label);
         }
+    }
+
+    [Test]
+    public void Without_byte_fallback_a_run_of_unknown_characters_is_one_unk()
+    {
+        // trainer_spec (field 2) { byte_fallback (field 35) = false }
+        var bytes = File.ReadAllBytes(TokenizerFixtures.ModelPath).Concat(new byte[] { 0x12, 0x03, 0x98, 0x02, 0x00 }).ToArray();
+        var tokenizer = LlamaTokenizer.FromModel(SentencePieceModel.Parse(bytes));
+
+        var ids = tokenizer.Encode("a\n🦙🦙 b");
+
+        Assert.That(ids.Count(id => id == tokenizer.UnkId), Is.EqualTo(1));
+        Assert.That(ids, Has.None.InRange(3, 258));
+        Assert.That(tokenizer.Decode(ids), Is.EqualTo("a \u2047  b"));
+        Assert.That(tokenizer.Encode("Hello world"), Is.EqualTo(TokenizerFixtures.Tokenizer.Encode("Hello world")));
     }
 
     private static LlamaTokenizer BuildExtendedTokenizer()
