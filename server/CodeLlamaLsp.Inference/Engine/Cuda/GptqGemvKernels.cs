@@ -1,0 +1,311 @@
+// GPTQ matrix-vector kernels (4-bit and 8-bit, any group size that is a multiple of four packed words):
+// one pass over the packed weights per input row, memory-bound at batch 1. Also the fp16 dense GEMV used
+// for lm_head and unquantized checkpoints.
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Arguments of <see cref="GptqGemvKernels.Gemv"/>.</summary>
+internal struct GptqGemvArgs
+{
+    /// <summary>[in / rpw, out] packed words, rows sorted by group (act-order resolved at load time).</summary>
+    public ArrayView<uint> QWeight;
+
+    /// <summary>[groups, out / rpw] packed zeros, same bit order as qweight columns.</summary>
+    public ArrayView<uint> QZeros;
+
+    /// <summary>[groups, out] fp16 bit patterns.</summary>
+    public ArrayView<ushort> Scales;
+
+    /// <summary>[out] fp16 bias, or a dummy when <see cref="HasBias"/> is 0.</summary>
+    public ArrayView<ushort> Bias;
+
+    /// <summary>[rows, in / 2] half2 words in the GPTQ activation layout (<see cref="ActivationLayout"/>).</summary>
+    public ArrayView<uint> Input;
+
+    /// <summary>[rows, OutputStride] fp32; columns OutputOffset .. OutputOffset + out are written.</summary>
+    public ArrayView<float> Output;
+
+    public int InFeatures;
+    public int OutFeatures;
+    public int Bits;
+    public int GroupSize;
+
+    /// <summary>1 for GPTQ v1 checkpoints (stored zero + 1), 0 for v2.</summary>
+    public int ZeroOffset;
+    public int HasBias;
+
+    /// <summary>Non-zero: output += result (fuses the residual add). Zero: output = result.</summary>
+    public int Accumulate;
+    public int OutputStride;
+    public int OutputOffset;
+    public int ColumnsPerBlock;
+}
+
+/// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
+internal struct Acc4
+{
+    public float A;
+    public float B;
+    public float C;
+    public float D;
+}
+
+/// <summary>
+/// GPTQ GEMV. Launch geometry: grid (out / ColumnsPerBlock, rows), group <see cref="BlockThreads"/> threads.
+/// ColumnsPerBlock is 16 or 32: a thread owns 4 adjacent output columns (one 16-byte load per packed word
+/// row), ColumnsPerBlock / 4 threads span the columns and the remaining threads split the packed rows
+/// (K) into contiguous ranges of whole 4-word chunks, then reduce through shared memory (no atomics).
+/// Bit layout read: qweight word [w, n] holds inputs w*rpw .. w*rpw + rpw - 1 of column n, low bits first,
+/// rpw = 32 / bits; zero of group g, column n sits in qzeros[g, n / rpw] at bit bits * (n % rpw).
+/// On CUDA two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
+/// is the half2 (1024 + q_j, 1024 + q_{j+rpw/2}); adding -(1024 + zero) gives q - zero exactly, and one
+/// fma.f16x2 multiplies it with the matching activation pair. Group sums go to fp32 and are scaled once
+/// per group.
+/// </summary>
+internal static class GptqGemvKernels
+{
+    public const int BlockThreads = 256;
+
+    private const uint Magic = 0x64006400u;
+
+    public static void Gemv(GptqGemvArgs a)
+    {
+        int colsPerBlock = a.ColumnsPerBlock;
+        int colThreads = colsPerBlock / 4;
+        int kThreads = BlockThreads / colThreads;
+        int tid = Group.IdxX;
+        int ct = tid % colThreads;
+        int kt = tid / colThreads;
+        int col0 = (Grid.IdxX * colsPerBlock) + (ct * 4);
+        int row = Grid.IdxY;
+        int bits = a.Bits;
+        int rowsPerWord = 32 / bits;
+        int pairs = rowsPerWord / 2;
+        int words = a.InFeatures / rowsPerWord;
+        int wordsPerGroup = a.GroupSize / rowsPerWord;
+        int chunks = words / 4;
+        int chunksPerThread = (chunks + kThreads - 1) / kThreads;
+        int w0 = kt * chunksPerThread * 4;
+        int w1 = XMin(words, w0 + (chunksPerThread * 4));
+        long inputBase = (long)row * (a.InFeatures / 2);
+        uint mask = bits == 4 ? 0x000F000Fu : 0x00FF00FFu;
+
+        var total = default(Acc4);
+        if (col0 < a.OutFeatures)
+        {
+            for (int w = w0; w < w1; w += 4)
+            {
+                // Chunks never straddle a group: GroupSize is a multiple of 4 packed words (checked on the host).
+                int g = w / wordsPerGroup;
+                var zeros = LoadZeros(a, g, col0, bits, rowsPerWord);
+                var part = default(Acc4);
+                for (int i = 0; i < 4; i++)
+                {
+                    int word = w + i;
+                    var q = DeviceMath.Load4(a.QWeight, ((long)word * a.OutFeatures) + col0);
+                    long xAt = inputBase + ((long)word * pairs);
+                    part = AddWord(part, q, zeros, a.Input, xAt, bits, pairs, mask);
+                }
+
+                long sAt = ((long)g * a.OutFeatures) + col0;
+                total.A += part.A * DeviceMath.HalfBitsToFloat(a.Scales[sAt]);
+                total.B += part.B * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 1]);
+                total.C += part.C * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 2]);
+                total.D += part.D * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 3]);
+            }
+        }
+
+        var shared = SharedMemory.Allocate<float>(1024);
+        int slot = (kt * colsPerBlock) + (ct * 4);
+        shared[slot] = total.A;
+        shared[slot + 1] = total.B;
+        shared[slot + 2] = total.C;
+        shared[slot + 3] = total.D;
+        Group.Barrier();
+        if (tid < colsPerBlock)
+        {
+            int col = (Grid.IdxX * colsPerBlock) + tid;
+            if (col < a.OutFeatures)
+            {
+                float sum = 0f;
+                for (int k = 0; k < kThreads; k++)
+                {
+                    sum += shared[(k * colsPerBlock) + tid];
+                }
+
+                if (a.HasBias != 0)
+                {
+                    sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
+                }
+
+                long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
+                a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
+            }
+        }
+    }
+
+    /// <summary>Zeros of the 4 columns as raw integers (host checks out % rpw == 0, so one packed word holds them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 LoadZeros(GptqGemvArgs a, int g, int col0, int bits, int rowsPerWord)
+    {
+        uint word = a.QZeros[((long)g * (a.OutFeatures / rowsPerWord)) + (col0 / rowsPerWord)];
+        int shift = bits * (col0 % rowsPerWord);
+        uint zmask = (1u << bits) - 1u;
+        uint off = (uint)a.ZeroOffset;
+        var z = default(Words4);
+        z.X = ((word >> shift) & zmask) + off;
+        z.Y = ((word >> (shift + bits)) & zmask) + off;
+        z.Z = ((word >> (shift + (2 * bits))) & zmask) + off;
+        z.W = ((word >> (shift + (3 * bits))) & zmask) + off;
+        return z;
+    }
+
+    /// <summary>Adds (q - zero) . x over the rpw inputs of one packed word row, for the 4 columns in <paramref name="q"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Acc4 AddWord(Acc4 acc, Words4 q, Words4 zeros, ArrayView<uint> input, long xAt, int bits, int pairs, uint mask)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            uint nzA = NegZeroPair(zeros.X);
+            uint nzB = NegZeroPair(zeros.Y);
+            uint nzC = NegZeroPair(zeros.Z);
+            uint nzD = NegZeroPair(zeros.W);
+            uint hA = 0;
+            uint hB = 0;
+            uint hC = 0;
+            uint hD = 0;
+            for (int j = 0; j < pairs; j++)
+            {
+                uint x = input[xAt + j];
+                int s = bits * j;
+                hA = DeviceMath.Half2SubFma(((q.X >> s) & mask) | Magic, nzA, x, hA);
+                hB = DeviceMath.Half2SubFma(((q.Y >> s) & mask) | Magic, nzB, x, hB);
+                hC = DeviceMath.Half2SubFma(((q.Z >> s) & mask) | Magic, nzC, x, hC);
+                hD = DeviceMath.Half2SubFma(((q.W >> s) & mask) | Magic, nzD, x, hD);
+            }
+
+            acc.A += DeviceMath.Half2Sum(hA);
+            acc.B += DeviceMath.Half2Sum(hB);
+            acc.C += DeviceMath.Half2Sum(hC);
+            acc.D += DeviceMath.Half2Sum(hD);
+            return acc;
+        }
+
+        uint vmask = (1u << bits) - 1u;
+        for (int j = 0; j < pairs; j++)
+        {
+            uint x = input[xAt + j];
+            float lo = DeviceMath.Low(x);
+            float hi = DeviceMath.High(x);
+            int sLo = bits * j;
+            int sHi = bits * (j + pairs);
+            acc.A += (((int)((q.X >> sLo) & vmask) - (int)zeros.X) * lo) + (((int)((q.X >> sHi) & vmask) - (int)zeros.X) * hi);
+            acc.B += (((int)((q.Y >> sLo) & vmask) - (int)zeros.Y) * lo) + (((int)((q.Y >> sHi) & vmask) - (int)zeros.Y) * hi);
+            acc.C += (((int)((q.Z >> sLo) & vmask) - (int)zeros.Z) * lo) + (((int)((q.Z >> sHi) & vmask) - (int)zeros.Z) * hi);
+            acc.D += (((int)((q.W >> sLo) & vmask) - (int)zeros.W) * lo) + (((int)((q.W >> sHi) & vmask) - (int)zeros.W) * hi);
+        }
+
+        return acc;
+    }
+
+    /// <summary>-(1024 + zero) as fp16 in both lanes; exact for zero &lt;= 1024.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint NegZeroPair(uint zero)
+    {
+        // 1024 + z has exponent 10 (0x6400 = 1024.0) and mantissa z for z < 1024, so the bits are 0x6400 + z.
+        uint h = 0x8000u | (0x6400u + zero);
+        return h | (h << 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int XMin(int a, int b) => a < b ? a : b;
+}
+
+/// <summary>Arguments of <see cref="DenseGemvKernels.Gemv"/>.</summary>
+internal struct DenseGemvArgs
+{
+    /// <summary>[out, in] fp16 weights as half2 words ([out, in / 2]).</summary>
+    public ArrayView<uint> Weight;
+
+    /// <summary>[rows, in / 2] half2 words, natural order.</summary>
+    public ArrayView<uint> Input;
+
+    /// <summary>[rows, OutputStride] fp32.</summary>
+    public ArrayView<float> Output;
+
+    /// <summary>[out] fp16 bias or dummy.</summary>
+    public ArrayView<ushort> Bias;
+    public int InFeatures;
+    public int OutFeatures;
+    public int HasBias;
+    public int Accumulate;
+    public int OutputStride;
+    public int OutputOffset;
+}
+
+/// <summary>
+/// fp16 dense GEMV (lm_head, unquantized projections). Launch geometry: grid (ceil(out / 8), rows), group
+/// 256 threads = 8 warps, one warp per output row; each lane reads 16 bytes (8 fp16 weights) per step along
+/// the input, products are summed in fp16 pairs of four and accumulated in fp32, then a warp shuffle reduce.
+/// Reads weight [out, in] row-major (the HF layout), so consecutive lanes read consecutive 16-byte chunks.
+/// Requires in % 8 == 0.
+/// </summary>
+internal static class DenseGemvKernels
+{
+    public const int BlockThreads = 256;
+    public const int RowsPerBlock = 8;
+
+    public static void Gemv(DenseGemvArgs a)
+    {
+        int warp = Group.IdxX / 32;
+        int lane = Group.IdxX % 32;
+        int n = (Grid.IdxX * RowsPerBlock) + warp;
+        int row = Grid.IdxY;
+        int chunks = a.InFeatures / 8;
+        float acc = 0f;
+        if (n < a.OutFeatures)
+        {
+            long wBase = (long)n * (a.InFeatures / 2);
+            long xBase = (long)row * (a.InFeatures / 2);
+            for (int c = lane; c < chunks; c += 32)
+            {
+                var w = DeviceMath.Load4(a.Weight, wBase + (c * 4));
+                var x = DeviceMath.Load4(a.Input, xBase + (c * 4));
+                if (CudaAsm.IsSupported)
+                {
+                    uint h = DeviceMath.Half2Fma(w.X, x.X, 0u);
+                    h = DeviceMath.Half2Fma(w.Y, x.Y, h);
+                    uint h2 = DeviceMath.Half2Fma(w.Z, x.Z, 0u);
+                    h2 = DeviceMath.Half2Fma(w.W, x.W, h2);
+                    acc += DeviceMath.Half2Sum(h) + DeviceMath.Half2Sum(h2);
+                }
+                else
+                {
+                    acc += (DeviceMath.Low(w.X) * DeviceMath.Low(x.X)) + (DeviceMath.High(w.X) * DeviceMath.High(x.X))
+                        + (DeviceMath.Low(w.Y) * DeviceMath.Low(x.Y)) + (DeviceMath.High(w.Y) * DeviceMath.High(x.Y))
+                        + (DeviceMath.Low(w.Z) * DeviceMath.Low(x.Z)) + (DeviceMath.High(w.Z) * DeviceMath.High(x.Z))
+                        + (DeviceMath.Low(w.W) * DeviceMath.Low(x.W)) + (DeviceMath.High(w.W) * DeviceMath.High(x.W));
+                }
+            }
+        }
+
+        for (int offset = 16; offset > 0; offset /= 2)
+        {
+            acc += Warp.ShuffleDown(acc, offset);
+        }
+
+        if (lane == 0 && n < a.OutFeatures)
+        {
+            if (a.HasBias != 0)
+            {
+                acc += DeviceMath.HalfBitsToFloat(a.Bias[n]);
+            }
+
+            long o = ((long)row * a.OutputStride) + a.OutputOffset + n;
+            a.Output[o] = a.Accumulate != 0 ? a.Output[o] + acc : acc;
+        }
+    }
+}
