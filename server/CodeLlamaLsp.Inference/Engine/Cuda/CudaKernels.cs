@@ -14,7 +14,7 @@ internal sealed class CudaKernels
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
@@ -35,7 +35,7 @@ internal sealed class CudaKernels
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
         rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
-        storeKv = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
+        storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
@@ -76,8 +76,8 @@ internal sealed class CudaKernels
     public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
         Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));
 
-    public void StoreKv(ArrayView<float> src, int rows, int stride, int kOffset, int vOffset, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
-        Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), src, stride, kOffset, vOffset, kvHeads, headDim, capacity, start, k, v));
+    public void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int rows, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
+        Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), kSrc, vSrc, stride, kvHeads, headDim, capacity, start, k, v));
 
     public void Attention(AttentionArgs args, int rows)
     {

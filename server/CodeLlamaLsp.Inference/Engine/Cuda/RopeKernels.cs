@@ -36,11 +36,11 @@ internal static class RopeKernels
     }
 
     /// <summary>
-    /// Writes k and v rows (fp32, [rows, stride] at the given column offsets) as fp16 into the cache
+    /// Writes k and v rows (fp32, [rows, stride] views starting at each row's first key / value column) as fp16 into the cache
     /// [kvHeads, capacity, headDim] of one layer (the view is already offset to the layer) at position start[0] + row.
     /// Launch geometry: grid (rows), group <see cref="BlockThreads"/>.
     /// </summary>
-    public static void StoreKv(ArrayView<float> src, int stride, int kOffset, int vOffset, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> kCache, ArrayView<ushort> vCache)
+    public static void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> kCache, ArrayView<ushort> vCache)
     {
         int row = Grid.IdxX;
         int pos = start[0] + row;
@@ -50,8 +50,8 @@ internal static class RopeKernels
             int h = e / headDim;
             int d = e - (h * headDim);
             long at = (((long)h * capacity) + pos) * headDim + d;
-            kCache[at] = (ushort)DeviceMath.FloatToHalfBits(src[rowBase + kOffset + e]);
-            vCache[at] = (ushort)DeviceMath.FloatToHalfBits(src[rowBase + vOffset + e]);
+            kCache[at] = (ushort)DeviceMath.FloatToHalfBits(kSrc[rowBase + e]);
+            vCache[at] = (ushort)DeviceMath.FloatToHalfBits(vSrc[rowBase + e]);
         }
     }
 }
