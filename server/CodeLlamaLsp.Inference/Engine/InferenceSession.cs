@@ -1,0 +1,141 @@
+// The mutable half of the engine: a KV cache sized for the context, scratch buffers and the position,
+// with the prefix cache: a new prompt reuses the keys and values of the longest token prefix it shares
+// with what the cache holds, so successive completions in one file prefill only what changed.
+namespace CodeLlamaLsp.Inference.Engine;
+
+/// <summary>One sequence being evaluated on a <see cref="LlamaModel"/>. Not thread-safe.</summary>
+public sealed class InferenceSession : IDisposable
+{
+    /// <summary>Default number of prompt tokens per forward call during prefill.</summary>
+    public const int DefaultMaxBatchTokens = 256;
+
+    private readonly LlamaModel _model;
+    private readonly ForwardBuffers _buffers;
+    private readonly KvCache _cache;
+
+    public InferenceSession(LlamaModel model, int contextLength, int maxBatchTokens = DefaultMaxBatchTokens)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchTokens, 1);
+        _model = model;
+        var c = model.Config;
+        _cache = new KvCache(model.Backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, c.HeadDim, contextLength));
+        _buffers = new ForwardBuffers(model.Backend, c, Math.Min(maxBatchTokens, contextLength));
+    }
+
+    public LlamaModel Model => _model;
+
+    /// <summary>Positions the session can hold (prompt plus answer).</summary>
+    public int ContextLength => _cache.Capacity;
+
+    /// <summary>The next position to be written: the number of tokens the cache holds.</summary>
+    public int Position => _cache.Length;
+
+    /// <summary>The tokens whose keys and values the cache holds.</summary>
+    public IReadOnlyList<int> CachedTokens => _cache.Tokens;
+
+    /// <summary>Prompt tokens the last <see cref="Prefill"/> took from the prefix cache.</summary>
+    public int LastReusedTokens { get; private set; }
+
+    /// <summary>Prompt tokens the last <see cref="Prefill"/> ran through the model.</summary>
+    public int LastProcessedTokens { get; private set; }
+
+    /// <summary>
+    /// Makes the cache hold exactly <paramref name="prompt"/>, reusing the longest prefix already cached, and
+    /// returns the logits [vocab] at the last prompt position. Cancellation is checked between batches; the
+    /// cache then holds the part processed so far.
+    /// </summary>
+    public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
+    {
+        CheckPrompt(prompt);
+
+        // The last prompt token is always recomputed: its logits are the answer's first distribution.
+        int reuse = Math.Min(_cache.CommonPrefixLength(prompt), prompt.Count - 1);
+        _cache.Truncate(reuse);
+        LastReusedTokens = reuse;
+        LastProcessedTokens = prompt.Count - reuse;
+
+        var ids = prompt.ToArray();
+        var logits = new float[_model.Config.VocabSize];
+        for (int start = reuse; start < ids.Length; start += _buffers.MaxRows)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var chunk = ids.AsSpan(start, Math.Min(_buffers.MaxRows, ids.Length - start));
+            LlamaForward.Forward(_model, _buffers, _cache.Storage, chunk, start, logits, allRows: false);
+            _cache.Append(chunk);
+        }
+
+        return logits;
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="prompt"/> from position 0 (ignoring the prefix cache) and returns the logits at
+    /// every position, row-major [prompt.Count, vocab]. For tests and --dump-logits.
+    /// </summary>
+    public float[] EvaluateAllPositions(IReadOnlyList<int> prompt)
+    {
+        CheckPrompt(prompt);
+        _cache.Truncate(0);
+        LastReusedTokens = 0;
+        LastProcessedTokens = prompt.Count;
+        int vocab = _model.Config.VocabSize;
+        var ids = prompt.ToArray();
+        var logits = new float[(long)ids.Length * vocab];
+        for (int start = 0; start < ids.Length; start += _buffers.MaxRows)
+        {
+            var chunk = ids.AsSpan(start, Math.Min(_buffers.MaxRows, ids.Length - start));
+            LlamaForward.Forward(_model, _buffers, _cache.Storage, chunk, start, logits.AsSpan(start * vocab), allRows: true);
+            _cache.Append(chunk);
+        }
+
+        return logits;
+    }
+
+    /// <summary>Appends one token at <see cref="Position"/> and returns the logits [vocab] for the next one.</summary>
+    public float[] Decode(int token)
+    {
+        if (Position >= ContextLength)
+        {
+            throw new InvalidOperationException($"The context of {ContextLength} tokens is full.");
+        }
+
+        var logits = new float[_model.Config.VocabSize];
+        ReadOnlySpan<int> one = [token];
+        LlamaForward.Forward(_model, _buffers, _cache.Storage, one, Position, logits, allRows: false);
+        _cache.Append(one);
+        return logits;
+    }
+
+    /// <summary>Forgets the cached tokens.</summary>
+    public void Reset() => _cache.Truncate(0);
+
+    public void Dispose()
+    {
+        _buffers.Dispose();
+        _cache.Dispose();
+    }
+
+    private void CheckPrompt(IReadOnlyList<int> prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
+        }
+
+        if (prompt.Count > ContextLength)
+        {
+            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
+        }
+
+        int vocab = _model.Config.VocabSize;
+        foreach (var id in prompt)
+        {
+            if ((uint)id >= (uint)vocab)
+            {
+                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
+            }
+        }
+    }
+}
