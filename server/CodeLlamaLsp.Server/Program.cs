@@ -18,6 +18,7 @@ internal static class Program
                 return 0;
 
             // One line per command; each command lives in Cli/<Name>Command.cs.
+            case "make-checkpoint": return await Cli.MakeCheckpointCommand.RunAsync(rest).ConfigureAwait(false);
             default:
                 _ = rest;
                 await Console.Error.WriteLineAsync($"codellama-lsp: unknown command '{command}'. {Usage}").ConfigureAwait(false);

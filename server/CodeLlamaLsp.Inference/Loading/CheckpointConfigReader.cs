@@ -72,10 +72,9 @@ public static class CheckpointConfigReader
             throw new ModelLoadException($"{configPath}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}.");
         }
 
-        if (root.TryGetProperty("head_dim", out var headDimElement) && headDimElement.ValueKind == JsonValueKind.Number
-            && headDimElement.GetInt32() != hidden / heads)
+        if (GetFirstInt(root, "head_dim") is int headDim && headDim != hidden / heads)
         {
-            throw new ModelLoadException($"{configPath}: head_dim {headDimElement.GetInt32()} differs from hidden_size / num_attention_heads = {hidden / heads}; only head_dim = hidden / heads is supported.");
+            throw new ModelLoadException($"{configPath}: head_dim {headDim} differs from hidden_size / num_attention_heads = {hidden / heads}; only head_dim = hidden / heads is supported.");
         }
 
         if (heads % kvHeads != 0)
@@ -171,8 +170,13 @@ public static class CheckpointConfigReader
     {
         try
         {
-            using var stream = File.OpenRead(path);
-            return JsonDocument.Parse(stream, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            var bytes = File.ReadAllBytes(path);
+            if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            {
+                throw new ModelLoadException($"{path}: not valid UTF-8.");
+            }
+
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
         }
         catch (JsonException e)
         {

@@ -16,7 +16,7 @@ public static class ModelLoader
         progress?.Report(new LoadProgress(0, 0, 0, 0, "Reading config"));
         var config = CheckpointConfigReader.Read(location.Directory);
         progress?.Report(new LoadProgress(0, 0, 0, 0, "Mapping weight files"));
-        var tensors = CheckpointTensors.Open(location.Directory, config.ModelFileBaseName);
+        var tensors = CheckpointTensors.Open(location.Directory, config.ModelFileBaseName, file => progress?.Report(new LoadProgress(0, 0, 0, 0, "Mapping " + Path.GetFileName(file))));
         try
         {
             long bytesTotal = tensors.TotalBytes;

@@ -54,18 +54,22 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new ModelLoadException($"{path}: file not found.");
         }
 
-        long fileLength = new FileInfo(path).Length;
-        if (fileLength < 8)
-        {
-            throw new ModelLoadException($"{path}: {fileLength} bytes is too short for a safetensors file (expected an 8-byte header length, then the JSON header).");
-        }
-
+        FileStream? stream = null;
         MemoryMappedFile? mapping = null;
         MemoryMappedViewAccessor? view = null;
         byte* pointer = null;
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            // The length comes from the opened stream: Hugging Face caches hold symlinks, whose FileInfo.Length is the link's.
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            long fileLength = stream.Length;
+            if (fileLength < 8)
+            {
+                throw new ModelLoadException($"{path}: {fileLength} bytes is too short for a safetensors file (expected an 8-byte header length, then the JSON header).");
+            }
+
+            mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            stream = null;
             view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
             byte* basePointer = pointer + view.PointerOffset;
@@ -113,6 +117,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
             view?.Dispose();
             mapping?.Dispose();
+            stream?.Dispose();
         }
     }
 
@@ -168,6 +173,11 @@ internal static class SafetensorsHeaderParser
 {
     public static (Dictionary<string, SafetensorsEntry> Entries, IReadOnlyDictionary<string, string> Metadata) Parse(string path, byte[] header, long dataLength)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new ModelLoadException($"{path}: the header is not valid UTF-8; the file is corrupt.");
+        }
+
         JsonDocument document;
         try
         {
@@ -252,10 +262,11 @@ internal static class SafetensorsHeaderParser
             throw new ModelLoadException($"{where}: data_offsets [{begin}, {end}] out of range: the data section has {dataLength} bytes (file truncated or header corrupt).");
         }
 
+        // A product past long.MaxValue cannot match any real offsets; saturating keeps the message below.
         long expectedBytes = SafetensorsDType.SizeOf(dtype);
         foreach (long d in shape)
         {
-            expectedBytes = checked(expectedBytes * d);
+            expectedBytes = d != 0 && expectedBytes > long.MaxValue / d ? long.MaxValue : expectedBytes * d;
         }
 
         if (end - begin != expectedBytes)

@@ -105,6 +105,41 @@ public class ModelLoaderTests
         Assert.That(() => norm.Data.Span.Length, Throws.TypeOf<ObjectDisposedException>());
     }
 
+    // Run on a machine with a big generated checkpoint (make-checkpoint --shape 13b or 34b) to check 64-bit offsets.
+    [Test]
+    [Explicit("needs CODELLAMA_LSP_LARGE_CHECKPOINT pointing at a checkpoint over 4 GB")]
+    public void Checkpoint_over_4GB_maps_its_last_tensor_at_the_right_offset()
+    {
+        string? path = Environment.GetEnvironmentVariable("CODELLAMA_LSP_LARGE_CHECKPOINT");
+        if (string.IsNullOrEmpty(path))
+        {
+            Assert.Ignore("CODELLAMA_LSP_LARGE_CHECKPOINT is not set");
+        }
+
+        using var model = ModelLoader.Load(path!);
+        using var file = SafetensorsFile.Open(model.WeightFiles[^1]);
+        var last = file.Entries.MaxBy(e => e.End)!;
+        var mapped = file.GetTensor(last.Name).Data.Span;
+        long headerLength;
+        var expected = new byte[Math.Min(mapped.Length, 1 << 20)];
+        using (var stream = File.OpenRead(file.Path))
+        {
+            var lengthBytes = new byte[8];
+            stream.ReadExactly(lengthBytes);
+            headerLength = BitConverter.ToInt64(lengthBytes);
+            stream.Seek(8 + headerLength + last.End - expected.Length, SeekOrigin.Begin);
+            stream.ReadExactly(expected);
+        }
+
+        bool tailMatches = mapped[^expected.Length..].SequenceEqual(expected);
+        Assert.Multiple(() =>
+        {
+            Assert.That(model.WeightBytes, Is.GreaterThan(4L << 30));
+            Assert.That(8 + headerLength + last.Begin, Is.GreaterThan(uint.MaxValue));
+            Assert.That(tailMatches, Is.True);
+        });
+    }
+
     internal static byte[] ReadEntryBytes(string path, string name)
     {
         var bytes = File.ReadAllBytes(path);
