@@ -19,6 +19,7 @@ internal static class Program
 
             // One line per command; each command lives in Cli/<Name>Command.cs.
             case "make-checkpoint": return await Cli.MakeCheckpointCommand.RunAsync(rest).ConfigureAwait(false);
+            case "bench": return await Cli.BenchCommand.RunAsync(rest).ConfigureAwait(false);
             default:
                 _ = rest;
                 await Console.Error.WriteLineAsync($"codellama-lsp: unknown command '{command}'. {Usage}").ConfigureAwait(false);

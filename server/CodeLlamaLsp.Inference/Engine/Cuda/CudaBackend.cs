@@ -229,6 +229,13 @@ public sealed class CudaBackend : IComputeBackend
         K.Combine(partialO.View, partialMl.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
     }
 
+    /// <summary>Sizes the attention partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
+    internal void ReserveAttention(long rowsTimesSplits, int heads, int headDim)
+    {
+        partialO = Grow(partialO, rowsTimesSplits * heads * headDim, "attention partials");
+        partialMl = Grow(partialMl, rowsTimesSplits * heads * 2, "attention partials");
+    }
+
     /// <summary>Splits per query so that kvHeads * headGroups * splits fills the device about twice.</summary>
     internal int DecodeSplits(int kvHeads, int heads, int capacity)
     {

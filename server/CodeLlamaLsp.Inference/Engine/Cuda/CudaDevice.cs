@@ -1,6 +1,7 @@
 // Owns the ILGPU context, the accelerator (a CUDA GPU, or ILGPU's CPU accelerator simulating 32-wide warps
 // for tests), the stream every kernel runs on, and the compiled kernels with their launch helpers.
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -53,7 +54,7 @@ public sealed class CudaDevice : IDisposable
         Context? ctx = null;
         try
         {
-            ctx = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Math(MathMode.Default));
+            ctx = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Math(MathMode.Default).EnableAlgorithms());
             var devices = ctx.GetCudaDevices();
             if (devices.Count == 0)
             {
@@ -79,7 +80,7 @@ public sealed class CudaDevice : IDisposable
     /// <summary>ILGPU's CPU accelerator with 32-wide warps, so warp-level kernels behave as on a GPU (tests).</summary>
     public static CudaDevice CreateCpuSimulator()
     {
-        var ctx = Context.Create(b => b.CPU(CPUDeviceKind.Nvidia).Optimize(OptimizationLevel.O1));
+        var ctx = Context.Create(b => b.CPU(CPUDeviceKind.Nvidia).Optimize(OptimizationLevel.O1).EnableAlgorithms());
         var acc = ctx.CreateCPUAccelerator(0);
         return new CudaDevice(ctx, acc);
     }

@@ -57,8 +57,9 @@ internal sealed class CudaKernels
     {
         // Narrow blocks when the layer has few columns, so a layer still spreads over every multiprocessor.
         args.ColumnsPerBlock = args.OutFeatures / 32 >= 2 * accelerator.NumMultiprocessors ? 32 : 16;
-        var grid = new Index2D((args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock, rows);
-        Launch(() => gemv(Stream, new KernelConfig(grid, new Index2D(GptqGemvKernels.BlockThreads, 1)), args));
+        args.Rows = rows;
+        int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
+        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
     }
 
     public void DenseGemv(DenseGemvArgs args, int rows)

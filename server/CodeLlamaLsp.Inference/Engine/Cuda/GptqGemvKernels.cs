@@ -42,6 +42,9 @@ internal struct GptqGemvArgs
     public int OutputStride;
     public int OutputOffset;
     public int ColumnsPerBlock;
+
+    /// <summary>Input rows in this launch.</summary>
+    public int Rows;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -54,7 +57,9 @@ internal struct Acc4
 }
 
 /// <summary>
-/// GPTQ GEMV. Launch geometry: grid (out / ColumnsPerBlock, rows), group <see cref="BlockThreads"/> threads.
+/// GPTQ GEMV. Launch geometry: grid (rows * ceil(out / ColumnsPerBlock)), group <see cref="BlockThreads"/> threads;
+/// block b serves row b % rows and column tile b / rows, so with several rows (prefill) the blocks that
+/// share a weight tile run back to back and all but the first read it from L2.
 /// ColumnsPerBlock is 16 or 32: a thread owns 4 adjacent output columns (one 16-byte load per packed word
 /// row), ColumnsPerBlock / 4 threads span the columns and the remaining threads split the packed rows
 /// (K) into contiguous ranges of whole 4-word chunks, then reduce through shared memory (no atomics).
@@ -79,8 +84,9 @@ internal static class GptqGemvKernels
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
-        int col0 = (Grid.IdxX * colsPerBlock) + (ct * 4);
-        int row = Grid.IdxY;
+        int row = Grid.IdxX % a.Rows;
+        int tile = Grid.IdxX / a.Rows;
+        int col0 = (tile * colsPerBlock) + (ct * 4);
         int bits = a.Bits;
         int rowsPerWord = 32 / bits;
         int pairs = rowsPerWord / 2;
@@ -127,7 +133,7 @@ internal static class GptqGemvKernels
         Group.Barrier();
         if (tid < colsPerBlock)
         {
-            int col = (Grid.IdxX * colsPerBlock) + tid;
+            int col = (tile * colsPerBlock) + tid;
             if (col < a.OutFeatures)
             {
                 float sum = 0f;
