@@ -24,8 +24,9 @@ public class CudaFixtureTests
     {
         foreach (var f in ReferenceModel.FixtureNames)
         {
-            var cases = Reference.Read(f);
-            for (int i = 0; i < cases.Count; i++)
+            // A missing fixture folder still yields a case, which then fails saying what is missing.
+            int count = File.Exists(Path.Combine(Fixtures.Path(f), "reference.json")) ? Reference.Read(f).Count : 1;
+            for (int i = 0; i < count; i++)
             {
                 yield return new TestCaseData("gpu", f, i).SetArgDisplayNames("gpu", f, $"prompt{i}").SetCategory("Gpu");
             }

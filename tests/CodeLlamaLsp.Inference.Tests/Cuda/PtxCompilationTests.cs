@@ -25,7 +25,16 @@ public class PtxCompilationTests
     }
 
     [TestCaseSource(nameof(Kernels))]
-    public void Kernel_compiles_to_ptx(MethodInfo kernel) => Assert.That(Compile(kernel), Does.Contain(".entry"));
+    public void Kernel_compiles_to_ptx(MethodInfo kernel)
+    {
+        var ptx = Compile(kernel);
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX_DIR") is { Length: > 0 } dir)
+        {
+            File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}.ptx"), ptx);
+        }
+
+        Assert.That(ptx, Does.Contain(".entry"));
+    }
 
     [Test]
     public void Gptq_gemv_uses_16_byte_loads_and_half2_math()

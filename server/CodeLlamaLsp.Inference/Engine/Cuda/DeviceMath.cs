@@ -107,8 +107,9 @@ internal static class DeviceMath
     {
         if (CudaAsm.IsSupported)
         {
-            CudaAsm.Emit("{ .reg .f16 h; cvt.rn.f16.f32 h, %1; mov.b16 %0, h; }", out ushort h16, value);
-            return h16;
+            // Packed into a 32-bit register (high half zero): ILGPU has no 16-bit asm operand we can rely on.
+            CudaAsm.Emit("{ .reg .f16 h; .reg .b16 z; cvt.rn.f16.f32 h, %1; mov.b16 z, 0; mov.b32 %0, {h, z}; }", out uint bits, value);
+            return bits;
         }
 
         return SoftFloatToHalf(value);
