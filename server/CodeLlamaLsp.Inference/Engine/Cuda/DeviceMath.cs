@@ -55,6 +55,15 @@ internal static class DeviceMath
         return result;
     }
 
+    /// <summary>Returns a * b lane-wise in fp16 (CUDA only). Used instead of an fma with a zero accumulator, which
+    /// ILGPU would fold into an immediate operand that f16x2 instructions do not accept.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2Mul(uint a, uint b)
+    {
+        CudaAsm.Emit("mul.rn.f16x2 %0, %1, %2;", out uint result, a, b);
+        return result;
+    }
+
     /// <summary>Returns (magic + negZero) * scale lane-wise in fp16: a dequantized weight pair (CUDA only).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Half2SubMul(uint magic, uint negZero, uint scale)

@@ -282,9 +282,9 @@ internal static class DenseGemvKernels
                 var x = DeviceMath.Load4(a.Input, xBase + (c * 4));
                 if (CudaAsm.IsSupported)
                 {
-                    uint h = DeviceMath.Half2Fma(w.X, x.X, 0u);
+                    uint h = DeviceMath.Half2Mul(w.X, x.X);
                     h = DeviceMath.Half2Fma(w.Y, x.Y, h);
-                    uint h2 = DeviceMath.Half2Fma(w.Z, x.Z, 0u);
+                    uint h2 = DeviceMath.Half2Mul(w.Z, x.Z);
                     h2 = DeviceMath.Half2Fma(w.W, x.W, h2);
                     acc += DeviceMath.Half2Sum(h) + DeviceMath.Half2Sum(h2);
                 }
