@@ -398,7 +398,9 @@ internal sealed class RopeTable : IDisposable
         var invFreq = new float[half];
         for (int i = 0; i < half; i++)
         {
-            invFreq[i] = (float)(1.0 / Math.Pow(theta, 2.0 * i / headDim));
+            // The same fp32 arithmetic as the CPU backend and transformers, so long positions round alike.
+            float exponent = (2f * i) / headDim;
+            invFreq[i] = 1f / MathF.Pow(theta, exponent);
         }
 
         var cos = new float[(long)positions * half];
@@ -408,8 +410,8 @@ internal sealed class RopeTable : IDisposable
             for (int i = 0; i < half; i++)
             {
                 float angle = p * invFreq[i];
-                cos[((long)p * half) + i] = (float)Math.Cos(angle);
-                sin[((long)p * half) + i] = (float)Math.Sin(angle);
+                cos[((long)p * half) + i] = MathF.Cos(angle);
+                sin[((long)p * half) + i] = MathF.Sin(angle);
             }
         }
 

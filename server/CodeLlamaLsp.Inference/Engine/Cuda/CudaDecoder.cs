@@ -32,8 +32,10 @@ public sealed class CudaDecoder : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> candidates;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> uniform;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> history;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
     private CudaGraph? graph;
     private int position;
+    private bool precise = true;
 
     public CudaDecoder(CudaBackend backend, LlamaWeights weights, int contextLength, int maxBatchRows = 256, Action<double>? progress = null)
     {
@@ -56,9 +58,11 @@ public sealed class CudaDecoder : IDisposable
             layers[i] = new Layer(
                 (CudaBuffer)backend.PrepareVector(l.InputNorm),
                 Fused(backend, l.QProj.Name.Replace("q_proj", "qkv_proj", StringComparison.Ordinal), [l.QProj, l.KProj, l.VProj]),
+
                 (CudaLinear)backend.PrepareLinear(l.OProj),
                 (CudaBuffer)backend.PrepareVector(l.PostAttentionNorm),
                 Fused(backend, l.GateProj.Name.Replace("gate_proj", "gate_up_proj", StringComparison.Ordinal), [l.GateProj, l.UpProj]),
+
                 (CudaLinear)backend.PrepareLinear(l.DownProj));
             progress?.Invoke((i + 1.0) / (c.NumLayers + 1));
         }
@@ -71,6 +75,7 @@ public sealed class CudaDecoder : IDisposable
 
         int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
         x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
         xh = mem.Allocate<uint>(((long)maxRows * maxIn / 2) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
@@ -93,7 +98,25 @@ public sealed class CudaDecoder : IDisposable
     public int Position => position;
 
     /// <summary>Device bytes read per decoded token by the linear layers (weights, scales, zeros) and lm_head.</summary>
-    public long WeightBytesPerToken => lmHead.SizeInBytes + layers.Sum(l => l.Qkv.SizeInBytes + l.O.SizeInBytes + l.GateUp.SizeInBytes + l.Down.SizeInBytes);
+    public long WeightBytesPerToken => lmHead.SizeInBytes + layers.Sum(l => l.Bytes);
+
+    /// <summary>
+    /// GPTQ products accumulate in fp32 (true, the default: fixture logits within fp16-activation error) or in
+    /// fp16 pairs per packed word (false: fewer instructions per byte). Changing it drops the captured graph.
+    /// </summary>
+    public bool Precise
+    {
+        get => precise;
+        set
+        {
+            if (precise != value)
+            {
+                precise = value;
+                graph?.Dispose();
+                graph = null;
+            }
+        }
+    }
 
     /// <summary>KV-cache bytes read per decoded token at context length <paramref name="tokens"/>.</summary>
     public long KvBytesPerToken(int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
@@ -125,10 +148,18 @@ public sealed class CudaDecoder : IDisposable
         {
             foreach (var l in layers)
             {
-                l.Qkv.Run(k, xh.View, qkv.View, 1, qkvWidth, accumulate: false);
-                l.O.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false);
-                l.GateUp.Run(k, xh.View, gateUp.View, 1, 2 * c.IntermediateSize, accumulate: false);
-                l.Down.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false);
+                foreach (var q in l.Qkv)
+                {
+                    q.Run(k, xh.View, qkv.View, 1, qkvWidth, accumulate: false, Precise);
+                }
+
+                l.O.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
+                foreach (var g in l.GateUp)
+                {
+                    g.Run(k, xh.View, gateUp.View, 1, 2 * c.IntermediateSize, accumulate: false, Precise);
+                }
+
+                l.Down.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
             }
 
             lmHead.Run(k, xh.View, logits.View, 1, c.VocabSize, accumulate: false);
@@ -284,19 +315,17 @@ public sealed class CudaDecoder : IDisposable
             var l = layers[i];
 
             // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
-            k.RmsNormToHalf(xv, l.InputNorm.Buffer.View, xhalf, rows, hidden, c.RmsNormEps, l.Qkv.Layout);
-            l.Qkv.Run(k, xh.View, qkvv, rows, qkvWidth, accumulate: false);
+            RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
             k.Rope(qkvv, rows, qkvWidth, 0, c.NumHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
             k.Rope(qkvv, rows, qkvWidth, hidden, c.NumKvHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
             k.StoreKv(qkvv.SubView(hidden), qkvv.SubView(hidden + kvDim), rows, qkvWidth, c.NumKvHeads, hd, cache.Capacity, backend.StartView, cache.LayerK(i), cache.LayerV(i));
             backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.Layout);
-            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
 
             // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
-            k.RmsNormToHalf(xv, l.PostNorm.Buffer.View, xhalf, rows, hidden, c.RmsNormEps, l.GateUp.Layout);
-            l.GateUp.Run(k, xh.View, gateUp.View, rows, 2 * c.IntermediateSize, accumulate: false);
+            RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
             k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.Layout);
-            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
         }
 
         int first = logitsForAllRows ? 0 : rows - 1;
@@ -305,9 +334,35 @@ public sealed class CudaDecoder : IDisposable
         lmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
     }
 
-    private static CudaLinear Fused(CudaBackend b, string name, LinearWeights[] parts) =>
-        b.TryPrepareFused(name, parts) ?? throw new NotSupportedException(
-            $"{name}: the fused decode path needs {string.Join(", ", parts.Select(p => p.Name))} to share bits, group size and act-order permutation; use the generic backend path for this checkpoint.");
+    /// <summary>One GEMV over the concatenated columns when the layers can share an input layout, else one per layer.</summary>
+    private static CudaLinear[] Fused(CudaBackend b, string name, LinearWeights[] parts) =>
+        b.TryPrepareFused(name, parts) is { } fused ? [fused] : parts.Select(p => (CudaLinear)b.PrepareLinear(p)).ToArray();
+
+    /// <summary>
+    /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride
+    /// <paramref name="width"/>): a fused one reads the fp16 input straight from the norm; separate ones (act-order
+    /// layers with different permutations) each get the normed fp32 rows converted into their own layout.
+    /// </summary>
+    private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
+    {
+        var k = backend.Device.Kernels;
+        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        if (parts.Length == 1)
+        {
+            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].Layout);
+            parts[0].Run(k, xh.View, output, rows, width, accumulate: false, Precise);
+            return;
+        }
+
+        k.RmsNorm(input, norm.Buffer.View, normed.View, rows, c.HiddenSize, c.RmsNormEps);
+        int offset = 0;
+        foreach (var p in parts)
+        {
+            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.Layout);
+            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false, Precise);
+            offset += p.OutFeatures;
+        }
+    }
 
     private void CheckIds(IEnumerable<int> tokens)
     {
@@ -334,6 +389,7 @@ public sealed class CudaDecoder : IDisposable
         cache.Dispose();
         rope.Dispose();
         x.Dispose();
+        normed.Dispose();
         xh.Dispose();
         qkv.Dispose();
         gateUp.Dispose();
@@ -345,15 +401,25 @@ public sealed class CudaDecoder : IDisposable
         history.Dispose();
     }
 
-    private sealed record Layer(CudaBuffer InputNorm, CudaLinear Qkv, CudaLinear O, CudaBuffer PostNorm, CudaLinear GateUp, CudaLinear Down) : IDisposable
+    private sealed record Layer(CudaBuffer InputNorm, CudaLinear[] Qkv, CudaLinear O, CudaBuffer PostNorm, CudaLinear[] GateUp, CudaLinear Down) : IDisposable
     {
+        public long Bytes => Qkv.Sum(q => q.SizeInBytes) + O.SizeInBytes + GateUp.Sum(g => g.SizeInBytes) + Down.SizeInBytes;
+
         public void Dispose()
         {
             InputNorm.Dispose();
-            Qkv.Dispose();
+            foreach (var q in Qkv)
+            {
+                q.Dispose();
+            }
+
             O.Dispose();
             PostNorm.Dispose();
-            GateUp.Dispose();
+            foreach (var g in GateUp)
+            {
+                g.Dispose();
+            }
+
             Down.Dispose();
         }
     }

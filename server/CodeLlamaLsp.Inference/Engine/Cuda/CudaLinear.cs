@@ -97,7 +97,7 @@ internal sealed class CudaLinear : PreparedLinear
     }
 
     /// <summary>output[rows, outStride] (+)= input W; input is fp16 in <see cref="Layout"/>, [rows, in/2] half2 words.</summary>
-    public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate)
+    public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate, bool precise = true)
     {
         if (Bits == 16)
         {
@@ -137,6 +137,7 @@ internal sealed class CudaLinear : PreparedLinear
                 Accumulate = accumulate ? 1 : 0,
                 OutputStride = outStride,
                 OutputOffset = 0,
+                Precise = precise ? 1 : 0,
             },
             rows);
     }

@@ -55,6 +55,37 @@ internal static class DeviceMath
         return result;
     }
 
+    /// <summary>
+    /// acc + lo(q - zero) * xLo + hi(q - zero) * xHi in fp32: the exact fp16 subtraction of the magic-number trick,
+    /// then both lanes converted and multiplied in fp32 (the precise accumulation mode; CUDA only).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Half2SubDot(uint magic, uint negZero, float xLo, float xHi, float acc)
+    {
+        CudaAsm.Emit(
+            "{ .reg .b32 t; .reg .f16 lo, hi; .reg .f32 a, b, r; add.rn.f16x2 t, %1, %2; mov.b32 {lo, hi}, t; cvt.f32.f16 a, lo; cvt.f32.f16 b, hi; fma.rn.f32 r, a, %3, %5; fma.rn.f32 %0, b, %4, r; }",
+            out float result,
+            magic,
+            negZero,
+            xLo,
+            xHi,
+            acc);
+        return result;
+    }
+
+    /// <summary>acc + lo(a) * lo(b) + hi(a) * hi(b) with both half2 words converted to fp32 (CUDA only).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Half2Dot(uint a, uint b, float acc)
+    {
+        CudaAsm.Emit(
+            "{ .reg .f16 al, ah, bl, bh; .reg .f32 fa, fb, fc, fd, r; mov.b32 {al, ah}, %1; mov.b32 {bl, bh}, %2; cvt.f32.f16 fa, al; cvt.f32.f16 fb, ah; cvt.f32.f16 fc, bl; cvt.f32.f16 fd, bh; fma.rn.f32 r, fa, fc, %3; fma.rn.f32 %0, fb, fd, r; }",
+            out float result,
+            a,
+            b,
+            acc);
+        return result;
+    }
+
     /// <summary>Returns a * b lane-wise in fp16 (CUDA only). Used instead of an fma with a zero accumulator, which
     /// ILGPU would fold into an immediate operand that f16x2 instructions do not accept.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -167,9 +198,27 @@ internal static class DeviceMath
 
     /// <summary>Low fp16 lane of a half2 word as fp32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Low(uint pair) => HalfBitsToFloat(pair & 0xFFFFu);
+    public static float Low(uint pair)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("{ .reg .f16 lo, hi; mov.b32 {lo, hi}, %1; cvt.f32.f16 %0, lo; }", out float r, pair);
+            return r;
+        }
+
+        return HalfBitsToFloat(pair & 0xFFFFu);
+    }
 
     /// <summary>High fp16 lane of a half2 word as fp32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float High(uint pair) => HalfBitsToFloat(pair >> 16);
+    public static float High(uint pair)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("{ .reg .f16 lo, hi; mov.b32 {lo, hi}, %1; cvt.f32.f16 %0, hi; }", out float r, pair);
+            return r;
+        }
+
+        return HalfBitsToFloat(pair >> 16);
+    }
 }

@@ -45,6 +45,9 @@ internal struct GptqGemvArgs
 
     /// <summary>Input rows in this launch.</summary>
     public int Rows;
+
+    /// <summary>Non-zero: products accumulate in fp32 (precise); zero: in fp16 pairs per packed word (fast).</summary>
+    public int Precise;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -67,8 +70,8 @@ internal struct Acc4
 /// rpw = 32 / bits; zero of group g, column n sits in qzeros[g, n / rpw] at bit bits * (n % rpw).
 /// On CUDA two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
 /// is the half2 (1024 + q_j, 1024 + q_{j+rpw/2}); adding -(1024 + zero) gives q - zero exactly, and one
-/// fma.f16x2 multiplies it with the matching activation pair. Group sums go to fp32 and are scaled once
-/// per group.
+/// fma.f16x2 multiplies it with the matching activation pair (fast mode; the precise mode converts q - zero
+/// to fp32 and accumulates in fp32). Group sums are fp32 and scaled once per group.
 /// </summary>
 internal static class GptqGemvKernels
 {
@@ -108,13 +111,18 @@ internal static class GptqGemvKernels
                 int g = w / wordsPerGroup;
                 var zeros = LoadZeros(a, g, col0, bits, rowsPerWord);
                 var part = default(Acc4);
-                for (int i = 0; i < 4; i++)
-                {
-                    int word = w + i;
-                    var q = DeviceMath.Load4(a.QWeight, ((long)word * a.OutFeatures) + col0);
-                    long xAt = inputBase + ((long)word * pairs);
-                    part = AddWord(part, q, zeros, a.Input, xAt, bits, pairs, mask);
-                }
+
+                // Four independent 16-byte loads issued before any use, so each thread keeps 64 bytes in flight.
+                long at = ((long)w * a.OutFeatures) + col0;
+                var q0 = DeviceMath.Load4(a.QWeight, at);
+                var q1 = DeviceMath.Load4(a.QWeight, at + a.OutFeatures);
+                var q2 = DeviceMath.Load4(a.QWeight, at + (2L * a.OutFeatures));
+                var q3 = DeviceMath.Load4(a.QWeight, at + (3L * a.OutFeatures));
+                long xAt = inputBase + ((long)w * pairs);
+                part = AddWord(part, q0, zeros, a.Input, xAt, bits, pairs, mask, a.Precise);
+                part = AddWord(part, q1, zeros, a.Input, xAt + pairs, bits, pairs, mask, a.Precise);
+                part = AddWord(part, q2, zeros, a.Input, xAt + (2 * pairs), bits, pairs, mask, a.Precise);
+                part = AddWord(part, q3, zeros, a.Input, xAt + (3 * pairs), bits, pairs, mask, a.Precise);
 
                 long sAt = ((long)g * a.OutFeatures) + col0;
                 total.A += part.A * DeviceMath.HalfBitsToFloat(a.Scales[sAt]);
@@ -171,8 +179,29 @@ internal static class GptqGemvKernels
 
     /// <summary>Adds (q - zero) . x over the rpw inputs of one packed word row, for the 4 columns in <paramref name="q"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddWord(Acc4 acc, Words4 q, Words4 zeros, ArrayView<uint> input, long xAt, int bits, int pairs, uint mask)
+    private static Acc4 AddWord(Acc4 acc, Words4 q, Words4 zeros, ArrayView<uint> input, long xAt, int bits, int pairs, uint mask, int precise)
     {
+        if (CudaAsm.IsSupported && precise != 0)
+        {
+            uint nzA = NegZeroPair(zeros.X);
+            uint nzB = NegZeroPair(zeros.Y);
+            uint nzC = NegZeroPair(zeros.Z);
+            uint nzD = NegZeroPair(zeros.W);
+            for (int j = 0; j < pairs; j++)
+            {
+                uint x = input[xAt + j];
+                float lo = DeviceMath.Low(x);
+                float hi = DeviceMath.High(x);
+                int s = bits * j;
+                acc.A = DeviceMath.Half2SubDot(((q.X >> s) & mask) | Magic, nzA, lo, hi, acc.A);
+                acc.B = DeviceMath.Half2SubDot(((q.Y >> s) & mask) | Magic, nzB, lo, hi, acc.B);
+                acc.C = DeviceMath.Half2SubDot(((q.Z >> s) & mask) | Magic, nzC, lo, hi, acc.C);
+                acc.D = DeviceMath.Half2SubDot(((q.W >> s) & mask) | Magic, nzD, lo, hi, acc.D);
+            }
+
+            return acc;
+        }
+
         if (CudaAsm.IsSupported)
         {
             uint nzA = NegZeroPair(zeros.X);
@@ -255,7 +284,7 @@ internal struct DenseGemvArgs
 /// <summary>
 /// fp16 dense GEMV (lm_head, unquantized projections). Launch geometry: grid (ceil(out / 8), rows), group
 /// 256 threads = 8 warps, one warp per output row; each lane reads 16 bytes (8 fp16 weights) per step along
-/// the input, products are summed in fp16 pairs of four and accumulated in fp32, then a warp shuffle reduce.
+/// the input, products are converted to and accumulated in fp32, then a warp shuffle reduce.
 /// Reads weight [out, in] row-major (the HF layout), so consecutive lanes read consecutive 16-byte chunks.
 /// Requires in % 8 == 0.
 /// </summary>
@@ -282,11 +311,10 @@ internal static class DenseGemvKernels
                 var x = DeviceMath.Load4(a.Input, xBase + (c * 4));
                 if (CudaAsm.IsSupported)
                 {
-                    uint h = DeviceMath.Half2Mul(w.X, x.X);
-                    h = DeviceMath.Half2Fma(w.Y, x.Y, h);
-                    uint h2 = DeviceMath.Half2Mul(w.Z, x.Z);
-                    h2 = DeviceMath.Half2Fma(w.W, x.W, h2);
-                    acc += DeviceMath.Half2Sum(h) + DeviceMath.Half2Sum(h2);
+                    acc = DeviceMath.Half2Dot(w.X, x.X, acc);
+                    acc = DeviceMath.Half2Dot(w.Y, x.Y, acc);
+                    acc = DeviceMath.Half2Dot(w.Z, x.Z, acc);
+                    acc = DeviceMath.Half2Dot(w.W, x.W, acc);
                 }
                 else
                 {
