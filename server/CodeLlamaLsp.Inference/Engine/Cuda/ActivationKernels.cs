@@ -43,8 +43,7 @@ internal static class ActivationKernels
             long b = (long)t * 2 * width;
             float g = src[b + c];
             float v = g / (1f + MathF.Exp(-g)) * src[b + width + c];
-            int at = ActivationLayout.HalfIndex(c, layout.Bits, layout.InversePermutation, layout.HasPermutation);
-            output[((long)t * width) + at] = (ushort)DeviceMath.FloatToHalfBits(v);
+            ActivationLayout.Store(output, t, width, c, v, layout);
         }
     }
 
@@ -64,8 +63,7 @@ internal static class ActivationKernels
         {
             int t = i / width;
             int c = i - (t * width);
-            int at = ActivationLayout.HalfIndex(c, layout.Bits, layout.InversePermutation, layout.HasPermutation);
-            output[((long)t * width) + at] = (ushort)DeviceMath.FloatToHalfBits(input[i]);
+            ActivationLayout.Store(output, t, width, c, input[i], layout);
         }
     }
 

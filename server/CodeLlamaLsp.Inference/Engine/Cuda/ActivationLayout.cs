@@ -33,6 +33,24 @@ internal static class ActivationLayout
         return (((word * pairs) + pair) * 2) + lane;
     }
 
+    /// <summary>
+    /// Writes input feature <paramref name="k"/> of row <paramref name="row"/> (row width <paramref name="width"/>) into
+    /// a consumer's input buffer: fp16 bits, or fp32 bits in the same buffer when the layout asks for fp32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(ArrayView<ushort> output, long row, int width, int k, float value, InputLayoutArgs layout)
+    {
+        int at = HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
+        if (layout.FloatValues != 0)
+        {
+            output.Cast<float>()[(row * width) + at] = value;
+        }
+        else
+        {
+            output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
+        }
+    }
+
     /// <summary>Host-side mirror of <see cref="HalfIndex"/> for tests and uploads.</summary>
     public static int HalfIndexHost(int k, int bits, int[]? inversePermutation)
     {
@@ -61,4 +79,7 @@ internal struct InputLayoutArgs
 
     /// <summary>[in]: sorted position of original input feature k (length 1 when unused).</summary>
     public ArrayView<int> InversePermutation;
+
+    /// <summary>Non-zero: the consumer reads fp32 values (precise GPTQ mode) at the same slots; zero: fp16.</summary>
+    public int FloatValues;
 }

@@ -283,8 +283,7 @@ internal static class AttentionKernels
             int k = (h * headDim) + d;
             if (halfOutput != 0)
             {
-                int at = ActivationLayout.HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
-                outputHalf[((long)row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(v);
+                ActivationLayout.Store(outputHalf, row, width, k, v, layout);
             }
             else
             {

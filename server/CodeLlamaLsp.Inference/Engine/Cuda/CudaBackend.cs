@@ -161,8 +161,8 @@ public sealed class CudaBackend : IComputeBackend
         var o = Own(output);
         CheckRange(0, rows * w.InFeatures, i.Length, $"{w.Name} input");
         CheckRange(0, rows * w.OutFeatures, o.Length, $"{w.Name} output");
-        halfScratch = Grow(halfScratch, (rows * w.InFeatures / 2) + 4, "fp16 activations");
-        K.ToHalfLayout(i.Buffer.View, halfScratch.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, w.Layout);
+        halfScratch = Grow(halfScratch, ((long)rows * w.InFeatures) + 4, "linear-layer activations");
+        K.ToHalfLayout(i.Buffer.View, halfScratch.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, w.LayoutFor(precise: true));
         w.Run(K, halfScratch.View, o.Buffer.View, rows, w.OutFeatures, accumulate: false);
     }
 

@@ -23,7 +23,7 @@ public sealed class CudaDecoder : IDisposable
     private readonly int qkvWidth;
     private readonly int decodeSplits;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> x; // [maxRows, hidden] residual stream
-    private readonly MemoryBuffer1D<uint, Stride1D.Dense> xh; // [maxRows, max(in) / 2] fp16 GEMV input
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> xh; // [maxRows, max(in)] GEMV input: fp32, or fp16 in the first half
     private readonly MemoryBuffer1D<float, Stride1D.Dense> qkv; // [maxRows, q + k + v]
     private readonly MemoryBuffer1D<float, Stride1D.Dense> gateUp; // [maxRows, 2 * intermediate]
     private readonly MemoryBuffer1D<float, Stride1D.Dense> logits; // [maxRows, vocab]
@@ -76,7 +76,7 @@ public sealed class CudaDecoder : IDisposable
         int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
         x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
         normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
-        xh = mem.Allocate<uint>(((long)maxRows * maxIn / 2) + 4, "activations");
+        xh = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
         logits = mem.Allocate<float>((long)maxRows * c.VocabSize, "logits");
@@ -319,18 +319,18 @@ public sealed class CudaDecoder : IDisposable
             k.Rope(qkvv, rows, qkvWidth, 0, c.NumHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
             k.Rope(qkvv, rows, qkvWidth, hidden, c.NumKvHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
             k.StoreKv(qkvv.SubView(hidden), qkvv.SubView(hidden + kvDim), rows, qkvWidth, c.NumKvHeads, hd, cache.Capacity, backend.StartView, cache.LayerK(i), cache.LayerV(i));
-            backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.Layout);
+            backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.LayoutFor(Precise));
             l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
 
             // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
             RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
-            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.Layout);
+            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.LayoutFor(Precise));
             l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
         }
 
         int first = logitsForAllRows ? 0 : rows - 1;
         int outRows = rows - first;
-        k.RmsNormToHalf(xv.SubView((long)first * hidden), finalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, lmHead.Layout);
+        k.RmsNormToHalf(xv.SubView((long)first * hidden), finalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, lmHead.LayoutFor(Precise));
         lmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
     }
 
@@ -349,7 +349,7 @@ public sealed class CudaDecoder : IDisposable
         var xhalf = xh.View.AsContiguous().Cast<ushort>();
         if (parts.Length == 1)
         {
-            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].Layout);
+            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].LayoutFor(Precise));
             parts[0].Run(k, xh.View, output, rows, width, accumulate: false, Precise);
             return;
         }
@@ -358,7 +358,7 @@ public sealed class CudaDecoder : IDisposable
         int offset = 0;
         foreach (var p in parts)
         {
-            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.Layout);
+            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.LayoutFor(Precise));
             p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false, Precise);
             offset += p.OutFeatures;
         }

@@ -39,8 +39,14 @@ internal sealed class CudaLinear : PreparedLinear
 
     public override long SizeInBytes => weight.LengthInBytes + (qzeros?.LengthInBytes ?? 0) + (scales?.LengthInBytes ?? 0) + bias.LengthInBytes + inversePermutation.LengthInBytes;
 
-    /// <summary>How producers must write this layer's fp16 input.</summary>
-    public InputLayoutArgs Layout => new() { Bits = Bits, HasPermutation = hasPermutation ? 1 : 0, InversePermutation = inversePermutation.View };
+    /// <summary>How producers must write this layer's input (fp32 values in precise GPTQ mode, else fp16).</summary>
+    public InputLayoutArgs LayoutFor(bool precise) => new()
+    {
+        Bits = Bits,
+        HasPermutation = hasPermutation ? 1 : 0,
+        InversePermutation = inversePermutation.View,
+        FloatValues = precise && Bits != 16 ? 1 : 0,
+    };
 
     public static CudaLinear Upload(GpuMemory memory, GptqHostMatrix m)
     {
@@ -96,7 +102,7 @@ internal sealed class CudaLinear : PreparedLinear
         return r;
     }
 
-    /// <summary>output[rows, outStride] (+)= input W; input is fp16 in <see cref="Layout"/>, [rows, in/2] half2 words.</summary>
+    /// <summary>output[rows, outStride] (+)= input W; input written as <see cref="LayoutFor"/>(<paramref name="precise"/>) says.</summary>
     public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate, bool precise = true)
     {
         if (Bits == 16)

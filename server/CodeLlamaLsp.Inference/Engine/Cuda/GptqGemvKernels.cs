@@ -22,7 +22,7 @@ internal struct GptqGemvArgs
     /// <summary>[out] fp16 bias, or a dummy when <see cref="HasBias"/> is 0.</summary>
     public ArrayView<ushort> Bias;
 
-    /// <summary>[rows, in / 2] half2 words in the GPTQ activation layout (<see cref="ActivationLayout"/>).</summary>
+    /// <summary>[rows, in / 2] half2 words in the GPTQ activation layout (<see cref="ActivationLayout"/>); in precise mode [rows, in] fp32 at the same slots.</summary>
     public ArrayView<uint> Input;
 
     /// <summary>[rows, OutputStride] fp32; columns OutputOffset .. OutputOffset + out are written.</summary>
@@ -189,9 +189,9 @@ internal static class GptqGemvKernels
             uint nzD = NegZeroPair(zeros.W);
             for (int j = 0; j < pairs; j++)
             {
-                uint x = input[xAt + j];
-                float lo = DeviceMath.Low(x);
-                float hi = DeviceMath.High(x);
+                // Precise mode: the producer wrote fp32 activations into the same slots (two words per pair).
+                float lo = Interop.IntAsFloat(input[2 * (xAt + j)]);
+                float hi = Interop.IntAsFloat(input[(2 * (xAt + j)) + 1]);
                 int s = bits * j;
                 acc.A = DeviceMath.Half2SubDot(((q.X >> s) & mask) | Magic, nzA, lo, hi, acc.A);
                 acc.B = DeviceMath.Half2SubDot(((q.Y >> s) & mask) | Magic, nzB, lo, hi, acc.B);
@@ -232,9 +232,20 @@ internal static class GptqGemvKernels
         uint vmask = (1u << bits) - 1u;
         for (int j = 0; j < pairs; j++)
         {
-            uint x = input[xAt + j];
-            float lo = DeviceMath.Low(x);
-            float hi = DeviceMath.High(x);
+            float lo;
+            float hi;
+            if (precise != 0)
+            {
+                lo = Interop.IntAsFloat(input[2 * (xAt + j)]);
+                hi = Interop.IntAsFloat(input[(2 * (xAt + j)) + 1]);
+            }
+            else
+            {
+                uint x = input[xAt + j];
+                lo = DeviceMath.Low(x);
+                hi = DeviceMath.High(x);
+            }
+
             int sLo = bits * j;
             int sHi = bits * (j + pairs);
             acc.A += (((int)((q.X >> sLo) & vmask) - (int)zeros.X) * lo) + (((int)((q.X >> sHi) & vmask) - (int)zeros.X) * hi);

@@ -30,8 +30,7 @@ internal static class RmsNormKernels
         long b = (long)Grid.IdxX * width;
         for (int i = Group.IdxX; i < width; i += BlockThreads)
         {
-            int at = ActivationLayout.HalfIndex(i, layout.Bits, layout.InversePermutation, layout.HasPermutation);
-            output[b + at] = (ushort)DeviceMath.FloatToHalfBits(input[b + i] * inv * weight[i]);
+            ActivationLayout.Store(output, Grid.IdxX, width, i, input[b + i] * inv * weight[i], layout);
         }
     }
 
