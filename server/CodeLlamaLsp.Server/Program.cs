@@ -18,6 +18,10 @@ internal static class Program
                 return 0;
 
             // One line per command; each command lives in Cli/<Name>Command.cs.
+            case "generate":
+                return await Cli.GenerateCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
+            case "tokenize":
+                return await Cli.TokenizeCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);
             case "make-checkpoint": return await Cli.MakeCheckpointCommand.RunAsync(rest).ConfigureAwait(false);
             case "bench": return await Cli.BenchCommand.RunAsync(rest).ConfigureAwait(false);
             default:

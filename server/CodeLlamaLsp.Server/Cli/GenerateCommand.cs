@@ -1,0 +1,179 @@
+// `codellama-lsp generate`: loads a model, runs one prompt and prints the answer (or, with --json, the
+// prompt ids, answer ids and text as one object). Scripts, benchmarks and tests use it to check the engine
+// against reference outputs without an editor.
+using System.Globalization;
+using System.Text.Json;
+using CodeLlamaLsp.Inference.Engine;
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Loading;
+
+namespace CodeLlamaLsp.Server.Cli;
+
+internal static class GenerateCommand
+{
+    public const string Usage =
+        "usage: codellama-lsp generate --model M [--revision R] [--device cpu|cuda|auto] [--context-size N] " +
+        "(--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] " +
+        "[--repetition-penalty X] [--seed S] [--json] [--dump-logits FILE]";
+
+    /// <summary>Runs the command; results go to <paramref name="stdout"/>, logs and the one-line error to <paramref name="stderr"/>.</summary>
+    public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        var flags = new EngineFlags();
+        string? promptText = null;
+        int[]? promptIds = null;
+        bool json = false;
+        string? dumpLogits = null;
+        try
+        {
+            EngineFlags.Parse(args, flags, (name, value) =>
+            {
+                switch (name)
+                {
+                    case "--prompt":
+                        promptText = value();
+                        break;
+                    case "--prompt-ids":
+                        promptIds = ParseIds(value());
+                        break;
+                    case "--json":
+                        json = true;
+                        break;
+                    case "--dump-logits":
+                        dumpLogits = value();
+                        break;
+                    default:
+                        throw new CommandLineException($"unknown option '{name}'.");
+                }
+            });
+            if (flags.Model == null)
+            {
+                throw new CommandLineException("--model is required.");
+            }
+
+            if ((promptText == null) == (promptIds == null))
+            {
+                throw new CommandLineException("give exactly one of --prompt TEXT and --prompt-ids 1,2,3.");
+            }
+        }
+        catch (CommandLineException e)
+        {
+            await stderr.WriteLineAsync($"codellama-lsp generate: {e.Message}\n{Usage}").ConfigureAwait(false);
+            return 2;
+        }
+
+        try
+        {
+            using var generator = LoadGenerator(flags, stderr);
+            var ids = promptIds ?? EncodeWithBos(generator, promptText!);
+            if (dumpLogits != null)
+            {
+                var logits = await Task.Run(() => generator.Session.Prefill(ids, cancellationToken), cancellationToken).ConfigureAwait(false);
+                await File.WriteAllTextAsync(dumpLogits, JsonSerializer.Serialize(logits), cancellationToken).ConfigureAwait(false);
+            }
+
+            var options = flags.ToGenerationOptions(new GenerationOptions());
+            var request = new GenerationRequest(ids, promptText ?? string.Empty, options);
+            var text = new System.Text.StringBuilder();
+            var answerIds = new List<int>();
+            StopReason reason = StopReason.MaxTokens;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await foreach (var chunk in generator.GenerateAsync(request, cancellationToken).ConfigureAwait(false))
+            {
+                text.Append(chunk.Text);
+                answerIds.AddRange(chunk.TokenIds);
+                reason = chunk.Finished ?? reason;
+                if (!json)
+                {
+                    await stdout.WriteAsync(chunk.Text).ConfigureAwait(false);
+                    await stdout.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{answerIds.Count} tokens in {clock.Elapsed.TotalSeconds:F2} s, stopped: {reason}")).ConfigureAwait(false);
+            await stdout.WriteLineAsync(json ? ToJson(ids, answerIds, text.ToString(), reason) : string.Empty).ConfigureAwait(false);
+            return 0;
+        }
+        catch (Exception e) when (e is ModelLoadException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or InvalidDataException or CommandLineException)
+        {
+            await stderr.WriteLineAsync($"codellama-lsp generate: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    /// <summary>Loads the checkpoint and builds the generator, logging to stderr.</summary>
+    internal static InProcessGenerator LoadGenerator(EngineFlags flags, TextWriter stderr)
+    {
+        var loaded = ModelLoader.Load(flags.Model!, flags.Revision, new StageLogger(stderr));
+        try
+        {
+            return EngineFactory.Create(loaded, flags.Device, flags.ContextSize, stderr.WriteLine);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
+    }
+
+    private static int[] EncodeWithBos(InProcessGenerator generator, string text)
+    {
+        var tokenizer = generator.Tokenizer ?? throw new CommandLineException($"model '{generator.Info.Name}' has no tokenizer.model; use --prompt-ids.");
+        return [tokenizer.BosId, .. tokenizer.Encode(text)];
+    }
+
+    private static int[] ParseIds(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0)
+        {
+            throw new CommandLineException("--prompt-ids needs at least one id, like 1,2,3.");
+        }
+
+        return parts.Select(p => EngineFlags.Int("--prompt-ids", p, min: 0)).ToArray();
+    }
+
+    private static string ToJson(IReadOnlyList<int> promptIds, IReadOnlyList<int> ids, string text, StopReason reason)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            writer.WriteStartObject();
+            WriteIds(writer, "prompt_ids", promptIds);
+            WriteIds(writer, "ids", ids);
+            writer.WriteString("text", text);
+            writer.WriteString("stop_reason", reason.ToString());
+            writer.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteIds(Utf8JsonWriter writer, string name, IReadOnlyList<int> ids)
+    {
+        writer.WriteStartArray(name);
+        foreach (var id in ids)
+        {
+            writer.WriteNumberValue(id);
+        }
+
+        writer.WriteEndArray();
+    }
+
+    /// <summary>Logs each new loading stage once (not every tensor) to stderr.</summary>
+    private sealed class StageLogger(TextWriter stderr) : IProgress<LoadProgress>
+    {
+        private string? _stage;
+
+        public void Report(LoadProgress value)
+        {
+            if (value.Stage != _stage)
+            {
+                _stage = value.Stage;
+                stderr.WriteLine($"loading: {value.Stage}");
+            }
+        }
+    }
+}
