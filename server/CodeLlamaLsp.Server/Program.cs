@@ -25,6 +25,7 @@ internal static class Program
             case "tokenize":
                 return await Cli.TokenizeCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);
             case "make-checkpoint": return await Cli.MakeCheckpointCommand.RunAsync(rest).ConfigureAwait(false);
+            case "bench": return await Cli.BenchCommand.RunAsync(rest).ConfigureAwait(false);
             default:
                 _ = rest;
                 await Console.Error.WriteLineAsync($"codellama-lsp: unknown command '{command}'. {Usage}").ConfigureAwait(false);

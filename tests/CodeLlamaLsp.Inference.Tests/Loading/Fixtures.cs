@@ -23,7 +23,11 @@ internal static class Fixtures
         }
     }
 
-    public static string Path(string name) => System.IO.Path.GetFullPath(System.IO.Path.Combine(RepoRoot, "..", "shared", "fixtures", name));
+    /// <summary>A fixture folder: under CODELLAMA_FIXTURES when set (the GPU machine gets its own copy), else ../shared/fixtures.</summary>
+    public static string Path(string name) =>
+        Environment.GetEnvironmentVariable("CODELLAMA_FIXTURES") is { Length: > 0 } root
+            ? System.IO.Path.GetFullPath(System.IO.Path.Combine(root, name))
+            : System.IO.Path.GetFullPath(System.IO.Path.Combine(RepoRoot, "..", "shared", "fixtures", name));
 
     /// <summary>Copies a fixture into a fresh temp folder (files made writable); delete with the returned scope.</summary>
     public static TempFolder Copy(string name)

@@ -1,0 +1,85 @@
+// Where an activation element lands in the fp16 input buffer of a linear layer. GPTQ kernels read the
+// input as half2 pairs that line up with the magic-number dequantization of one packed word, so the
+// producers (RMSNorm, attention, SiLU) write each element straight to its slot instead of a separate pass.
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>
+/// Layout of a linear layer's fp16 input row. Bits 16 means natural order (dense weights). Bits 4 or 8 means
+/// GPTQ order: rows are first permuted to the act-order sorted order (sorted index = InversePermutation[k]),
+/// then each packed word of rpw = 32/bits rows is stored as rpw/2 half2 pairs, pair j holding rows (j, j + rpw/2):
+/// exactly the two values that <c>(word &gt;&gt; bits*j) &amp; mask</c> extracts into one half2.
+/// </summary>
+internal static class ActivationLayout
+{
+    /// <summary>Index (in fp16 elements) of input feature <paramref name="k"/> within one row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int HalfIndex(int k, int bits, ArrayView<int> inversePermutation, int hasPermutation)
+    {
+        if (bits == 16)
+        {
+            return k;
+        }
+
+        int sorted = hasPermutation != 0 ? inversePermutation[k] : k;
+        int rowsPerWord = 32 / bits;
+        int pairs = rowsPerWord / 2;
+        int word = sorted / rowsPerWord;
+        int r = sorted - (word * rowsPerWord);
+        int pair = r % pairs;
+        int lane = r / pairs;
+        return (((word * pairs) + pair) * 2) + lane;
+    }
+
+    /// <summary>
+    /// Writes input feature <paramref name="k"/> of row <paramref name="row"/> (row width <paramref name="width"/>) into
+    /// a consumer's input buffer: fp16 bits, or fp32 bits in the same buffer when the layout asks for fp32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(ArrayView<ushort> output, long row, int width, int k, float value, InputLayoutArgs layout)
+    {
+        int at = HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
+        if (layout.FloatValues != 0)
+        {
+            output.Cast<float>()[(row * width) + at] = value;
+        }
+        else
+        {
+            output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
+        }
+    }
+
+    /// <summary>Host-side mirror of <see cref="HalfIndex"/> for tests and uploads.</summary>
+    public static int HalfIndexHost(int k, int bits, int[]? inversePermutation)
+    {
+        if (bits == 16)
+        {
+            return k;
+        }
+
+        int sorted = inversePermutation != null ? inversePermutation[k] : k;
+        int rowsPerWord = 32 / bits;
+        int pairs = rowsPerWord / 2;
+        int word = sorted / rowsPerWord;
+        int r = sorted - (word * rowsPerWord);
+        return (((word * pairs) + (r % pairs)) * 2) + (r / pairs);
+    }
+}
+
+/// <summary>What a producer kernel needs to write a linear layer's input: its layout and permutation.</summary>
+internal struct InputLayoutArgs
+{
+    /// <summary>4 or 8 for GPTQ, 16 for natural order.</summary>
+    public int Bits;
+
+    /// <summary>Non-zero when <see cref="InversePermutation"/> holds the act-order map.</summary>
+    public int HasPermutation;
+
+    /// <summary>[in]: sorted position of original input feature k (length 1 when unused).</summary>
+    public ArrayView<int> InversePermutation;
+
+    /// <summary>Non-zero: the consumer reads fp32 values (precise GPTQ mode) at the same slots; zero: fp16.</summary>
+    public int FloatValues;
+}

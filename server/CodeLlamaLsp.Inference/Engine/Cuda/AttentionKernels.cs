@@ -1,0 +1,294 @@
+// Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
+// split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
+// online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results.
+using ILGPU;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Arguments of <see cref="AttentionKernels.Partial"/>.</summary>
+internal struct AttentionArgs
+{
+    /// <summary>[rows, QStride] fp32 rotated queries starting at column QOffset.</summary>
+    public ArrayView<float> Q;
+
+    /// <summary>One layer's keys [kvHeads, Capacity, HeadDim] fp16 (as half2 words when HeadDim is even).</summary>
+    public ArrayView<ushort> K;
+
+    /// <summary>One layer's values, same layout.</summary>
+    public ArrayView<ushort> V;
+
+    /// <summary>[rows, Splits, heads, HeadDim] unnormalised outputs of each split.</summary>
+    public ArrayView<float> PartialO;
+
+    /// <summary>[rows, Splits, heads, 2]: running max and sum of exponentials of each split.</summary>
+    public ArrayView<float> PartialMl;
+
+    /// <summary>[1]: position of row 0.</summary>
+    public ArrayView<int> Start;
+    public int QStride;
+    public int QOffset;
+    public int Heads;
+    public int KvHeads;
+    public int HeadDim;
+    public int Capacity;
+    public int Splits;
+    public float Scale;
+}
+
+/// <summary>
+/// Launch geometry of <see cref="Partial"/>: grid (kvHeads * headGroups, Splits, rows), group 256 threads,
+/// headGroups = ceil(G / 8) with G = heads / kvHeads. A block serves up to 8 query heads that share one KV
+/// head, so each key and value row is read from memory once for all of them. Row t (position p = start + t)
+/// attends keys 0..p; split s takes keys [s*chunk, min(p+1, (s+1)*chunk)), chunk = ceil((p+1) / Splits),
+/// in tiles of 128: scores (one thread per head and key, q in shared memory), then one warp per head
+/// updates the running max/sum, then thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V.
+/// Supports headDim &lt;= 128.
+/// </summary>
+internal static class AttentionKernels
+{
+    public const int BlockThreads = 256;
+    public const int HeadsPerBlock = 8;
+    public const int Tile = 128;
+    public const int MaxHeadDim = 128;
+
+    public static void Partial(AttentionArgs a)
+    {
+        int g = a.Heads / a.KvHeads;
+        int headGroups = (g + HeadsPerBlock - 1) / HeadsPerBlock;
+        int kvh = Grid.IdxX / headGroups;
+        int hg = Grid.IdxX - (kvh * headGroups);
+        int split = Grid.IdxY;
+        int row = Grid.IdxZ;
+        int qh0 = (kvh * g) + (hg * HeadsPerBlock);
+        int nh = g - (hg * HeadsPerBlock);
+        nh = nh < HeadsPerBlock ? nh : HeadsPerBlock;
+        int hd = a.HeadDim;
+        int tid = Group.IdxX;
+        int warp = tid / 32;
+        int lane = tid % 32;
+
+        int pos = a.Start[0] + row;
+        int len = pos + 1;
+        int chunk = (len + a.Splits - 1) / a.Splits;
+        int begin = split * chunk;
+        int end = begin + chunk;
+        end = end < len ? end : len;
+
+        var qs = SharedMemory.Allocate<float>(HeadsPerBlock * MaxHeadDim);
+        var sc = SharedMemory.Allocate<float>(HeadsPerBlock * Tile);
+        var runMax = SharedMemory.Allocate<float>(HeadsPerBlock);
+        var runSum = SharedMemory.Allocate<float>(HeadsPerBlock);
+        var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
+
+        long qBase = ((long)row * a.QStride) + a.QOffset;
+        for (int i = tid; i < HeadsPerBlock * MaxHeadDim; i += BlockThreads)
+        {
+            int h = i / MaxHeadDim;
+            int d = i - (h * MaxHeadDim);
+            qs[i] = h < nh && d < hd ? a.Q[qBase + ((long)(qh0 + h) * hd) + d] * a.Scale : 0f;
+        }
+
+        if (tid < HeadsPerBlock)
+        {
+            runMax[tid] = float.NegativeInfinity;
+            runSum[tid] = 0f;
+        }
+
+        int myD = tid % MaxHeadDim;
+        int myH = (tid / MaxHeadDim) * 4;
+        float acc0 = 0f;
+        float acc1 = 0f;
+        float acc2 = 0f;
+        float acc3 = 0f;
+        long kvBase = (long)kvh * a.Capacity * hd;
+        Group.Barrier();
+
+        for (int tile = begin; tile < end; tile += Tile)
+        {
+            int n = end - tile;
+            n = n < Tile ? n : Tile;
+
+            // Scores: entry e = h * Tile + key.
+            for (int e = tid; e < HeadsPerBlock * Tile; e += BlockThreads)
+            {
+                int h = e / Tile;
+                int key = e - (h * Tile);
+                float s = float.NegativeInfinity;
+                if (h < nh && key < n)
+                {
+                    long kAt = kvBase + ((long)(tile + key) * hd);
+                    s = 0f;
+                    for (int d = 0; d < hd; d++)
+                    {
+                        s += qs[(h * MaxHeadDim) + d] * DeviceMath.HalfBitsToFloat(a.K[kAt + d]);
+                    }
+                }
+
+                sc[e] = s;
+            }
+
+            Group.Barrier();
+
+            // Online softmax update, one warp per head.
+            if (warp < nh)
+            {
+                float m = float.NegativeInfinity;
+                for (int key = lane; key < n; key += 32)
+                {
+                    float v = sc[(warp * Tile) + key];
+                    m = v > m ? v : m;
+                }
+
+                for (int offset = 16; offset > 0; offset /= 2)
+                {
+                    float o = Warp.ShuffleXor(m, offset);
+                    m = o > m ? o : m;
+                }
+
+                float old = runMax[warp];
+                float mNew = old > m ? old : m;
+                float sum = 0f;
+                for (int key = lane; key < n; key += 32)
+                {
+                    float p = MathF.Exp(sc[(warp * Tile) + key] - mNew);
+                    sc[(warp * Tile) + key] = p;
+                    sum += p;
+                }
+
+                for (int offset = 16; offset > 0; offset /= 2)
+                {
+                    sum += Warp.ShuffleXor(sum, offset);
+                }
+
+                if (lane == 0)
+                {
+                    float al = old == float.NegativeInfinity ? 0f : MathF.Exp(old - mNew);
+                    alpha[warp] = al;
+                    runSum[warp] = (runSum[warp] * al) + sum;
+                    runMax[warp] = mNew;
+                }
+            }
+
+            Group.Barrier();
+
+            if (myD < hd)
+            {
+                float al0 = myH < nh ? alpha[myH] : 0f;
+                float al1 = myH + 1 < nh ? alpha[myH + 1] : 0f;
+                float al2 = myH + 2 < nh ? alpha[myH + 2] : 0f;
+                float al3 = myH + 3 < nh ? alpha[myH + 3] : 0f;
+                acc0 *= al0;
+                acc1 *= al1;
+                acc2 *= al2;
+                acc3 *= al3;
+                long vAt = kvBase + ((long)tile * hd) + myD;
+                for (int key = 0; key < n; key++)
+                {
+                    float v = DeviceMath.HalfBitsToFloat(a.V[vAt + ((long)key * hd)]);
+                    if (myH < nh)
+                    {
+                        acc0 += sc[(myH * Tile) + key] * v;
+                    }
+
+                    if (myH + 1 < nh)
+                    {
+                        acc1 += sc[((myH + 1) * Tile) + key] * v;
+                    }
+
+                    if (myH + 2 < nh)
+                    {
+                        acc2 += sc[((myH + 2) * Tile) + key] * v;
+                    }
+
+                    if (myH + 3 < nh)
+                    {
+                        acc3 += sc[((myH + 3) * Tile) + key] * v;
+                    }
+                }
+            }
+
+            Group.Barrier();
+        }
+
+        long oBase = (((long)row * a.Splits) + split) * a.Heads;
+        if (myD < hd)
+        {
+            if (myH < nh)
+            {
+                a.PartialO[((oBase + qh0 + myH) * hd) + myD] = acc0;
+            }
+
+            if (myH + 1 < nh)
+            {
+                a.PartialO[((oBase + qh0 + myH + 1) * hd) + myD] = acc1;
+            }
+
+            if (myH + 2 < nh)
+            {
+                a.PartialO[((oBase + qh0 + myH + 2) * hd) + myD] = acc2;
+            }
+
+            if (myH + 3 < nh)
+            {
+                a.PartialO[((oBase + qh0 + myH + 3) * hd) + myD] = acc3;
+            }
+        }
+
+        if (tid < nh)
+        {
+            a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
+            a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
+        }
+    }
+
+    /// <summary>
+    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m). Launch geometry: grid (heads, rows),
+    /// group 128 threads (one per head dimension). Writes fp32 [rows, heads * headDim] when halfOutput is 0,
+    /// else fp16 into the o_proj input layout.
+    /// </summary>
+    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
+    {
+        int h = Grid.IdxX;
+        int row = Grid.IdxY;
+        int d = Group.IdxX;
+        float m = float.NegativeInfinity;
+        for (int s = 0; s < splits; s++)
+        {
+            long at = ((((long)row * splits) + s) * heads) + h;
+            float ms = partialMl[(at * 2) + 0];
+            m = ms > m ? ms : m;
+        }
+
+        float total = 0f;
+        float acc = 0f;
+        for (int s = 0; s < splits; s++)
+        {
+            long at = ((((long)row * splits) + s) * heads) + h;
+            float ms = partialMl[(at * 2) + 0];
+            if (ms != float.NegativeInfinity)
+            {
+                float w = MathF.Exp(ms - m);
+                total += partialMl[(at * 2) + 1] * w;
+                if (d < headDim)
+                {
+                    acc += partialO[(at * headDim) + d] * w;
+                }
+            }
+        }
+
+        if (d < headDim)
+        {
+            float v = acc / total;
+            int width = heads * headDim;
+            int k = (h * headDim) + d;
+            if (halfOutput != 0)
+            {
+                ActivationLayout.Store(outputHalf, row, width, k, v, layout);
+            }
+            else
+            {
+                output[((long)row * width) + k] = v;
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+// The fused CUDA forward pass used for speed: q/k/v and gate/up as one GEMV each, residual adds fused into
+// o_proj and down_proj, producers writing fp16 straight into the next GEMV's input layout, token selection
+// on the device, and the whole decode step captured as one CUDA graph that reads the token and position
+// from device memory. Numerically it is the same ops as CudaBackend (the backend-ops test covers them).
+using ILGPU;
+using ILGPU.Runtime;
+using CodeLlamaLsp.Inference.Model;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>A Llama model resident on one GPU with its KV cache, decoding one sequence.</summary>
+public sealed class CudaDecoder : IDisposable
+{
+    private readonly CudaBackend backend;
+    private readonly LlamaConfig c;
+    private readonly Layer[] layers;
+    private readonly CudaEmbedding embedding;
+    private readonly CudaBuffer finalNorm;
+    private readonly CudaLinear lmHead;
+    private readonly CudaKvCache cache;
+    private readonly RopeTable rope;
+    private readonly int maxRows;
+    private readonly int qkvWidth;
+    private readonly int decodeSplits;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> x; // [maxRows, hidden] residual stream
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> xh; // [maxRows, max(in)] GEMV input: fp32, or fp16 in the first half
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> qkv; // [maxRows, q + k + v]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> gateUp; // [maxRows, 2 * intermediate]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> logits; // [maxRows, vocab]
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> ids; // [maxRows]; ids[0] doubles as the sampled token
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> sampleScratch;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> candidates;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> uniform;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> history;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
+    private CudaGraph? graph;
+    private int position;
+    private bool precise = true;
+
+    public CudaDecoder(CudaBackend backend, LlamaWeights weights, int contextLength, int maxBatchRows = 256, Action<double>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(weights);
+        this.backend = backend;
+        c = weights.Config;
+        maxRows = maxBatchRows;
+        var mem = backend.Memory;
+        int hd = c.HeadDim;
+        int kvDim = c.NumKvHeads * hd;
+        qkvWidth = c.HiddenSize + (2 * kvDim);
+
+        // KV cache first: it is sized by the configured context, and running out here is the clearest message.
+        cache = (CudaKvCache)backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
+        layers = new Layer[c.NumLayers];
+        for (int i = 0; i < c.NumLayers; i++)
+        {
+            var l = weights.Layers[i];
+            layers[i] = new Layer(
+                (CudaBuffer)backend.PrepareVector(l.InputNorm),
+                Fused(backend, l.QProj.Name.Replace("q_proj", "qkv_proj", StringComparison.Ordinal), [l.QProj, l.KProj, l.VProj]),
+
+                (CudaLinear)backend.PrepareLinear(l.OProj),
+                (CudaBuffer)backend.PrepareVector(l.PostAttentionNorm),
+                Fused(backend, l.GateProj.Name.Replace("gate_proj", "gate_up_proj", StringComparison.Ordinal), [l.GateProj, l.UpProj]),
+
+                (CudaLinear)backend.PrepareLinear(l.DownProj));
+            progress?.Invoke((i + 1.0) / (c.NumLayers + 1));
+        }
+
+        embedding = (CudaEmbedding)backend.PrepareEmbedding(weights.Embedding);
+        finalNorm = (CudaBuffer)backend.PrepareVector(weights.FinalNorm);
+        lmHead = CudaLinear.UploadDense(mem, weights.LmHead.Name, weights.LmHead, c.HiddenSize, c.VocabSize);
+        rope = RopeTable.Create(mem, c.RopeTheta, hd, contextLength);
+        decodeSplits = backend.DecodeSplits(c.NumKvHeads, c.NumHeads, contextLength);
+
+        int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
+        x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        xh = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
+        qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
+        gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
+        logits = mem.Allocate<float>((long)maxRows * c.VocabSize, "logits");
+        ids = mem.Allocate<int>(maxRows, "token ids");
+        sampleScratch = mem.Allocate<float>(c.VocabSize, "sampling scratch");
+        candidates = mem.Allocate<float>(2 * SamplingKernels.MaxCandidates, "sampling scratch");
+        uniform = mem.Allocate<float>(1, "sampling scratch");
+        history = mem.Allocate<int>(contextLength, "token history");
+        backend.ReserveAttention(Math.Max(maxRows, decodeSplits), c.NumHeads, hd);
+        progress?.Invoke(1.0);
+    }
+
+    public LlamaConfig Config => c;
+
+    /// <summary>Positions the KV cache holds.</summary>
+    public int ContextLength => cache.Capacity;
+
+    /// <summary>Tokens in the KV cache.</summary>
+    public int Position => position;
+
+    /// <summary>Device bytes read per decoded token by the linear layers (weights, scales, zeros) and lm_head.</summary>
+    public long WeightBytesPerToken => lmHead.SizeInBytes + layers.Sum(l => l.Bytes);
+
+    /// <summary>
+    /// GPTQ products accumulate in fp32 (true, the default: fixture logits within fp16-activation error) or in
+    /// fp16 pairs per packed word (false: fewer instructions per byte). Changing it drops the captured graph.
+    /// </summary>
+    public bool Precise
+    {
+        get => precise;
+        set
+        {
+            if (precise != value)
+            {
+                precise = value;
+                graph?.Dispose();
+                graph = null;
+            }
+        }
+    }
+
+    /// <summary>KV-cache bytes read per decoded token at context length <paramref name="tokens"/>.</summary>
+    public long KvBytesPerToken(int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
+
+    /// <summary>Kernel launches in one captured decode step.</summary>
+    public long LaunchesPerDecodeStep { get; private set; }
+
+    /// <summary>Forgets the cached sequence.</summary>
+    public void Reset() => position = 0;
+
+    /// <summary>
+    /// Benchmarks only: treats the first <paramref name="tokens"/> cache positions as filled without computing
+    /// them, so decode speed at a long context can be measured without a long prefill (values do not change speed).
+    /// </summary>
+    public void AssumeFilled(int tokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(tokens, cache.Capacity);
+        position = tokens;
+    }
+
+    /// <summary>
+    /// Benchmarks only: the linear layers of one decode step (every GEMV, lm_head included) captured as one graph,
+    /// replayed <paramref name="repeats"/> times; returns seconds per step. Shows what the GEMVs alone cost.
+    /// </summary>
+    public double TimeLinearsOnly(int repeats)
+    {
+        var k = backend.Device.Kernels;
+        void Launches()
+        {
+            foreach (var l in layers)
+            {
+                foreach (var q in l.Qkv)
+                {
+                    q.Run(k, xh.View, qkv.View, 1, qkvWidth, accumulate: false, Precise);
+                }
+
+                l.O.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
+                foreach (var g in l.GateUp)
+                {
+                    g.Run(k, xh.View, gateUp.View, 1, 2 * c.IntermediateSize, accumulate: false, Precise);
+                }
+
+                l.Down.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
+            }
+
+            lmHead.Run(k, xh.View, logits.View, 1, c.VocabSize, accumulate: false);
+        }
+
+        backend.Device.Synchronize();
+        if (!backend.Device.IsCuda)
+        {
+            var sw0 = System.Diagnostics.Stopwatch.StartNew();
+            Launches();
+            backend.Device.Synchronize();
+            return sw0.Elapsed.TotalSeconds;
+        }
+
+        using var g = CudaGraph.Capture(backend.Device.StreamHandle, Launches, 0);
+        g.Launch(backend.Device.StreamHandle);
+        backend.Device.Synchronize();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < repeats; i++)
+        {
+            g.Launch(backend.Device.StreamHandle);
+        }
+
+        backend.Device.Synchronize();
+        return sw.Elapsed.TotalSeconds / repeats;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at the current position and returns the logits of the last token, or of
+    /// every token when <paramref name="allRows"/> ([T, vocab]).
+    /// </summary>
+    public float[] Prefill(IReadOnlyList<int> tokens, bool allRows = false)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (position + tokens.Count > cache.Capacity)
+        {
+            throw new ArgumentException($"{position} cached + {tokens.Count} new tokens exceed the context of {cache.Capacity}.", nameof(tokens));
+        }
+
+        var result = new float[(allRows ? tokens.Count : 1) * c.VocabSize];
+        for (int done = 0; done < tokens.Count; done += maxRows)
+        {
+            int rows = Math.Min(maxRows, tokens.Count - done);
+            var chunk = tokens.Skip(done).Take(rows).ToArray();
+            CheckIds(chunk);
+            ids.View.SubView(0, rows).CopyFromCPU(backend.Device.Stream, chunk);
+            backend.SetStart(position);
+            Forward(rows, logitsForAllRows: allRows, splits: 1);
+            position += rows;
+            if (allRows)
+            {
+                var part = new float[rows * c.VocabSize];
+                logits.View.SubView(0, part.Length).CopyToCPU(backend.Device.Stream, part);
+                part.CopyTo(result, done * c.VocabSize);
+            }
+            else if (done + rows == tokens.Count)
+            {
+                logits.View.SubView(0, c.VocabSize).CopyToCPU(backend.Device.Stream, result);
+            }
+        }
+
+        backend.Device.Synchronize();
+        return result;
+    }
+
+    /// <summary>Runs one token and returns its logits (no graph; for tests and the first step).</summary>
+    public float[] Decode(int token) => Prefill([token]);
+
+    /// <summary>
+    /// Greedy decoding of <paramref name="count"/> tokens after <paramref name="first"/> (the token chosen from the
+    /// prefill logits), each step one graph launch with argmax on the device; returns the generated ids.
+    /// <paramref name="useGraph"/> false launches the kernels one by one (for comparison).
+    /// </summary>
+    public int[] GreedyDecode(int first, int count, bool useGraph = true)
+    {
+        var result = new int[count];
+        var host = new int[1];
+        CheckIds([first]);
+        ids.View.SubView(0, 1).CopyFromCPU(backend.Device.Stream, new[] { first });
+        backend.SetStart(position);
+        for (int i = 0; i < count; i++)
+        {
+            if (position + 1 > cache.Capacity)
+            {
+                throw new InvalidOperationException($"The context of {cache.Capacity} tokens is full.");
+            }
+
+            if (useGraph && backend.Device.IsCuda)
+            {
+                graph ??= CaptureDecodeStep();
+                graph.Launch(backend.Device.StreamHandle);
+            }
+            else
+            {
+                DecodeStepLaunches();
+            }
+
+            ids.View.SubView(0, 1).CopyToCPU(backend.Device.Stream, host);
+            result[i] = host[0];
+            position++;
+        }
+
+        return result;
+    }
+
+    private CudaGraph CaptureDecodeStep()
+    {
+        // Every buffer the step touches was sized in the constructor: nothing may allocate or synchronize while capturing.
+        var kernels = backend.Device.Kernels;
+        backend.Device.Synchronize();
+        long before = kernels.Launches;
+        var g = CudaGraph.Capture(backend.Device.StreamHandle, DecodeStepLaunches, 0);
+        LaunchesPerDecodeStep = kernels.Launches - before;
+        return g;
+    }
+
+    /// <summary>One decode step: token ids[0] at device position start, argmax into ids[0], position + 1.</summary>
+    private void DecodeStepLaunches()
+    {
+        Forward(1, logitsForAllRows: false, splits: decodeSplits);
+        backend.Device.Kernels.Sample(new SamplingArgs
+        {
+            Logits = logits.View,
+            Scratch = sampleScratch.View,
+            History = history.View,
+            Candidates = candidates.View,
+            Uniform = uniform.View,
+            Chosen = ids.View,
+            Vocab = c.VocabSize,
+            HistoryLength = 0,
+            Temperature = 0f,
+            TopK = 0,
+            TopP = 1f,
+            RepetitionPenalty = 1f,
+        });
+        backend.Device.Kernels.AdvancePosition(backend.StartView, 1);
+    }
+
+    /// <summary>The forward pass over ids[0..rows) at device position start; logits of the last row (or all rows).</summary>
+    private void Forward(int rows, bool logitsForAllRows, int splits)
+    {
+        var k = backend.Device.Kernels;
+        int hidden = c.HiddenSize;
+        int hd = c.HeadDim;
+        int kvDim = c.NumKvHeads * hd;
+        var xv = x.View.AsContiguous();
+        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        var qkvv = qkv.View.AsContiguous();
+
+        k.Embed(ids.View, embedding.Table.View, xv, rows, hidden);
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var l = layers[i];
+
+            // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
+            RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
+            k.Rope(qkvv, rows, qkvWidth, 0, c.NumHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
+            k.Rope(qkvv, rows, qkvWidth, hidden, c.NumKvHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
+            k.StoreKv(qkvv.SubView(hidden), qkvv.SubView(hidden + kvDim), rows, qkvWidth, c.NumKvHeads, hd, cache.Capacity, backend.StartView, cache.LayerK(i), cache.LayerV(i));
+            backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.LayoutFor(Precise));
+            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
+
+            // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
+            RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
+            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.LayoutFor(Precise));
+            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
+        }
+
+        int first = logitsForAllRows ? 0 : rows - 1;
+        int outRows = rows - first;
+        k.RmsNormToHalf(xv.SubView((long)first * hidden), finalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, lmHead.LayoutFor(Precise));
+        lmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
+    }
+
+    /// <summary>One GEMV over the concatenated columns when the layers can share an input layout, else one per layer.</summary>
+    private static CudaLinear[] Fused(CudaBackend b, string name, LinearWeights[] parts) =>
+        b.TryPrepareFused(name, parts) is { } fused ? [fused] : parts.Select(p => (CudaLinear)b.PrepareLinear(p)).ToArray();
+
+    /// <summary>
+    /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride
+    /// <paramref name="width"/>): a fused one reads the fp16 input straight from the norm; separate ones (act-order
+    /// layers with different permutations) each get the normed fp32 rows converted into their own layout.
+    /// </summary>
+    private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
+    {
+        var k = backend.Device.Kernels;
+        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        if (parts.Length == 1)
+        {
+            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].LayoutFor(Precise));
+            parts[0].Run(k, xh.View, output, rows, width, accumulate: false, Precise);
+            return;
+        }
+
+        k.RmsNorm(input, norm.Buffer.View, normed.View, rows, c.HiddenSize, c.RmsNormEps);
+        int offset = 0;
+        foreach (var p in parts)
+        {
+            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.LayoutFor(Precise));
+            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false, Precise);
+            offset += p.OutFeatures;
+        }
+    }
+
+    private void CheckIds(IEnumerable<int> tokens)
+    {
+        foreach (var t in tokens)
+        {
+            if ((uint)t >= (uint)c.VocabSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"Token id {t} is outside the vocabulary (0..{c.VocabSize - 1}).");
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        graph?.Dispose();
+        foreach (var l in layers)
+        {
+            l.Dispose();
+        }
+
+        embedding.Dispose();
+        finalNorm.Dispose();
+        lmHead.Dispose();
+        cache.Dispose();
+        rope.Dispose();
+        x.Dispose();
+        normed.Dispose();
+        xh.Dispose();
+        qkv.Dispose();
+        gateUp.Dispose();
+        logits.Dispose();
+        ids.Dispose();
+        sampleScratch.Dispose();
+        candidates.Dispose();
+        uniform.Dispose();
+        history.Dispose();
+    }
+
+    private sealed record Layer(CudaBuffer InputNorm, CudaLinear[] Qkv, CudaLinear O, CudaBuffer PostNorm, CudaLinear[] GateUp, CudaLinear Down) : IDisposable
+    {
+        public long Bytes => Qkv.Sum(q => q.SizeInBytes) + O.SizeInBytes + GateUp.Sum(g => g.SizeInBytes) + Down.SizeInBytes;
+
+        public void Dispose()
+        {
+            InputNorm.Dispose();
+            foreach (var q in Qkv)
+            {
+                q.Dispose();
+            }
+
+            O.Dispose();
+            PostNorm.Dispose();
+            foreach (var g in GateUp)
+            {
+                g.Dispose();
+            }
+
+            Down.Dispose();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+// The compiled kernels of one accelerator and the code that picks their launch geometry, so the backend
+// and the fused decode path launch every kernel the same way.
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Kernel delegates plus launch helpers; every launch goes to <see cref="Stream"/>.</summary>
+internal sealed class CudaKernels
+{
+    private readonly Accelerator accelerator;
+    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> silu;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> siluHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> add;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> toHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, int> advance;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, long> readBandwidth;
+    private readonly Action<AcceleratorStream, KernelConfig, SamplingArgs> sample;
+
+    public CudaKernels(Accelerator accelerator, AcceleratorStream stream)
+    {
+        this.accelerator = accelerator;
+        Stream = stream;
+        gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
+        denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
+        rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
+        rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
+        rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
+        storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
+        attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
+        combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
+        embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
+        silu = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.SiluMultiply);
+        siluHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.SiluMultiplyToHalf);
+        add = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.Add);
+        toHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.ToHalfLayout);
+        advance = accelerator.LoadKernel<ArrayView<int>, int>(ActivationKernels.AdvancePosition);
+        readBandwidth = accelerator.LoadKernel<ArrayView<uint>, ArrayView<uint>, long>(ActivationKernels.ReadBandwidth);
+        sample = accelerator.LoadKernel<SamplingArgs>(SamplingKernels.Select);
+    }
+
+    public AcceleratorStream Stream { get; }
+
+    /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
+    public long Launches { get; private set; }
+
+    public void Gemv(GptqGemvArgs args, int rows)
+    {
+        // Narrow blocks when the layer has few columns, so a layer still spreads over every multiprocessor.
+        args.ColumnsPerBlock = args.OutFeatures / 32 >= 2 * accelerator.NumMultiprocessors ? 32 : 16;
+        args.Rows = rows;
+        int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
+        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
+    }
+
+    public void DenseGemv(DenseGemvArgs args, int rows)
+    {
+        var grid = new Index2D((args.OutFeatures + DenseGemvKernels.RowsPerBlock - 1) / DenseGemvKernels.RowsPerBlock, rows);
+        Launch(() => denseGemv(Stream, new KernelConfig(grid, new Index2D(DenseGemvKernels.BlockThreads, 1)), args));
+    }
+
+    public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps) =>
+        Launch(() => rmsNorm(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps));
+
+    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>
+        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps, layout));
+
+    public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
+        Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));
+
+    public void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int rows, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
+        Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), kSrc, vSrc, stride, kvHeads, headDim, capacity, start, k, v));
+
+    public void Attention(AttentionArgs args, int rows)
+    {
+        int g = args.Heads / args.KvHeads;
+        int headGroups = (g + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
+        var grid = new Index3D(args.KvHeads * headGroups, args.Splits, rows);
+        Launch(() => attention(Stream, new KernelConfig(grid, new Index3D(AttentionKernels.BlockThreads, 1, 1)), args));
+    }
+
+    public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
+        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
+
+    public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
+        Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
+
+    public void SiluMultiply(ArrayView<float> gate, ArrayView<float> up, int n) =>
+        Launch(() => silu(Stream, Flat(n), gate, up, n));
+
+    public void SiluMultiplyToHalf(ArrayView<float> src, ArrayView<ushort> output, int rows, int width, InputLayoutArgs layout) =>
+        Launch(() => siluHalf(Stream, Flat(rows * width), src, output, width, rows * width, layout));
+
+    public void Add(ArrayView<float> acc, ArrayView<float> addend, int n) =>
+        Launch(() => add(Stream, Flat(n), acc, addend, n));
+
+    public void ToHalfLayout(ArrayView<float> input, ArrayView<ushort> output, int rows, int width, InputLayoutArgs layout) =>
+        Launch(() => toHalf(Stream, Flat(rows * width), input, output, width, rows * width, layout));
+
+    public void AdvancePosition(ArrayView<int> start, int delta) =>
+        Launch(() => advance(Stream, new KernelConfig(1, 32), start, delta));
+
+    public void ReadBandwidth(ArrayView<uint> data, ArrayView<uint> sink) =>
+        Launch(() => readBandwidth(Stream, new KernelConfig(accelerator.NumMultiprocessors * 8, 256), data, sink, data.Length));
+
+    public void Sample(SamplingArgs args) =>
+        Launch(() => sample(Stream, new KernelConfig(1, SamplingKernels.BlockThreads), args));
+
+    private KernelConfig Flat(int n)
+    {
+        int blocks = (n + ActivationKernels.BlockThreads - 1) / ActivationKernels.BlockThreads;
+        int cap = Math.Max(1, accelerator.NumMultiprocessors * 16);
+        return new KernelConfig(Math.Max(1, Math.Min(blocks, cap)), ActivationKernels.BlockThreads);
+    }
+
+    private void Launch(Action launch)
+    {
+        launch();
+        Launches++;
+    }
+}

@@ -1,0 +1,164 @@
+// A linear layer resident on the GPU: GPTQ packed words, zeros and scales (never a dequantized copy), or
+// fp16 dense weights, plus what producers need to write its input (layout bits and act-order permutation).
+using ILGPU;
+using ILGPU.Runtime;
+using CodeLlamaLsp.Inference.Model;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Device copy of one (possibly fused) linear layer.</summary>
+internal sealed class CudaLinear : PreparedLinear
+{
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> weight; // GPTQ qweight [in/rpw, out] or dense [out, in/2] half2
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense>? qzeros;
+    private readonly MemoryBuffer1D<ushort, Stride1D.Dense>? scales;
+    private readonly MemoryBuffer1D<ushort, Stride1D.Dense> bias;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> inversePermutation;
+    private readonly bool hasBias;
+    private readonly bool hasPermutation;
+    private readonly int groupSize;
+    private readonly int zeroOffset;
+
+    private CudaLinear(string name, int inFeatures, int outFeatures, int bits, MemoryBuffer1D<uint, Stride1D.Dense> weight, MemoryBuffer1D<uint, Stride1D.Dense>? qzeros, MemoryBuffer1D<ushort, Stride1D.Dense>? scales, MemoryBuffer1D<ushort, Stride1D.Dense> bias, bool hasBias, MemoryBuffer1D<int, Stride1D.Dense> inversePermutation, bool hasPermutation, int groupSize, int zeroOffset)
+        : base(name, inFeatures, outFeatures)
+    {
+        Bits = bits;
+        this.weight = weight;
+        this.qzeros = qzeros;
+        this.scales = scales;
+        this.bias = bias;
+        this.hasBias = hasBias;
+        this.inversePermutation = inversePermutation;
+        this.hasPermutation = hasPermutation;
+        this.groupSize = groupSize;
+        this.zeroOffset = zeroOffset;
+    }
+
+    /// <summary>4 or 8 for GPTQ, 16 for dense fp16.</summary>
+    public int Bits { get; }
+
+    public override long SizeInBytes => weight.LengthInBytes + (qzeros?.LengthInBytes ?? 0) + (scales?.LengthInBytes ?? 0) + bias.LengthInBytes + inversePermutation.LengthInBytes;
+
+    /// <summary>How producers must write this layer's input (fp32 values in precise GPTQ mode, else fp16).</summary>
+    public InputLayoutArgs LayoutFor(bool precise) => new()
+    {
+        Bits = Bits,
+        HasPermutation = hasPermutation ? 1 : 0,
+        InversePermutation = inversePermutation.View,
+        FloatValues = precise && Bits != 16 ? 1 : 0,
+    };
+
+    public static CudaLinear Upload(GpuMemory memory, GptqHostMatrix m)
+    {
+        var weight = memory.Upload(m.QWeight, m.Name + ".qweight");
+        var zeros = memory.Upload(m.QZeros, m.Name + ".qzeros");
+        var scales = memory.Upload(m.Scales, m.Name + ".scales");
+        var bias = memory.Upload(m.Bias ?? [0], m.Name + ".bias");
+        var perm = memory.Upload(m.InversePermutation ?? [0], m.Name + ".g_idx");
+        return new CudaLinear(m.Name, m.InFeatures, m.OutFeatures, m.Bits, weight, zeros, scales, bias, m.Bias != null, perm, m.InversePermutation != null, m.GroupSize, m.ZerosAreV2 ? 0 : 1);
+    }
+
+    public static CudaLinear Upload(GpuMemory memory, DenseLinearWeights d)
+    {
+        if (d.InFeatures % 8 != 0)
+        {
+            throw new NotSupportedException($"{d.Name}: the CUDA dense GEMV needs in_features to be a multiple of 8; got {d.InFeatures}.");
+        }
+
+        if (d.Weight.ElementCount != (long)d.InFeatures * d.OutFeatures)
+        {
+            throw new InvalidDataException($"{d.Name}: weight '{d.Weight.Name}' has {d.Weight.ElementCount} elements; expected [{d.OutFeatures}, {d.InFeatures}].");
+        }
+
+        var halves = ToHalfBits(d.Weight);
+        var words = new uint[halves.Length / 2];
+        Buffer.BlockCopy(halves, 0, words, 0, halves.Length * 2);
+        var weight = memory.Upload(words, d.Name + ".weight");
+        ushort[]? biasBits = d.Bias != null ? ToHalfBits(d.Bias) : null;
+        var bias = memory.Upload(biasBits ?? [0], d.Name + ".bias");
+        var perm = memory.Upload(new int[1], d.Name + ".perm");
+        return new CudaLinear(d.Name, d.InFeatures, d.OutFeatures, 16, weight, null, null, bias, biasBits != null, perm, false, 0, 0);
+    }
+
+    /// <summary>An fp16 [out, in] matrix (lm_head) from a raw tensor.</summary>
+    public static CudaLinear UploadDense(GpuMemory memory, string name, TensorData weight, int inFeatures, int outFeatures) =>
+        Upload(memory, new DenseLinearWeights(name, inFeatures, outFeatures, weight, null));
+
+    /// <summary>Converts an F16/BF16/F32 tensor to fp16 bit patterns.</summary>
+    public static ushort[] ToHalfBits(TensorData t)
+    {
+        if (t.DType == TensorDType.F16)
+        {
+            return t.As<ushort>().ToArray();
+        }
+
+        var f = t.ToFloat32();
+        var r = new ushort[f.Length];
+        for (int i = 0; i < f.Length; i++)
+        {
+            r[i] = BitConverter.HalfToUInt16Bits((System.Half)f[i]);
+        }
+
+        return r;
+    }
+
+    /// <summary>output[rows, outStride] (+)= input W; input written as <see cref="LayoutFor"/>(<paramref name="precise"/>) says.</summary>
+    public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate, bool precise = true)
+    {
+        if (Bits == 16)
+        {
+            kernels.DenseGemv(
+                new DenseGemvArgs
+                {
+                    Weight = weight.View,
+                    Input = input,
+                    Output = output,
+                    Bias = bias.View,
+                    InFeatures = InFeatures,
+                    OutFeatures = OutFeatures,
+                    HasBias = hasBias ? 1 : 0,
+                    Accumulate = accumulate ? 1 : 0,
+                    OutputStride = outStride,
+                    OutputOffset = 0,
+                },
+                rows);
+            return;
+        }
+
+        kernels.Gemv(
+            new GptqGemvArgs
+            {
+                QWeight = weight.View,
+                QZeros = qzeros!.View,
+                Scales = scales!.View,
+                Bias = bias.View,
+                Input = input,
+                Output = output,
+                InFeatures = InFeatures,
+                OutFeatures = OutFeatures,
+                Bits = Bits,
+                GroupSize = groupSize,
+                ZeroOffset = zeroOffset,
+                HasBias = hasBias ? 1 : 0,
+                Accumulate = accumulate ? 1 : 0,
+                OutputStride = outStride,
+                OutputOffset = 0,
+                Precise = precise ? 1 : 0,
+            },
+            rows);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            weight.Dispose();
+            qzeros?.Dispose();
+            scales?.Dispose();
+            bias.Dispose();
+            inversePermutation.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,57 @@
+// Rotary position embedding (HF rotate_half) and the KV-cache store. Positions come from device memory
+// so a captured CUDA graph replays correctly at every step.
+using ILGPU;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>
+/// Launch geometry: grid (rows), group <see cref="BlockThreads"/>; threads stride over heads * headDim/2 pairs.
+/// Reads x [rows, stride] fp32 (heads start at column offset), rotates pair (i, i + headDim/2) of each head
+/// in place with cos/sin from the table [positions, headDim/2] (computed on the host in fp32 angles, as HF
+/// does), at position start[0] + row.
+/// </summary>
+internal static class RopeKernels
+{
+    public const int BlockThreads = 256;
+
+    public static void Rotate(ArrayView<float> x, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin)
+    {
+        int row = Grid.IdxX;
+        int pos = start[0] + row;
+        int half = headDim / 2;
+        long tableBase = (long)pos * half;
+        long rowBase = ((long)row * stride) + offset;
+        for (int p = Group.IdxX; p < heads * half; p += BlockThreads)
+        {
+            int h = p / half;
+            int i = p - (h * half);
+            long at = rowBase + ((long)h * headDim) + i;
+            float a = x[at];
+            float b = x[at + half];
+            float c = cos[tableBase + i];
+            float s = sin[tableBase + i];
+            x[at] = (a * c) - (b * s);
+            x[at + half] = (b * c) + (a * s);
+        }
+    }
+
+    /// <summary>
+    /// Writes k and v rows (fp32, [rows, stride] views starting at each row's first key / value column) as fp16 into the cache
+    /// [kvHeads, capacity, headDim] of one layer (the view is already offset to the layer) at position start[0] + row.
+    /// Launch geometry: grid (rows), group <see cref="BlockThreads"/>.
+    /// </summary>
+    public static void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> kCache, ArrayView<ushort> vCache)
+    {
+        int row = Grid.IdxX;
+        int pos = start[0] + row;
+        long rowBase = (long)row * stride;
+        for (int e = Group.IdxX; e < kvHeads * headDim; e += BlockThreads)
+        {
+            int h = e / headDim;
+            int d = e - (h * headDim);
+            long at = (((long)h * capacity) + pos) * headDim + d;
+            kCache[at] = (ushort)DeviceMath.FloatToHalfBits(kSrc[rowBase + e]);
+            vCache[at] = (ushort)DeviceMath.FloatToHalfBits(vSrc[rowBase + e]);
+        }
+    }
+}

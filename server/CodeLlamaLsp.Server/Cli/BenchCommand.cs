@@ -1,0 +1,192 @@
+// `codellama-lsp bench`: load time, GPU memory, prefill and decode speed of the CUDA engine on a checkpoint,
+// with the device's read bandwidth measured in the same run and decode expressed as a share of the
+// bandwidth floor (bytes per token / measured bandwidth). Medians of repeats after a warm-up.
+using System.Diagnostics;
+using System.Globalization;
+using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Loading;
+
+namespace CodeLlamaLsp.Server.Cli;
+
+internal static class BenchCommand
+{
+    public const string Usage =
+        "usage: codellama-lsp bench --model M [--prompt-tokens 512,2048] [--decode-tokens 128] [--context 0,2048,8192] [--repeats 3]";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        string? model = null;
+        int[] prompts = [512, 2048];
+        int decodeTokens = 128;
+        int[] contexts = [0, 2048, 8192];
+        int repeats = 3;
+        try
+        {
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+                switch (args[i])
+                {
+                    case "--model": model = Next(); break;
+                    case "--prompt-tokens": prompts = Ints(Next()); break;
+                    case "--decode-tokens": decodeTokens = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                    case "--context": contexts = Ints(Next()); break;
+                    case "--repeats": repeats = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                    default: throw new ArgumentException($"unknown option '{args[i]}'.");
+                }
+            }
+
+            if (model == null)
+            {
+                throw new ArgumentException("--model is required.");
+            }
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+        {
+            await Console.Error.WriteLineAsync($"codellama-lsp bench: {e.Message} {Usage}").ConfigureAwait(false);
+            return 2;
+        }
+
+        var device = CudaDevice.TryCreateCuda(out var whyNot);
+        if (device == null)
+        {
+            await Console.Error.WriteLineAsync($"codellama-lsp bench: needs a CUDA device ({whyNot}).").ConfigureAwait(false);
+            return 1;
+        }
+
+        try
+        {
+            Run(device, model, prompts, decodeTokens, contexts, Math.Max(1, repeats));
+            return 0;
+        }
+        catch (Exception e) when (e is ModelLoadException or InvalidOperationException or NotSupportedException or IOException)
+        {
+            await Console.Error.WriteLineAsync($"codellama-lsp bench: {e.Message}").ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    private static void Run(CudaDevice device, string model, int[] prompts, int decodeTokens, int[] contexts, int repeats)
+    {
+        var log = Console.Error;
+        var rows = new List<(string What, string Value)>();
+        void Row(string what, string value)
+        {
+            rows.Add((what, value));
+            log.WriteLine($"bench: {what}: {value}");
+        }
+
+        Row("device", $"{device.Accelerator.Name}, {Gib(device.TotalMemory)} GiB, {device.Multiprocessors} SMs");
+        Row("date (UTC)", DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
+        double bandwidth = BandwidthProbe.MeasureReadBytesPerSecond(device, repeats: Math.Max(5, repeats * 3));
+        Row("read bandwidth (16-byte loads, 4 GiB)", $"{bandwidth / 1e12:F2} TB/s");
+
+        long freeBefore = device.FreeMemory;
+        var sw = Stopwatch.StartNew();
+        using var checkpoint = ModelLoader.Load(model);
+        double mapSeconds = sw.Elapsed.TotalSeconds;
+        using var backend = new CudaBackend(device);
+        int contextLength = Math.Max(prompts.DefaultIfEmpty(0).Max(), contexts.DefaultIfEmpty(0).Max()) + decodeTokens + 16;
+        int lastPercent = -1;
+        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength, maxBatchRows: 512, progress: p =>
+        {
+            int percent = (int)(p * 100);
+            if (percent / 10 != lastPercent / 10)
+            {
+                lastPercent = percent;
+                log.WriteLine($"bench: loading {percent}%");
+            }
+        });
+        device.Synchronize();
+        Row("load time (map + upload)", $"{sw.Elapsed.TotalSeconds:F1} s (map {mapSeconds:F1} s)");
+        Row("GPU memory (engine allocations)", $"{Gib(backend.AllocatedBytes)} GiB (context {contextLength}); device free before {Gib(freeBefore)}, after {Gib(device.FreeMemory)} GiB");
+        long weightBytes = decoder.WeightBytesPerToken;
+        Row("weight bytes read per token", $"{weightBytes / 1e9:F2} GB");
+
+        var rng = new Random(1);
+        int vocab = decoder.Config.VocabSize;
+        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, vocab)).ToArray();
+
+        // Warm-up: compiles nothing new, but touches every kernel and the allocator once.
+        decoder.Reset();
+        decoder.Prefill(Tokens(8));
+        decoder.GreedyDecode(1, 2);
+
+        foreach (int p in prompts)
+        {
+            var times = new List<double>();
+            for (int r = 0; r < repeats; r++)
+            {
+                decoder.Reset();
+                var tokens = Tokens(p);
+                var t = Stopwatch.StartNew();
+                decoder.Prefill(tokens);
+                times.Add(t.Elapsed.TotalSeconds);
+            }
+
+            Row($"prefill {p} tokens", $"{p / Median(times):F0} tok/s ({Median(times) * 1000:F0} ms)");
+        }
+
+        foreach (int ctx in contexts)
+        {
+            var perToken = new List<double>();
+            for (int r = 0; r < repeats; r++)
+            {
+                decoder.Reset();
+                decoder.AssumeFilled(ctx);
+                var t = Stopwatch.StartNew();
+                decoder.GreedyDecode(1, decodeTokens);
+                perToken.Add(t.Elapsed.TotalSeconds / decodeTokens);
+            }
+
+            double sec = Median(perToken);
+            long bytes = weightBytes + decoder.KvBytesPerToken(ctx + (decodeTokens / 2));
+            double floor = bytes / bandwidth;
+            Row($"decode at context {ctx}", $"{1 / sec:F1} tok/s ({sec * 1000:F2} ms/token); floor {floor * 1000:F2} ms ({bytes / 1e9:F2} GB/token) -> {100 * floor / sec:F0}% of the bandwidth floor");
+        }
+
+        // The fast mode accumulates GPTQ products in fp16 pairs: fewer instructions per byte, larger rounding error.
+        decoder.Precise = false;
+        var fast = new List<double>();
+        for (int r = 0; r < repeats; r++)
+        {
+            decoder.Reset();
+            var t = Stopwatch.StartNew();
+            decoder.GreedyDecode(1, decodeTokens);
+            fast.Add(t.Elapsed.TotalSeconds / decodeTokens);
+        }
+
+        double fastSec = Median(fast);
+        double fastFloor = (weightBytes + decoder.KvBytesPerToken(decodeTokens / 2)) / bandwidth;
+        Row("decode at context 0, fp16 accumulation", $"{1 / fastSec:F1} tok/s ({fastSec * 1000:F2} ms/token) -> {100 * fastFloor / fastSec:F0}% of the bandwidth floor");
+        double fastLinears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
+        Row("linear layers only, fp16 accumulation", $"{fastLinears * 1000:F2} ms -> {weightBytes / fastLinears / 1e12:F2} TB/s");
+        decoder.Precise = true;
+
+        decoder.Reset();
+        var eager = Stopwatch.StartNew();
+        decoder.GreedyDecode(1, Math.Min(32, decodeTokens), useGraph: false);
+        double eagerSec = eager.Elapsed.TotalSeconds / Math.Min(32, decodeTokens);
+        Row("decode at context 0 without CUDA graph", $"{1 / eagerSec:F1} tok/s ({eagerSec * 1000:F2} ms/token); {decoder.LaunchesPerDecodeStep} kernels per step");
+        double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
+        Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
+
+        Console.WriteLine();
+        Console.WriteLine("| measure | value |");
+        Console.WriteLine("|---|---|");
+        foreach (var (what, value) in rows)
+        {
+            Console.WriteLine($"| {what} | {value} |");
+        }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static int[] Ints(string csv) => csv.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+
+    private static string Gib(long bytes) => (bytes / (1024.0 * 1024 * 1024)).ToString("F2", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,232 @@
+// llama.cpp's test-backend-ops idea: every op of the CUDA backend against the CPU backend (the oracle) on
+// fresh random inputs, by relative L2 error. "sim" cases run on ILGPU's CPU accelerator (CI); "gpu" cases
+// use the real widths of CodeLlama-34B (8192 / 22016 / 1024) and need a CUDA device.
+using CodeLlamaLsp.Inference.Engine;
+using CodeLlamaLsp.Inference.Engine.Cpu;
+using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Model;
+
+using CodeLlamaLsp.Inference.Tests.Engine;
+
+namespace CodeLlamaLsp.Inference.Tests.Cuda;
+
+[NonParallelizable]
+public class BackendOpsTests
+{
+    /// <summary>fp16 activations and fp16 pair sums, accumulated in fp32, against the fp32 CPU GEMV.</summary>
+    private const double LinearTolerance = 4e-3;
+
+    /// <summary>Ops computed in fp32 on both sides (norm, rope, add, silu, embedding of fp16 values).</summary>
+    private const double Fp32Tolerance = 1e-5;
+
+    /// <summary>Keys and values are stored in fp16 on the GPU, fp32 on the CPU.</summary>
+    private const double AttentionTolerance = 3e-3;
+
+    private static readonly CpuBackend Cpu = new();
+
+    public static IEnumerable<TestCaseData> LinearCases()
+    {
+        // kind, in, out, bits, group, actOrder, v2, bias, rows
+        yield return Case("sim", 256, 128, 4, 128, false, false, false, 1);
+        yield return Case("sim", 256, 64, 4, 32, true, false, false, 1);
+        yield return Case("sim", 128, 96, 8, -1, true, false, false, 1);
+        yield return Case("sim", 256, 128, 4, 64, false, true, true, 3);
+        yield return Case("sim", 256, 64, 8, 128, true, false, false, 2);
+        yield return Case("gpu", 8192, 8192, 4, 128, false, false, false, 1);
+        yield return Case("gpu", 8192, 1024, 4, 128, false, false, false, 1);
+        yield return Case("gpu", 8192, 22016, 4, 128, false, false, false, 1);
+        yield return Case("gpu", 22016, 8192, 4, 128, false, false, false, 1);
+        yield return Case("gpu", 8192, 8192, 4, 32, true, false, false, 1);
+        yield return Case("gpu", 8192, 1024, 8, -1, true, false, false, 1);
+        yield return Case("gpu", 8192, 8192, 8, 128, true, false, false, 4);
+        yield return Case("gpu", 8192, 22016, 4, 128, true, false, false, 16);
+    }
+
+    private static TestCaseData Case(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)
+    {
+        var c = new TestCaseData(kind, inF, outF, bits, group, actOrder, v2, bias, rows)
+            .SetArgDisplayNames(kind, $"{inF}x{outF}", $"{bits}bit", $"g{group}", actOrder ? "actorder" : "plain", v2 ? "v2" : "v1", bias ? "bias" : "nobias", $"rows{rows}");
+        return kind == "gpu" ? c.SetCategory("Gpu") : c;
+    }
+
+    [TestCaseSource(nameof(LinearCases))]
+    public void Gptq_linear_matches_the_cpu(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(inF + outF + bits + group);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2, bias);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var (actual, expected) = RunLinear(gpu, w, x, rows);
+        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(LinearTolerance));
+    }
+
+    [TestCase("sim", 64, 72, 2)]
+    [TestCase("gpu", 8192, 32000, 1, Category = "Gpu")]
+    public void Dense_linear_matches_the_cpu(string kind, int inF, int outF, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(inF * 3 + outF);
+        var w = RandomWeights.Dense(rng, inF, outF);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var (actual, expected) = RunLinear(gpu, w, x, rows);
+        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(LinearTolerance));
+    }
+
+    [TestCase("sim", 128, 3)]
+    [TestCase("gpu", 8192, 5, Category = "Gpu")]
+    public void RmsNorm_matches_the_cpu(string kind, int width, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(width + rows);
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        var weight = RandomWeights.Vector(rng, width);
+        var r = Compare(gpu, rows * width, (b, o) =>
+        {
+            using var input = Up(b, x);
+            using var wb = b.PrepareVector(weight);
+            b.RmsNorm(input, wb, o, rows, width, 1e-5f);
+        });
+        Assert.That(r, Is.LessThan(Fp32Tolerance));
+    }
+
+    [TestCase("sim", 4, 32, 2, 0)]
+    [TestCase("sim", 2, 128, 3, 700)]
+    [TestCase("gpu", 64, 128, 4, 16000, Category = "Gpu")]
+    public void Rope_matches_the_cpu(string kind, int heads, int headDim, int rows, int start)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(heads + headDim + start);
+        var x = RandomWeights.Floats(rng, rows * heads * headDim);
+        var r = Compare(gpu, x.Length, (b, o) =>
+        {
+            b.Upload(x, o, 0);
+            b.Rope(o, rows, heads, headDim, start, 1_000_000f);
+        });
+        Assert.That(r, Is.LessThan(Fp32Tolerance));
+    }
+
+    [TestCase("sim", 8, 2, 32, 1, 300, 2)]
+    [TestCase("sim", 8, 1, 128, 5, 20, 1)]
+    [TestCase("sim", 4, 4, 64, 1, 0, 1)]
+    [TestCase("gpu", 64, 8, 128, 1, 8191, 48, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 300, 100, 2, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 1, 2047, 3, Category = "Gpu")]
+    public void Attention_matches_the_cpu(string kind, int heads, int kvHeads, int headDim, int rows, int start, int layers)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(heads + kvHeads + rows + start);
+        int capacity = start + rows + 7;
+        int layer = layers - 1;
+        int kvWidth = kvHeads * headDim;
+
+        // Fill positions 0..start+rows-1 with keys and values, then attend from the last `rows` positions.
+        var keys = RandomWeights.Floats(rng, (start + rows) * kvWidth, 2);
+        var values = RandomWeights.Floats(rng, (start + rows) * kvWidth);
+        var q = RandomWeights.Floats(rng, rows * heads * headDim, 2);
+        var r = Compare(gpu, rows * heads * headDim, (b, o) =>
+        {
+            using var cache = b.AllocateKvCache(layers, kvHeads, headDim, capacity);
+            using var kb = Up(b, keys);
+            using var vb = Up(b, values);
+            b.StoreKv(cache, layer, kb, vb, 0, start + rows);
+            using var qb = Up(b, q);
+            b.Attention(qb, cache, layer, o, heads, start, rows);
+        });
+        Assert.That(r, Is.LessThan(AttentionTolerance));
+    }
+
+    [TestCase("sim", 300)]
+    [TestCase("gpu", 22016 * 4, Category = "Gpu")]
+    public void SiluMultiply_and_Add_match_the_cpu(string kind, int n)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(n);
+        var g = RandomWeights.Floats(rng, n, 6);
+        var u = RandomWeights.Floats(rng, n, 2);
+        var silu = Compare(gpu, n, (b, o) =>
+        {
+            using var ub = Up(b, u);
+            b.Upload(g, o, 0);
+            b.SiluMultiply(o, ub, n);
+        });
+        var add = Compare(gpu, n, (b, o) =>
+        {
+            using var ub = Up(b, u);
+            b.Upload(g, o, 0);
+            b.Add(o, ub, n);
+        });
+        Assert.Multiple(() =>
+        {
+            Assert.That(silu, Is.LessThan(Fp32Tolerance), "silu * up");
+            Assert.That(add, Is.LessThan(Fp32Tolerance), "add");
+        });
+    }
+
+    [TestCase("sim", 50, 64)]
+    [TestCase("gpu", 32000, 8192, Category = "Gpu")]
+    public void Embed_matches_the_cpu(string kind, int vocab, int hidden)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(vocab);
+        var table = TensorData.FromArray("embed", TensorDType.F16, [vocab, hidden], RandomWeights.Floats(rng, vocab * hidden).Select(v => (Half)v).ToArray());
+        int[] ids = [1, vocab - 1, 7, 1];
+        var r = Compare(gpu, ids.Length * hidden, (b, o) =>
+        {
+            using var t = b.PrepareEmbedding(table);
+            b.Embed(t, ids, o);
+        });
+        Assert.That(r, Is.LessThan(Fp32Tolerance));
+    }
+
+    [Test]
+    public void Embed_rejects_an_id_outside_the_vocabulary()
+    {
+        using var gpu = new CudaBackend(TestDevices.Get("sim"), ownsDevice: false);
+        var table = TensorData.FromArray("embed", TensorDType.F16, [4, 8], new Half[32]);
+        using var t = gpu.PrepareEmbedding(table);
+        using var o = gpu.Allocate(8);
+        Assert.That(() => gpu.Embed(t, [4], o), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("outside the vocabulary"));
+    }
+
+    private static (float[] Actual, float[] Expected) RunLinear(CudaBackend gpu, LinearWeights w, float[] x, int rows)
+    {
+        float[] Run(IComputeBackend b)
+        {
+            using var lin = b.PrepareLinear(w);
+            using var input = Up(b, x);
+            using var output = b.Allocate(rows * w.OutFeatures);
+
+            // Poison the output so an unwritten element shows up as a large error.
+            b.Upload(Enumerable.Repeat(1e6f, rows * w.OutFeatures).ToArray(), output, 0);
+            b.Linear(lin, input, output, rows);
+            var r = new float[rows * w.OutFeatures];
+            b.Download(output, 0, r);
+            return r;
+        }
+
+        return (Run(gpu), Run(Cpu));
+    }
+
+    /// <summary>Runs <paramref name="op"/> on both backends into a poisoned output of n floats; returns the relative L2 error.</summary>
+    private static double Compare(CudaBackend gpu, int n, Action<IComputeBackend, DeviceBuffer> op)
+    {
+        float[] Run(IComputeBackend b)
+        {
+            using var o = b.Allocate(n);
+            b.Upload(Enumerable.Repeat(1e6f, n).ToArray(), o, 0);
+            op(b, o);
+            var r = new float[n];
+            b.Download(o, 0, r);
+            return r;
+        }
+
+        return Numerics.RelativeL2(Run(gpu), Run(Cpu));
+    }
+
+    private static DeviceBuffer Up(IComputeBackend b, float[] values)
+    {
+        var buf = b.Allocate(values.Length);
+        b.Upload(values, buf, 0);
+        return buf;
+    }
+}

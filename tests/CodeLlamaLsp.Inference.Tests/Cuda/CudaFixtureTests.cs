@@ -1,0 +1,144 @@
+// The CUDA done-when on the shared fixtures (their README's fp16 GPU targets): relative L2 error of the
+// last logits below 1e-2, the same argmax at every prompt position, and the first 8 greedy tokens equal.
+// Positions where the fp32 oracle's top two logits are a near-tie (NearTieLogitGap) may flip. Both CUDA paths are checked: the generic op-by-op path (LlamaForward over CudaBackend) and the fused,
+// graph-captured CudaDecoder. GPU only: on ILGPU's CPU accelerator a 32000-word vocabulary takes minutes per
+// case, so CI covers the same kernels through BackendOpsTests instead.
+using CodeLlamaLsp.Inference.Engine;
+using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Loading;
+using CodeLlamaLsp.Inference.Tests.Engine;
+using CodeLlamaLsp.Inference.Tests.Loading;
+
+namespace CodeLlamaLsp.Inference.Tests.Cuda;
+
+[NonParallelizable]
+public class CudaFixtureTests
+{
+    /// <summary>Fixture README: fp16 GPU path, relative L2 error of last_logits.</summary>
+    private const double LastLogitsTolerance = 1e-2;
+
+    /// <summary>
+    /// A prompt position whose top two logits differ by less than this (in the fp32 CPU oracle, which matches the
+    /// reference to 1e-4) is a tie that an fp16 KV cache cannot resolve: fp16 keeps 11 bits, so logits near 11
+    /// carry rounding of about 5e-3. Such positions may pick either token; every other position must match.
+    /// </summary>
+    private const float NearTieLogitGap = 2e-3f;
+
+    /// <summary>Fixture README: greedy tokens identical for at least the first 8.</summary>
+    private const int GreedyTokensChecked = 8;
+
+    [OneTimeTearDown]
+    public void ReleaseOracles() => ReferenceModel.DisposeAll();
+
+    public static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var f in ReferenceModel.FixtureNames)
+        {
+            // A missing fixture folder still yields a case, which then fails saying what is missing.
+            int count = File.Exists(Path.Combine(Fixtures.Path(f), "reference.json")) ? Reference.Read(f).Count : 1;
+            for (int i = 0; i < count; i++)
+            {
+                yield return new TestCaseData("gpu", f, i).SetArgDisplayNames("gpu", f, $"prompt{i}").SetCategory("Gpu");
+            }
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Fused_decoder_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
+    {
+        var device = TestDevices.Get(kind);
+        var expected = Reference.Read(fixture)[promptIndex];
+        using var checkpoint = ModelLoader.Load(Fixtures.Path(fixture));
+        using var backend = new CudaBackend(device, ownsDevice: false);
+        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength: 512, maxBatchRows: 128);
+        int vocab = checkpoint.Config.VocabSize;
+
+        var all = decoder.Prefill(expected.Prompt, allRows: true);
+        CheckLogits(fixture, expected, all, vocab);
+
+        int first = Numerics.Argmax(all.AsSpan((expected.Prompt.Length - 1) * vocab, vocab));
+        var rest = decoder.GreedyDecode(first, GreedyTokensChecked - 1);
+        Assert.That(new[] { first }.Concat(rest), Is.EqualTo(expected.Greedy.Take(GreedyTokensChecked)), "greedy tokens (device argmax, graph replay)");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Generic_backend_path_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
+    {
+        var device = TestDevices.Get(kind);
+        var expected = Reference.Read(fixture)[promptIndex];
+        using var checkpoint = ModelLoader.Load(Fixtures.Path(fixture));
+        using var backend = new CudaBackend(device, ownsDevice: false);
+        using var model = LlamaModel.Load(checkpoint.Weights, backend);
+        using var session = new InferenceSession(model, contextLength: 512, maxBatchTokens: 128);
+        int vocab = checkpoint.Config.VocabSize;
+
+        var all = session.EvaluateAllPositions(expected.Prompt);
+        CheckLogits(fixture, expected, all, vocab);
+
+        var greedy = new List<int>();
+        var logits = all.AsSpan((expected.Prompt.Length - 1) * vocab, vocab).ToArray();
+        while (greedy.Count < GreedyTokensChecked)
+        {
+            int next = Numerics.Argmax(logits);
+            greedy.Add(next);
+            logits = session.Decode(next);
+        }
+
+        Assert.That(greedy, Is.EqualTo(expected.Greedy.Take(GreedyTokensChecked)), "greedy tokens");
+    }
+
+    private static void CheckLogits(string fixture, ReferenceCase expected, float[] all, int vocab)
+    {
+        int n = expected.Prompt.Length;
+        var argmax = Enumerable.Range(0, n).Select(t => Numerics.Argmax(all.AsSpan(t * vocab, vocab))).ToArray();
+        var differing = Enumerable.Range(0, n).Where(t => argmax[t] != expected.AllPositionsArgmax[t]).ToArray();
+        if (differing.Length > 0)
+        {
+            // Accept a flip only where the fp32 oracle itself sees a near-tie between the two tokens.
+            var oracle = ReferenceModel.Get(fixture);
+            using var session = new InferenceSession(oracle.Model, contextLength: 512, maxBatchTokens: 128);
+            var cpu = session.EvaluateAllPositions(expected.Prompt);
+            foreach (int t in differing)
+            {
+                float gap = Math.Abs(cpu[(t * vocab) + expected.AllPositionsArgmax[t]] - cpu[(t * vocab) + argmax[t]]);
+                TestContext.Out.WriteLine($"position {t}: expected {expected.AllPositionsArgmax[t]}, got {argmax[t]}; fp32 oracle gap {gap:G3}");
+                if (gap < NearTieLogitGap)
+                {
+                    argmax[t] = expected.AllPositionsArgmax[t];
+                }
+            }
+        }
+
+        var last = all.AsSpan((n - 1) * vocab, vocab).ToArray();
+        Assert.Multiple(() =>
+        {
+            Assert.That(argmax, Is.EqualTo(expected.AllPositionsArgmax), "argmax at every prompt position");
+            Assert.That(Numerics.RelativeL2(last, expected.LastLogits), Is.LessThan(LastLogitsTolerance), "relative L2 error of the last logits");
+        });
+    }
+
+    /// <summary>Reads a fixture's reference cases without loading its weights.</summary>
+    private static class Reference
+    {
+        private static readonly Dictionary<string, IReadOnlyList<ReferenceCase>> Cache = [];
+
+        public static IReadOnlyList<ReferenceCase> Read(string fixture)
+        {
+            lock (Cache)
+            {
+                if (!Cache.TryGetValue(fixture, out var cases))
+                {
+                    using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(Fixtures.Path(fixture), "reference.json")));
+                    cases = doc.RootElement.GetProperty("results").EnumerateArray().Select(r => new ReferenceCase(
+                        r.GetProperty("prompt").EnumerateArray().Select(v => v.GetInt32()).ToArray(),
+                        r.GetProperty("greedy").EnumerateArray().Select(v => v.GetInt32()).ToArray(),
+                        r.GetProperty("last_logits").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+                        r.GetProperty("all_positions_argmax").EnumerateArray().Select(v => v.GetInt32()).ToArray())).ToArray();
+                    Cache[fixture] = cases;
+                }
+
+                return cases;
+            }
+        }
+    }
+}
