@@ -261,7 +261,7 @@ public class OpenAiCompletionsGeneratorTests
         Assert.That(withInfillVocab.Info, Is.EqualTo(new ModelInfo("codellama-13b", 8192, 32016, true)));
     }
 
-    private sealed class VocabOnlyTokenizer(int vocabSize) : Tokenization.ITokenizer
+    private sealed class VocabOnlyTokenizer(int vocabSize) : CodeLlamaLsp.Inference.Tokenization.ITokenizer
     {
         public int VocabSize => vocabSize;
 
