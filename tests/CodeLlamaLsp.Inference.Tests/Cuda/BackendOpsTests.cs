@@ -32,6 +32,12 @@ public class BackendOpsTests
         yield return Case("sim", 128, 96, 8, -1, true, false, false, 1);
         yield return Case("sim", 256, 128, 4, 64, false, true, true, 3);
         yield return Case("sim", 256, 64, 8, 128, true, false, false, 2);
+
+        // Rows >= CudaLinear.GemmMinRows take the tiled GEMM: partial row and column tiles, several groups per
+        // staged chunk (g32), a K tail that is not a whole chunk (in 208), 8-bit, bias and v2 zeros.
+        yield return Case("sim", 256, 128, 4, 32, false, false, false, 8);
+        yield return Case("sim", 208, 72, 8, 16, true, true, true, 133);
+        yield return Case("sim", 256, 96, 4, 128, true, false, true, 20);
         yield return Case("gpu", 8192, 8192, 4, 128, false, false, false, 1);
         yield return Case("gpu", 8192, 1024, 4, 128, false, false, false, 1);
         yield return Case("gpu", 8192, 22016, 4, 128, false, false, false, 1);
@@ -40,6 +46,10 @@ public class BackendOpsTests
         yield return Case("gpu", 8192, 1024, 8, -1, true, false, false, 1);
         yield return Case("gpu", 8192, 8192, 8, 128, true, false, false, 4);
         yield return Case("gpu", 8192, 22016, 4, 128, true, false, false, 16);
+        yield return Case("gpu", 8192, 10240, 4, 128, false, false, false, 300);
+        yield return Case("gpu", 22016, 8192, 4, 128, false, false, false, 512);
+        yield return Case("gpu", 8192, 1024, 8, -1, true, false, true, 129);
+        yield return Case("gpu", 8192, 8192, 4, 32, true, true, false, 77);
     }
 
     private static TestCaseData Case(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)

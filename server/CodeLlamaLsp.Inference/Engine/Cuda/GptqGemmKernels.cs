@@ -1,0 +1,506 @@
+// Tiled GPTQ matrix-matrix kernel for prefill: a block stages a 128-row activation tile and a 64-column
+// packed-weight tile in shared memory, dequantizes each weight once per block into tensor-core fragments and
+// multiplies with mma.sync m16n8k16 (fp16 inputs, fp32 accumulation), so a weight is reused across 128 rows
+// instead of being re-read and re-dequantized per row as the GEMV does.
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Four fp32 accumulators of one m16n8 tensor-core tile, in the mma C-fragment order.</summary>
+internal struct MmaFragment
+{
+    public float C0;
+    public float C1;
+    public float C2;
+    public float C3;
+}
+
+/// <summary>The two n8 tiles of one m16 row block a warp owns.</summary>
+internal struct MmaFragmentPair
+{
+    public MmaFragment N0;
+    public MmaFragment N1;
+}
+
+/// <summary>A warp's 64 x 16 output tile: four m16 row blocks of two n8 tiles.</summary>
+internal struct MmaWarpTile
+{
+    public MmaFragmentPair M0;
+    public MmaFragmentPair M1;
+    public MmaFragmentPair M2;
+    public MmaFragmentPair M3;
+}
+
+/// <summary>Dequantized B fragments (q - zero, exact in fp16) of the warp's two n8 tiles for one k16 step.</summary>
+internal struct WeightFragments
+{
+    public uint B00;
+    public uint B01;
+    public uint B10;
+    public uint B11;
+}
+
+/// <summary>
+/// GPTQ GEMM over <see cref="GptqGemvArgs"/> (same arguments as the GEMV; <see cref="GptqGemvArgs.ColumnsPerBlock"/> unused).
+/// Launch geometry: grid (ceil(rows / TileRows) * ceil(out / TileColumns)), group <see cref="BlockThreads"/>;
+/// block b serves row tile b % rowTiles and column tile b / rowTiles, so the blocks sharing a weight tile run
+/// back to back (the weights come from DRAM once, the activations stay in L2).
+/// <para>
+/// The k order inside an mma does not matter as long as A and B agree, so the kernel works in "pair" space:
+/// pair P of a row is the half2 that the activation layout (<see cref="ActivationLayout"/>) stores at word P,
+/// holding inputs (w*rpw + j, w*rpw + j + rpw/2) with w = P / (rpw/2), j = P % (rpw/2) — exactly the two values
+/// that <c>(qweight[w] &gt;&gt; bits*j) &amp; mask | 0x6400_6400</c> dequantizes into one half2. An mma k16 step covers 8 pairs:
+/// the A fragment registers (pairs tig and tig + 4 of rows gid and gid + 8) are single 32-bit shared-memory
+/// reads, and the B fragment registers (pairs tig and tig + 4 of column gid) one shared word, one shift-and-mask
+/// and one add.f16x2 of -(1024 + zero) each. Products of (q - zero) are exact; each group's sum is scaled in fp32.
+/// </para>
+/// <para>
+/// Precise mode (fp32 activations): each activation is split at tile load into hi = fp16(x) and lo = fp16(x - hi),
+/// and each step runs both through the tensor cores, so the product error is about 2^-22 instead of fp16's 2^-11.
+/// Fast mode reads the fp16 activations as they are. On ILGPU's CPU accelerator (tests) the mma is replaced by
+/// plain loops over the same shared tiles, so the tiling, grouping and bounds logic runs in CI too.
+/// </para>
+/// </summary>
+internal static class GptqGemmKernels
+{
+    public const int BlockThreads = 256;
+    public const int TileRows = 128;
+    public const int TileColumns = 64;
+
+    /// <summary>Activation pairs (half2 words) per row of a staged tile: 64 inputs, four k16 steps.</summary>
+    private const int ChunkPairs = 32;
+
+    /// <summary>Row pitch of the activation tile: +4 words so the 8 rows x 4 pairs of a fragment read hit 32 distinct banks.</summary>
+    private const int AStride = ChunkPairs + 4;
+
+    /// <summary>Row pitch of the weight tile: +8 words so 8-bit word rows two apart do not share banks.</summary>
+    private const int BStride = TileColumns + 8;
+
+    private const int ATileWords = TileRows * AStride;
+
+    /// <summary>8-bit weights need 16 packed word rows for 32 pairs; 4-bit need 8.</summary>
+    private const int BTileWords = 16 * BStride;
+
+    private const uint Magic = 0x64006400u;
+
+    public static void Gemm(GptqGemvArgs a)
+    {
+        var aHi = SharedMemory.Allocate<uint>(ATileWords);
+        var aLo = SharedMemory.Allocate<uint>(ATileWords);
+        var bTile = SharedMemory.Allocate<uint>(BTileWords);
+
+        int tid = Group.IdxX;
+        int lane = tid & 31;
+        int warp = tid >> 5;
+        int gid = lane >> 2;
+        int tig = lane & 3;
+        int warpRow = (warp & 1) * 64;
+        int warpCol = (warp >> 1) * 16;
+        int rowTiles = (a.Rows + TileRows - 1) / TileRows;
+        int rowBase = (Grid.IdxX % rowTiles) * TileRows;
+        int colBase = (Grid.IdxX / rowTiles) * TileColumns;
+
+        int bits = a.Bits;
+        int pairsPerWord = 16 / bits;
+        int kPairs = a.InFeatures / 2;
+        int steps = a.InFeatures / 16;
+        int stepsPerGroup = a.GroupSize / 16;
+        int precise = a.Precise;
+
+        var total = default(MmaWarpTile);
+        var part = default(MmaWarpTile);
+        uint nz0 = 0;
+        uint nz1 = 0;
+        for (int chunk = 0; chunk < kPairs; chunk += ChunkPairs)
+        {
+            // Everyone is done reading the previous tiles before they are overwritten.
+            Group.Barrier();
+            LoadActivations(a, aHi, aLo, tid, rowBase, chunk);
+            LoadWeights(a, bTile, tid, colBase, chunk, pairsPerWord);
+            Group.Barrier();
+
+            for (int s = 0; s < ChunkPairs / 8; s++)
+            {
+                int step = (chunk / 8) + s;
+                if (step < steps)
+                {
+                    int g = step / stepsPerGroup;
+                    if (step % stepsPerGroup == 0)
+                    {
+                        nz0 = NegZeroPair(a, g, colBase + warpCol + gid);
+                        nz1 = NegZeroPair(a, g, colBase + warpCol + 8 + gid);
+                    }
+
+                    var b = LoadWeightFragments(bTile, warpCol + gid, s, tig, bits, pairsPerWord, nz0, nz1);
+                    part.M0 = Step(part.M0, aHi, aLo, precise, warpRow, s, gid, tig, b, a, bTile, warpCol, colBase, g);
+                    part.M1 = Step(part.M1, aHi, aLo, precise, warpRow + 16, s, gid, tig, b, a, bTile, warpCol, colBase, g);
+                    part.M2 = Step(part.M2, aHi, aLo, precise, warpRow + 32, s, gid, tig, b, a, bTile, warpCol, colBase, g);
+                    part.M3 = Step(part.M3, aHi, aLo, precise, warpRow + 48, s, gid, tig, b, a, bTile, warpCol, colBase, g);
+
+                    if ((step + 1) % stepsPerGroup == 0 || step + 1 == steps)
+                    {
+                        int c0 = colBase + warpCol + (2 * tig);
+                        total = ApplyScales(total, part, a, g, c0);
+                        part = default;
+                    }
+                }
+            }
+        }
+
+        int r0 = rowBase + warpRow + gid;
+        int col = colBase + warpCol + (2 * tig);
+        Store(a, total.M0, r0, col);
+        Store(a, total.M1, r0 + 16, col);
+        Store(a, total.M2, r0 + 32, col);
+        Store(a, total.M3, r0 + 48, col);
+    }
+
+    /// <summary>
+    /// Stages activation pairs [chunk, chunk + 32) of rows rowBase.. into the hi (and, precise, lo) tiles; rows past
+    /// the batch and pairs past in_features read as zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadActivations(GptqGemvArgs a, ArrayView<uint> aHi, ArrayView<uint> aLo, int tid, int rowBase, int chunk)
+    {
+        int kPairs = a.InFeatures / 2;
+        if (a.Precise != 0)
+        {
+            // fp32 values, two words per pair: a 16-byte load holds two pairs; 128 rows x 16 loads = 8 per thread.
+            for (int i = 0; i < (TileRows * ChunkPairs / 2) / BlockThreads; i++)
+            {
+                int idx = (i * BlockThreads) + tid;
+                int r = idx >> 4;
+                int p = (idx & 15) * 2;
+                int row = rowBase + r;
+                var v = default(Words4);
+                if (row < a.Rows && chunk + p < kPairs)
+                {
+                    v = DeviceMath.Load4(a.Input, ((long)row * a.InFeatures) + (2 * (chunk + p)));
+                }
+
+                var s0 = SplitPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
+                var s1 = SplitPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
+                int at = (r * AStride) + p;
+                aHi[at] = s0.X;
+                aLo[at] = s0.Y;
+                aHi[at + 1] = s1.X;
+                aLo[at + 1] = s1.Y;
+            }
+        }
+        else
+        {
+            // fp16 pairs, one word each: a 16-byte load holds four pairs; 128 rows x 8 loads = 4 per thread.
+            for (int i = 0; i < (TileRows * ChunkPairs / 4) / BlockThreads; i++)
+            {
+                int idx = (i * BlockThreads) + tid;
+                int r = idx >> 3;
+                int p = (idx & 7) * 4;
+                int row = rowBase + r;
+                var v = default(Words4);
+                if (row < a.Rows && chunk + p < kPairs)
+                {
+                    v = DeviceMath.Load4(a.Input, ((long)row * kPairs) + chunk + p);
+                }
+
+                int at = (r * AStride) + p;
+                aHi[at] = v.X;
+                aHi[at + 1] = v.Y;
+                aHi[at + 2] = v.Z;
+                aHi[at + 3] = v.W;
+            }
+        }
+    }
+
+    /// <summary>Stages the packed word rows of pairs [chunk, chunk + 32) for columns colBase .. colBase + 63.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadWeights(GptqGemvArgs a, ArrayView<uint> bTile, int tid, int colBase, int chunk, int pairsPerWord)
+    {
+        int wordRows = ChunkPairs / pairsPerWord;
+        int words = a.InFeatures * a.Bits / 32;
+        int firstWord = chunk / pairsPerWord;
+        for (int idx = tid; idx < wordRows * (TileColumns / 4); idx += BlockThreads)
+        {
+            int wr = idx >> 4;
+            int c = (idx & 15) * 4;
+            int col = colBase + c;
+            var v = default(Words4);
+            if (firstWord + wr < words && col < a.OutFeatures)
+            {
+                v = DeviceMath.Load4(a.QWeight, ((long)(firstWord + wr) * a.OutFeatures) + col);
+            }
+
+            int at = (wr * BStride) + c;
+            bTile[at] = v.X;
+            bTile[at + 1] = v.Y;
+            bTile[at + 2] = v.Z;
+            bTile[at + 3] = v.W;
+        }
+    }
+
+    /// <summary>B fragments of step <paramref name="s"/> for tile column <paramref name="col"/> (n8 tile 0) and col + 8 (tile 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static WeightFragments LoadWeightFragments(ArrayView<uint> bTile, int col, int s, int tig, int bits, int pairsPerWord, uint nz0, uint nz1)
+    {
+        var f = default(WeightFragments);
+        if (!CudaAsm.IsSupported)
+        {
+            return f; // The CPU path dequantizes inside Step.
+        }
+
+        // Pair p = 8s + tig and p + 4: word row p / pairsPerWord (4 pairs on = 4 / pairsPerWord rows on), same shift.
+        int p = (8 * s) + tig;
+        int wr = bits == 4 ? p >> 2 : p >> 1;
+        int shift = bits * (bits == 4 ? p & 3 : p & 1);
+        int wr1 = wr + (bits == 4 ? 1 : 2);
+        uint mask = bits == 4 ? 0x000F000Fu : 0x00FF00FFu;
+        f.B00 = DeviceMath.Half2Add(((bTile[(wr * BStride) + col] >> shift) & mask) | Magic, nz0);
+        f.B01 = DeviceMath.Half2Add(((bTile[(wr1 * BStride) + col] >> shift) & mask) | Magic, nz0);
+        f.B10 = DeviceMath.Half2Add(((bTile[(wr * BStride) + col + 8] >> shift) & mask) | Magic, nz1);
+        f.B11 = DeviceMath.Half2Add(((bTile[(wr1 * BStride) + col + 8] >> shift) & mask) | Magic, nz1);
+        return f;
+    }
+
+    /// <summary>One k16 step of the m16 row block at tile row <paramref name="tileRow"/> against both n8 tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaFragmentPair Step(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int gid, int tig, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            int at = ((tileRow + gid) * AStride) + (8 * s) + tig;
+            int at8 = at + (8 * AStride);
+            uint a0 = aHi[at];
+            uint a1 = aHi[at8];
+            uint a2 = aHi[at + 4];
+            uint a3 = aHi[at8 + 4];
+            c.N0 = Mma(c.N0, a0, a1, a2, a3, b.B00, b.B01);
+            c.N1 = Mma(c.N1, a0, a1, a2, a3, b.B10, b.B11);
+            if (precise != 0)
+            {
+                uint l0 = aLo[at];
+                uint l1 = aLo[at8];
+                uint l2 = aLo[at + 4];
+                uint l3 = aLo[at8 + 4];
+                c.N0 = Mma(c.N0, l0, l1, l2, l3, b.B00, b.B01);
+                c.N1 = Mma(c.N1, l0, l1, l2, l3, b.B10, b.B11);
+            }
+
+            return c;
+        }
+
+        // CPU accelerator: the same C-fragment elements from the same tiles, by plain loops.
+        int r = tileRow + gid;
+        int cl = warpCol + (2 * tig);
+        c.N0.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl, colBase, s, g);
+        c.N0.C1 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 1, colBase, s, g);
+        c.N0.C2 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl, colBase, s, g);
+        c.N0.C3 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 1, colBase, s, g);
+        c.N1.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 8, colBase, s, g);
+        c.N1.C1 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 9, colBase, s, g);
+        c.N1.C2 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 8, colBase, s, g);
+        c.N1.C3 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 9, colBase, s, g);
+        return c;
+    }
+
+    /// <summary>CPU-accelerator stand-in for the mma: sum over the 8 pairs of step s of A[row] . (q - zero)[col].</summary>
+    private static float ReferenceDot(GptqGemvArgs a, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, ArrayView<uint> bTile, int tileRow, int tileCol, int colBase, int s, int g)
+    {
+        int col = colBase + tileCol;
+        if (col >= a.OutFeatures)
+        {
+            return 0f;
+        }
+
+        int bits = a.Bits;
+        int pairsPerWord = 16 / bits;
+        int zero = (int)ZeroOf(a, g, col);
+        uint vmask = (1u << bits) - 1u;
+        float sum = 0f;
+        for (int q = 0; q < 8; q++)
+        {
+            int p = (8 * s) + q;
+            uint x = aHi[(tileRow * AStride) + p];
+            float lo = DeviceMath.HalfBitsToFloat(x & 0xFFFFu);
+            float hi = DeviceMath.HalfBitsToFloat(x >> 16);
+            if (precise != 0)
+            {
+                uint y = aLo[(tileRow * AStride) + p];
+                lo += DeviceMath.HalfBitsToFloat(y & 0xFFFFu);
+                hi += DeviceMath.HalfBitsToFloat(y >> 16);
+            }
+
+            uint w = bTile[((p / pairsPerWord) * BStride) + tileCol];
+            int shift = bits * (p % pairsPerWord);
+            sum += (((int)((w >> shift) & vmask) - zero) * lo) + (((int)((w >> (shift + 16)) & vmask) - zero) * hi);
+        }
+
+        return sum;
+    }
+
+    /// <summary>d = a * b + c for one m16n8k16 tile (row-major A, column-major B, fp16 in, fp32 accumulate). CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaFragment Mma(MmaFragment c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    {
+        var d0 = new Ref<float> { Value = c.C0 };
+        var d1 = new Ref<float> { Value = c.C1 };
+        var d2 = new Ref<float> { Value = c.C2 };
+        var d3 = new Ref<float> { Value = c.C3 };
+        var x0 = new Input<uint> { Value = a0 };
+        var x1 = new Input<uint> { Value = a1 };
+        var x2 = new Input<uint> { Value = a2 };
+        var x3 = new Input<uint> { Value = a3 };
+        var y0 = new Input<uint> { Value = b0 };
+        var y1 = new Input<uint> { Value = b1 };
+        CudaAsm.EmitRef(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+            ref d0,
+            ref d1,
+            ref d2,
+            ref d3,
+            ref x0,
+            ref x1,
+            ref x2,
+            ref x3,
+            ref y0,
+            ref y1);
+        return new MmaFragment { C0 = d0.Value, C1 = d1.Value, C2 = d2.Value, C3 = d3.Value };
+    }
+
+    /// <summary>total += part * scale per column, for the columns c0, c0 + 1 (tile 0) and c0 + 8, c0 + 9 (tile 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaWarpTile ApplyScales(MmaWarpTile total, MmaWarpTile part, GptqGemvArgs a, int g, int c0)
+    {
+        float s00 = 0f;
+        float s01 = 0f;
+        float s10 = 0f;
+        float s11 = 0f;
+        long at = ((long)g * a.OutFeatures) + c0;
+        if (c0 < a.OutFeatures)
+        {
+            s00 = DeviceMath.HalfBitsToFloat(a.Scales[at]);
+            s01 = DeviceMath.HalfBitsToFloat(a.Scales[at + 1]);
+        }
+
+        if (c0 + 8 < a.OutFeatures)
+        {
+            s10 = DeviceMath.HalfBitsToFloat(a.Scales[at + 8]);
+            s11 = DeviceMath.HalfBitsToFloat(a.Scales[at + 9]);
+        }
+
+        total.M0 = Scale(total.M0, part.M0, s00, s01, s10, s11);
+        total.M1 = Scale(total.M1, part.M1, s00, s01, s10, s11);
+        total.M2 = Scale(total.M2, part.M2, s00, s01, s10, s11);
+        total.M3 = Scale(total.M3, part.M3, s00, s01, s10, s11);
+        return total;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaFragmentPair Scale(MmaFragmentPair t, MmaFragmentPair p, float s00, float s01, float s10, float s11)
+    {
+        t.N0.C0 += p.N0.C0 * s00;
+        t.N0.C1 += p.N0.C1 * s01;
+        t.N0.C2 += p.N0.C2 * s00;
+        t.N0.C3 += p.N0.C3 * s01;
+        t.N1.C0 += p.N1.C0 * s10;
+        t.N1.C1 += p.N1.C1 * s11;
+        t.N1.C2 += p.N1.C2 * s10;
+        t.N1.C3 += p.N1.C3 * s11;
+        return t;
+    }
+
+    /// <summary>Writes one row block's fragments: rows r0 and r0 + 8, columns col, col + 1, col + 8, col + 9.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(GptqGemvArgs a, MmaFragmentPair f, int r0, int col)
+    {
+        StoreTwo(a, r0, col, f.N0.C0, f.N0.C1);
+        StoreTwo(a, r0 + 8, col, f.N0.C2, f.N0.C3);
+        StoreTwo(a, r0, col + 8, f.N1.C0, f.N1.C1);
+        StoreTwo(a, r0 + 8, col + 8, f.N1.C2, f.N1.C3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTwo(GptqGemvArgs a, int row, int col, float v0, float v1)
+    {
+        // out_features is a multiple of 4 (checked on the host), so col < out implies col + 1 < out.
+        if (row >= a.Rows || col >= a.OutFeatures)
+        {
+            return;
+        }
+
+        if (a.HasBias != 0)
+        {
+            v0 += DeviceMath.HalfBitsToFloat(a.Bias[col]);
+            v1 += DeviceMath.HalfBitsToFloat(a.Bias[col + 1]);
+        }
+
+        long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
+        if (a.Accumulate != 0)
+        {
+            v0 += a.Output[o];
+            v1 += a.Output[o + 1];
+        }
+
+        a.Output[o] = v0;
+        a.Output[o + 1] = v1;
+    }
+
+    /// <summary>Zero of group g, column col as an integer (v1 checkpoints store zero - 1); 0 past the last column.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint ZeroOf(GptqGemvArgs a, int g, int col)
+    {
+        if (col >= a.OutFeatures)
+        {
+            return 0;
+        }
+
+        int bits = a.Bits;
+        int rpw = 32 / bits;
+        uint word = a.QZeros[((long)g * (a.OutFeatures / rpw)) + (col / rpw)];
+        return ((word >> (bits * (col % rpw))) & ((1u << bits) - 1u)) + (uint)a.ZeroOffset;
+    }
+
+    /// <summary>-(1024 + zero) in both fp16 lanes (exact for zero &lt;= 1024), the add that turns a magic half2 into q - zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint NegZeroPair(GptqGemvArgs a, int g, int col)
+    {
+        uint h = 0x8000u | (0x6400u + ZeroOf(a, g, col));
+        return h | (h << 16);
+    }
+
+    /// <summary>
+    /// Splits two fp32 values into a half2 of their fp16 roundings (X) and a half2 of the remainders (Y), so that
+    /// hi + lo carries about 22 bits of each value through fp16 tensor-core inputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words2 SplitPair(float lo, float hi)
+    {
+        var r = default(Words2);
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %2, %1;", out uint h, lo, hi);
+            CudaAsm.Emit(
+                "{ .reg .f16 a, b; .reg .f32 fa, fb, ea, eb; mov.b32 {a, b}, %1; cvt.f32.f16 fa, a; cvt.f32.f16 fb, b; sub.f32 ea, %2, fa; sub.f32 eb, %3, fb; cvt.rn.f16x2.f32 %0, eb, ea; }",
+                out uint l,
+                h,
+                lo,
+                hi);
+            r.X = h;
+            r.Y = l;
+            return r;
+        }
+
+        uint hLo = DeviceMath.FloatToHalfBits(lo);
+        uint hHi = DeviceMath.FloatToHalfBits(hi);
+        r.X = hLo | (hHi << 16);
+        r.Y = DeviceMath.FloatToHalfBits(lo - DeviceMath.HalfBitsToFloat(hLo)) | (DeviceMath.FloatToHalfBits(hi - DeviceMath.HalfBitsToFloat(hHi)) << 16);
+        return r;
+    }
+}
+
+/// <summary>Two 32-bit words.</summary>
+internal struct Words2
+{
+    public uint X;
+    public uint Y;
+}
