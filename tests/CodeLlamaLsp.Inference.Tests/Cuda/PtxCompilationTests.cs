@@ -75,6 +75,25 @@ public class PtxCompilationTests
         });
     }
 
+    /// <summary>
+    /// The GEMM as the CUDA accelerator itself compiles it (the backend-only compile above keeps the CPU fallback
+    /// branches): still tensor-core mma, and the PTX is written out for ptxas's register and spill report.
+    /// </summary>
+    [Test]
+    [Category("Gpu")]
+    public void Gptq_gemm_compiled_by_the_device_uses_tensor_cores()
+    {
+        var device = TestDevices.Get("gpu");
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemmKernels).GetMethod(nameof(GptqGemmKernels.Gemm))!);
+        var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMM_PTX") is { Length: > 0 } dump)
+        {
+            File.WriteAllText(dump, ptx);
+        }
+
+        Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
+    }
+
     private static string Compile(MethodInfo kernel)
     {
         using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());

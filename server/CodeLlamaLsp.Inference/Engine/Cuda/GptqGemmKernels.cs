@@ -103,7 +103,6 @@ internal static class GptqGemmKernels
         int colBase = (Grid.IdxX / rowTiles) * TileColumns;
 
         int bits = a.Bits;
-        int pairsPerWord = 16 / bits;
         int kPairs = a.InFeatures / 2;
         int steps = a.InFeatures / 16;
         int stepsPerGroup = a.GroupSize / 16;
@@ -113,37 +112,47 @@ internal static class GptqGemmKernels
         var part = default(MmaWarpTile);
         uint nz0 = 0;
         uint nz1 = 0;
+        int g = 0;
+        int stepInGroup = 0;
+
+        // Software pipeline: the global loads of chunk c + 1 are issued before the tensor-core work on chunk c, so
+        // their latency hides behind it; they land in shared memory after the next barrier.
+        var next = LoadChunk(a, tid, rowBase, colBase, 0);
         for (int chunk = 0; chunk < kPairs; chunk += ChunkPairs)
         {
             // Everyone is done reading the previous tiles before they are overwritten.
             Group.Barrier();
-            LoadActivations(a, aHi, aLo, tid, rowBase, chunk);
-            LoadWeights(a, bTile, tid, colBase, chunk, pairsPerWord);
+            StoreChunk(next, aHi, aLo, bTile, tid, precise, bits);
             Group.Barrier();
+            if (chunk + ChunkPairs < kPairs)
+            {
+                next = LoadChunk(a, tid, rowBase, colBase, chunk + ChunkPairs);
+            }
 
             for (int s = 0; s < ChunkPairs / 8; s++)
             {
-                int step = (chunk / 8) + s;
+                int step = (chunk >> 3) + s;
                 if (step < steps)
                 {
-                    int g = step / stepsPerGroup;
-                    if (step % stepsPerGroup == 0)
+                    if (stepInGroup == 0)
                     {
                         nz0 = NegZeroPair(a, g, colBase + warpCol + gid);
                         nz1 = NegZeroPair(a, g, colBase + warpCol + 8 + gid);
                     }
 
-                    var b = LoadWeightFragments(bTile, warpCol + gid, s, tig, bits, pairsPerWord, nz0, nz1);
-                    part.M0 = Step(part.M0, aHi, aLo, precise, warpRow, s, gid, tig, b, a, bTile, warpCol, colBase, g);
-                    part.M1 = Step(part.M1, aHi, aLo, precise, warpRow + 16, s, gid, tig, b, a, bTile, warpCol, colBase, g);
-                    part.M2 = Step(part.M2, aHi, aLo, precise, warpRow + 32, s, gid, tig, b, a, bTile, warpCol, colBase, g);
-                    part.M3 = Step(part.M3, aHi, aLo, precise, warpRow + 48, s, gid, tig, b, a, bTile, warpCol, colBase, g);
+                    var b = LoadWeightFragments(bTile, warpCol + gid, s, tig, bits, nz0, nz1);
+                    part.M0 = Step(part.M0, aHi, aLo, precise, warpRow, s, lane, b, a, bTile, warpCol, colBase, g);
+                    part.M1 = Step(part.M1, aHi, aLo, precise, warpRow + 16, s, lane, b, a, bTile, warpCol, colBase, g);
+                    part.M2 = Step(part.M2, aHi, aLo, precise, warpRow + 32, s, lane, b, a, bTile, warpCol, colBase, g);
+                    part.M3 = Step(part.M3, aHi, aLo, precise, warpRow + 48, s, lane, b, a, bTile, warpCol, colBase, g);
 
-                    if ((step + 1) % stepsPerGroup == 0 || step + 1 == steps)
+                    stepInGroup++;
+                    if (stepInGroup == stepsPerGroup || step + 1 == steps)
                     {
-                        int c0 = colBase + warpCol + (2 * tig);
-                        total = ApplyScales(total, part, a, g, c0);
+                        total = ApplyScales(total, part, a, g, colBase + warpCol + (2 * tig));
                         part = default;
+                        stepInGroup = 0;
+                        g++;
                     }
                 }
             }
@@ -158,90 +167,117 @@ internal static class GptqGemmKernels
     }
 
     /// <summary>
-    /// Stages activation pairs [chunk, chunk + 32) of rows rowBase.. into the hi (and, precise, lo) tiles; rows past
-    /// the batch and pairs past in_features read as zero.
+    /// Issues the global loads of one chunk (activation pairs [chunk, chunk + 32) of rows rowBase.., and the packed
+    /// word rows of the same inputs for columns colBase..+63); everything outside the matrices reads as zero.
+    /// Precise mode: fp32 values, two words per pair, 16 bytes = two pairs, 128 rows x 16 loads = 8 per thread.
+    /// Fast mode: one half2 word per pair, 16 bytes = four pairs, 4 per thread. Weights: 8 (4-bit) or 16 (8-bit)
+    /// word rows x 16 loads, at most one per thread.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadActivations(GptqGemvArgs a, ArrayView<uint> aHi, ArrayView<uint> aLo, int tid, int rowBase, int chunk)
+    private static ChunkLoads LoadChunk(GptqGemvArgs a, int tid, int rowBase, int colBase, int chunk)
     {
-        int kPairs = a.InFeatures / 2;
+        var l = default(ChunkLoads);
         if (a.Precise != 0)
         {
-            // fp32 values, two words per pair: a 16-byte load holds two pairs; 128 rows x 16 loads = 8 per thread.
-            for (int i = 0; i < (TileRows * ChunkPairs / 2) / BlockThreads; i++)
-            {
-                int idx = (i * BlockThreads) + tid;
-                int r = idx >> 4;
-                int p = (idx & 15) * 2;
-                int row = rowBase + r;
-                var v = default(Words4);
-                if (row < a.Rows && chunk + p < kPairs)
-                {
-                    v = DeviceMath.Load4(a.Input, ((long)row * a.InFeatures) + (2 * (chunk + p)));
-                }
-
-                var s0 = SplitPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
-                var s1 = SplitPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
-                int at = (r * AStride) + p;
-                aHi[at] = s0.X;
-                aLo[at] = s0.Y;
-                aHi[at + 1] = s1.X;
-                aLo[at + 1] = s1.Y;
-            }
+            l.A0 = LoadActivation(a, rowBase + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A1 = LoadActivation(a, rowBase + 16 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A2 = LoadActivation(a, rowBase + 32 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A3 = LoadActivation(a, rowBase + 48 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A4 = LoadActivation(a, rowBase + 64 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A5 = LoadActivation(a, rowBase + 80 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A6 = LoadActivation(a, rowBase + 96 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
+            l.A7 = LoadActivation(a, rowBase + 112 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
         }
         else
         {
-            // fp16 pairs, one word each: a 16-byte load holds four pairs; 128 rows x 8 loads = 4 per thread.
-            for (int i = 0; i < (TileRows * ChunkPairs / 4) / BlockThreads; i++)
-            {
-                int idx = (i * BlockThreads) + tid;
-                int r = idx >> 3;
-                int p = (idx & 7) * 4;
-                int row = rowBase + r;
-                var v = default(Words4);
-                if (row < a.Rows && chunk + p < kPairs)
-                {
-                    v = DeviceMath.Load4(a.Input, ((long)row * kPairs) + chunk + p);
-                }
+            l.A0 = LoadActivation(a, rowBase + (tid >> 3), chunk + ((tid & 7) * 4), 1);
+            l.A1 = LoadActivation(a, rowBase + 32 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
+            l.A2 = LoadActivation(a, rowBase + 64 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
+            l.A3 = LoadActivation(a, rowBase + 96 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
+        }
 
-                int at = (r * AStride) + p;
-                aHi[at] = v.X;
-                aHi[at + 1] = v.Y;
-                aHi[at + 2] = v.Z;
-                aHi[at + 3] = v.W;
-            }
+        // Word row wr holds pairs [wr * pairsPerWord, ...): 4-bit 4 pairs per word, 8-bit 2.
+        int log2Pairs = a.Bits == 4 ? 2 : 1;
+        int wordRows = ChunkPairs >> log2Pairs;
+        int wr = tid >> 4;
+        int word = (chunk >> log2Pairs) + wr;
+        int col = colBase + ((tid & 15) * 4);
+        if (wr < wordRows && word < (a.InFeatures >> (log2Pairs + 1)) && col < a.OutFeatures)
+        {
+            l.B = DeviceMath.Load4(a.QWeight, ((long)word * a.OutFeatures) + col);
+        }
+
+        return l;
+    }
+
+    /// <summary>16 bytes of row <paramref name="row"/> from pair <paramref name="pair"/> on (wordsPerPair 2: fp32, 1: half2), or zeros.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 LoadActivation(GptqGemvArgs a, int row, int pair, int wordsPerPair)
+    {
+        int kPairs = a.InFeatures / 2;
+        if (row >= a.Rows || pair >= kPairs)
+        {
+            return default;
+        }
+
+        return DeviceMath.Load4(a.Input, ((((long)row * kPairs) + pair) * wordsPerPair));
+    }
+
+    /// <summary>Writes the loads of <see cref="LoadChunk"/> into the shared tiles, splitting fp32 pairs into hi and lo halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreChunk(ChunkLoads l, ArrayView<uint> aHi, ArrayView<uint> aLo, ArrayView<uint> bTile, int tid, int precise, int bits)
+    {
+        if (precise != 0)
+        {
+            int at = ((tid >> 4) * AStride) + ((tid & 15) * 2);
+            StoreSplit(aHi, aLo, at, l.A0);
+            StoreSplit(aHi, aLo, at + (16 * AStride), l.A1);
+            StoreSplit(aHi, aLo, at + (32 * AStride), l.A2);
+            StoreSplit(aHi, aLo, at + (48 * AStride), l.A3);
+            StoreSplit(aHi, aLo, at + (64 * AStride), l.A4);
+            StoreSplit(aHi, aLo, at + (80 * AStride), l.A5);
+            StoreSplit(aHi, aLo, at + (96 * AStride), l.A6);
+            StoreSplit(aHi, aLo, at + (112 * AStride), l.A7);
+        }
+        else
+        {
+            int at = ((tid >> 3) * AStride) + ((tid & 7) * 4);
+            StoreWords(aHi, at, l.A0);
+            StoreWords(aHi, at + (32 * AStride), l.A1);
+            StoreWords(aHi, at + (64 * AStride), l.A2);
+            StoreWords(aHi, at + (96 * AStride), l.A3);
+        }
+
+        int wordRows = bits == 4 ? ChunkPairs / 4 : ChunkPairs / 2;
+        if ((tid >> 4) < wordRows)
+        {
+            StoreWords(bTile, ((tid >> 4) * BStride) + ((tid & 15) * 4), l.B);
         }
     }
 
-    /// <summary>Stages the packed word rows of pairs [chunk, chunk + 32) for columns colBase .. colBase + 63.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LoadWeights(GptqGemvArgs a, ArrayView<uint> bTile, int tid, int colBase, int chunk, int pairsPerWord)
+    private static void StoreSplit(ArrayView<uint> aHi, ArrayView<uint> aLo, int at, Words4 v)
     {
-        int wordRows = ChunkPairs / pairsPerWord;
-        int words = a.InFeatures * a.Bits / 32;
-        int firstWord = chunk / pairsPerWord;
-        for (int idx = tid; idx < wordRows * (TileColumns / 4); idx += BlockThreads)
-        {
-            int wr = idx >> 4;
-            int c = (idx & 15) * 4;
-            int col = colBase + c;
-            var v = default(Words4);
-            if (firstWord + wr < words && col < a.OutFeatures)
-            {
-                v = DeviceMath.Load4(a.QWeight, ((long)(firstWord + wr) * a.OutFeatures) + col);
-            }
+        var s0 = SplitPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
+        var s1 = SplitPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
+        aHi[at] = s0.X;
+        aLo[at] = s0.Y;
+        aHi[at + 1] = s1.X;
+        aLo[at + 1] = s1.Y;
+    }
 
-            int at = (wr * BStride) + c;
-            bTile[at] = v.X;
-            bTile[at + 1] = v.Y;
-            bTile[at + 2] = v.Z;
-            bTile[at + 3] = v.W;
-        }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreWords(ArrayView<uint> tile, int at, Words4 v)
+    {
+        tile[at] = v.X;
+        tile[at + 1] = v.Y;
+        tile[at + 2] = v.Z;
+        tile[at + 3] = v.W;
     }
 
     /// <summary>B fragments of step <paramref name="s"/> for tile column <paramref name="col"/> (n8 tile 0) and col + 8 (tile 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static WeightFragments LoadWeightFragments(ArrayView<uint> bTile, int col, int s, int tig, int bits, int pairsPerWord, uint nz0, uint nz1)
+    private static WeightFragments LoadWeightFragments(ArrayView<uint> bTile, int col, int s, int tig, int bits, uint nz0, uint nz1)
     {
         var f = default(WeightFragments);
         if (!CudaAsm.IsSupported)
@@ -264,34 +300,28 @@ internal static class GptqGemmKernels
 
     /// <summary>One k16 step of the m16 row block at tile row <paramref name="tileRow"/> against both n8 tiles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static MmaFragmentPair Step(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int gid, int tig, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    private static MmaFragmentPair Step(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int lane, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
     {
         if (CudaAsm.IsSupported)
         {
-            int at = ((tileRow + gid) * AStride) + (8 * s) + tig;
-            int at8 = at + (8 * AStride);
-            uint a0 = aHi[at];
-            uint a1 = aHi[at8];
-            uint a2 = aHi[at + 4];
-            uint a3 = aHi[at8 + 4];
-            c.N0 = Mma(c.N0, a0, a1, a2, a3, b.B00, b.B01);
-            c.N1 = Mma(c.N1, a0, a1, a2, a3, b.B10, b.B11);
+            // A fragment: pairs tig and tig + 4 of rows gid and gid + 8 (the 36-word pitch puts the 32 reads in 32 banks).
+            int at = ((tileRow + (lane >> 2)) * AStride) + (8 * s) + (lane & 3);
+            var x = LoadFragment(aHi, at);
+            c.N0 = Mma(c.N0, x, b.B00, b.B01);
+            c.N1 = Mma(c.N1, x, b.B10, b.B11);
             if (precise != 0)
             {
-                uint l0 = aLo[at];
-                uint l1 = aLo[at8];
-                uint l2 = aLo[at + 4];
-                uint l3 = aLo[at8 + 4];
-                c.N0 = Mma(c.N0, l0, l1, l2, l3, b.B00, b.B01);
-                c.N1 = Mma(c.N1, l0, l1, l2, l3, b.B10, b.B11);
+                var y = LoadFragment(aLo, at);
+                c.N0 = Mma(c.N0, y, b.B00, b.B01);
+                c.N1 = Mma(c.N1, y, b.B10, b.B11);
             }
 
             return c;
         }
 
         // CPU accelerator: the same C-fragment elements from the same tiles, by plain loops.
-        int r = tileRow + gid;
-        int cl = warpCol + (2 * tig);
+        int r = tileRow + (lane >> 2);
+        int cl = warpCol + (2 * (lane & 3));
         c.N0.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl, colBase, s, g);
         c.N0.C1 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 1, colBase, s, g);
         c.N0.C2 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl, colBase, s, g);
@@ -302,6 +332,16 @@ internal static class GptqGemmKernels
         c.N1.C3 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 9, colBase, s, g);
         return c;
     }
+
+    /// <summary>The a0..a3 registers of an m16n8k16 A fragment whose (row gid, pair tig) word is at <paramref name="at"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 LoadFragment(ArrayView<uint> tile, int at) => new()
+    {
+        X = tile[at],
+        Y = tile[at + (8 * AStride)],
+        Z = tile[at + 4],
+        W = tile[at + (8 * AStride) + 4],
+    };
 
     /// <summary>CPU-accelerator stand-in for the mma: sum over the 8 pairs of step s of A[row] . (q - zero)[col].</summary>
     private static float ReferenceDot(GptqGemvArgs a, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, ArrayView<uint> bTile, int tileRow, int tileCol, int colBase, int s, int g)
@@ -340,16 +380,16 @@ internal static class GptqGemmKernels
 
     /// <summary>d = a * b + c for one m16n8k16 tile (row-major A, column-major B, fp16 in, fp32 accumulate). CUDA only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static MmaFragment Mma(MmaFragment c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+    private static MmaFragment Mma(MmaFragment c, Words4 x, uint b0, uint b1)
     {
         var d0 = new Ref<float> { Value = c.C0 };
         var d1 = new Ref<float> { Value = c.C1 };
         var d2 = new Ref<float> { Value = c.C2 };
         var d3 = new Ref<float> { Value = c.C3 };
-        var x0 = new Input<uint> { Value = a0 };
-        var x1 = new Input<uint> { Value = a1 };
-        var x2 = new Input<uint> { Value = a2 };
-        var x3 = new Input<uint> { Value = a3 };
+        var x0 = new Input<uint> { Value = x.X };
+        var x1 = new Input<uint> { Value = x.Y };
+        var x2 = new Input<uint> { Value = x.Z };
+        var x3 = new Input<uint> { Value = x.W };
         var y0 = new Input<uint> { Value = b0 };
         var y1 = new Input<uint> { Value = b1 };
         CudaAsm.EmitRef(
@@ -496,6 +536,20 @@ internal static class GptqGemmKernels
         r.Y = DeviceMath.FloatToHalfBits(lo - DeviceMath.HalfBitsToFloat(hLo)) | (DeviceMath.FloatToHalfBits(hi - DeviceMath.HalfBitsToFloat(hHi)) << 16);
         return r;
     }
+}
+
+/// <summary>The global loads of one staged chunk, held in registers while the previous chunk is computed.</summary>
+internal struct ChunkLoads
+{
+    public Words4 A0;
+    public Words4 A1;
+    public Words4 A2;
+    public Words4 A3;
+    public Words4 A4;
+    public Words4 A5;
+    public Words4 A6;
+    public Words4 A7;
+    public Words4 B;
 }
 
 /// <summary>Two 32-bit words.</summary>
