@@ -115,19 +115,17 @@ internal static class GptqGemmKernels
         int g = 0;
         int stepInGroup = 0;
 
-        // Software pipeline: the global loads of chunk c + 1 are issued before the tensor-core work on chunk c, so
-        // their latency hides behind it; they land in shared memory after the next barrier.
-        var next = LoadChunk(a, tid, rowBase, colBase, 0);
         for (int chunk = 0; chunk < kPairs; chunk += ChunkPairs)
         {
+            // All of a chunk's global loads are issued before the first store, so each thread keeps up to nine
+            // 16-byte loads in flight. (Prefetching the next chunk across the compute took 154 registers, one block
+            // per SM, and ran no faster.)
+            var loads = LoadChunk(a, tid, rowBase, colBase, chunk);
+
             // Everyone is done reading the previous tiles before they are overwritten.
             Group.Barrier();
-            StoreChunk(next, aHi, aLo, bTile, tid, precise, bits);
+            StoreChunk(loads, aHi, aLo, bTile, tid, precise, bits);
             Group.Barrier();
-            if (chunk + ChunkPairs < kPairs)
-            {
-                next = LoadChunk(a, tid, rowBase, colBase, chunk + ChunkPairs);
-            }
 
             for (int s = 0; s < ChunkPairs / 8; s++)
             {
@@ -141,10 +139,9 @@ internal static class GptqGemmKernels
                     }
 
                     var b = LoadWeightFragments(bTile, warpCol + gid, s, tig, bits, nz0, nz1);
-                    part.M0 = Step(part.M0, aHi, aLo, precise, warpRow, s, lane, b, a, bTile, warpCol, colBase, g);
-                    part.M1 = Step(part.M1, aHi, aLo, precise, warpRow + 16, s, lane, b, a, bTile, warpCol, colBase, g);
-                    part.M2 = Step(part.M2, aHi, aLo, precise, warpRow + 32, s, lane, b, a, bTile, warpCol, colBase, g);
-                    part.M3 = Step(part.M3, aHi, aLo, precise, warpRow + 48, s, lane, b, a, bTile, warpCol, colBase, g);
+                    part = precise != 0
+                        ? StepAll(part, aHi, aLo, 1, warpRow, s, lane, b, a, bTile, warpCol, colBase, g)
+                        : StepAll(part, aHi, aLo, 0, warpRow, s, lane, b, a, bTile, warpCol, colBase, g);
 
                     stepInGroup++;
                     if (stepInGroup == stepsPerGroup || step + 1 == steps)
@@ -298,28 +295,50 @@ internal static class GptqGemmKernels
         return f;
     }
 
-    /// <summary>One k16 step of the m16 row block at tile row <paramref name="tileRow"/> against both n8 tiles.</summary>
+    /// <summary>
+    /// One k16 step of the warp's four m16 row blocks against both n8 tiles. The eight hi mmas are independent, and
+    /// so are the eight lo ones, so the tensor pipe never waits on one accumulator twice in a row.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static MmaFragmentPair Step(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int lane, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    private static MmaWarpTile StepAll(MmaWarpTile c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int warpRow, int s, int lane, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
     {
         if (CudaAsm.IsSupported)
         {
             // A fragment: pairs tig and tig + 4 of rows gid and gid + 8 (the 36-word pitch puts the 32 reads in 32 banks).
-            int at = ((tileRow + (lane >> 2)) * AStride) + (8 * s) + (lane & 3);
-            var x = LoadFragment(aHi, at);
-            c.N0 = Mma(c.N0, x, b.B00, b.B01);
-            c.N1 = Mma(c.N1, x, b.B10, b.B11);
+            int at = ((warpRow + (lane >> 2)) * AStride) + (8 * s) + (lane & 3);
+            c = MmaRows(c, LoadFragment(aHi, at), LoadFragment(aHi, at + (16 * AStride)), LoadFragment(aHi, at + (32 * AStride)), LoadFragment(aHi, at + (48 * AStride)), b);
             if (precise != 0)
             {
-                var y = LoadFragment(aLo, at);
-                c.N0 = Mma(c.N0, y, b.B00, b.B01);
-                c.N1 = Mma(c.N1, y, b.B10, b.B11);
+                c = MmaRows(c, LoadFragment(aLo, at), LoadFragment(aLo, at + (16 * AStride)), LoadFragment(aLo, at + (32 * AStride)), LoadFragment(aLo, at + (48 * AStride)), b);
             }
 
             return c;
         }
 
-        // CPU accelerator: the same C-fragment elements from the same tiles, by plain loops.
+        c.M0 = ReferenceStep(c.M0, aHi, aLo, precise, warpRow, s, lane, a, bTile, warpCol, colBase, g);
+        c.M1 = ReferenceStep(c.M1, aHi, aLo, precise, warpRow + 16, s, lane, a, bTile, warpCol, colBase, g);
+        c.M2 = ReferenceStep(c.M2, aHi, aLo, precise, warpRow + 32, s, lane, a, bTile, warpCol, colBase, g);
+        c.M3 = ReferenceStep(c.M3, aHi, aLo, precise, warpRow + 48, s, lane, a, bTile, warpCol, colBase, g);
+        return c;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static MmaWarpTile MmaRows(MmaWarpTile c, Words4 x0, Words4 x1, Words4 x2, Words4 x3, WeightFragments b)
+    {
+        c.M0.N0 = Mma(c.M0.N0, x0, b.B00, b.B01);
+        c.M1.N0 = Mma(c.M1.N0, x1, b.B00, b.B01);
+        c.M2.N0 = Mma(c.M2.N0, x2, b.B00, b.B01);
+        c.M3.N0 = Mma(c.M3.N0, x3, b.B00, b.B01);
+        c.M0.N1 = Mma(c.M0.N1, x0, b.B10, b.B11);
+        c.M1.N1 = Mma(c.M1.N1, x1, b.B10, b.B11);
+        c.M2.N1 = Mma(c.M2.N1, x2, b.B10, b.B11);
+        c.M3.N1 = Mma(c.M3.N1, x3, b.B10, b.B11);
+        return c;
+    }
+
+    /// <summary>CPU accelerator: the C-fragment elements of one m16 row block from the same tiles, by plain loops.</summary>
+    private static MmaFragmentPair ReferenceStep(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int lane, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    {
         int r = tileRow + (lane >> 2);
         int cl = warpCol + (2 * (lane & 3));
         c.N0.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl, colBase, s, g);
