@@ -145,6 +145,14 @@ internal static class BenchCommand
                 $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
         }
 
+        // Small batches (a few typed tokens, speculative drafts): the GEMV reads weights once per row, the GEMM once per
+        // 128 rows but pays for a whole row tile; this shows the cost per row on each side of CudaDecoder.GemmMinRows.
+        foreach (int r in new[] { 1, 4, CudaDecoder.GemmMinRows - 1, CudaDecoder.GemmMinRows, 64, 128 })
+        {
+            double t = decoder.TimeLinearsOnly(Math.Max(3, repeats), r);
+            Row($"linear layers only, {r} rows ({(r >= CudaDecoder.GemmMinRows ? "GEMM" : "GEMV")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+        }
+
         decoder.Precise = false;
         if (prompts.Length > 0)
         {

@@ -35,7 +35,7 @@ public class BackendOpsTests
 
         // Rows >= CudaLinear.GemmMinRows take the tiled GEMM: partial row and column tiles, several groups per
         // staged chunk (g32), a K tail that is not a whole chunk (in 208), 8-bit, bias and v2 zeros.
-        yield return Case("sim", 256, 128, 4, 32, false, false, false, 8);
+        yield return Case("sim", 256, 128, 4, 32, false, false, false, 16);
         yield return Case("sim", 208, 72, 8, 16, true, true, true, 133);
         yield return Case("sim", 256, 96, 4, 128, true, false, true, 20);
         yield return Case("gpu", 8192, 8192, 4, 128, false, false, false, 1);

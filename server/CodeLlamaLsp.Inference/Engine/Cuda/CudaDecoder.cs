@@ -121,6 +121,9 @@ public sealed class CudaDecoder : IDisposable
     /// <summary>KV-cache bytes read per decoded token at context length <paramref name="tokens"/>.</summary>
     public long KvBytesPerToken(int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
 
+    /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
+    public static int GemmMinRows => CudaLinear.GemmMinRows;
+
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 
