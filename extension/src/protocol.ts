@@ -94,6 +94,7 @@ export interface ServerSettings {
   device?: "cpu" | "cuda" | "auto";
   contextSize?: number;
   maxTokens?: number;
+  maxPromptTokens?: number;
   temperature?: number;
   debounceMs?: number;
   promptMode?: "auto" | "instruct" | "infill";

@@ -51,6 +51,8 @@ export function mapSettings(read: SettingReader, paths: PathContext = {}): Mappe
   if (contextSize !== undefined) server.contextSize = contextSize;
   const maxTokens = integer(read("maxTokens"), "maxTokens", 1, warnings);
   if (maxTokens !== undefined) server.maxTokens = maxTokens;
+  const maxPromptTokens = integer(read("maxPromptTokens"), "maxPromptTokens", 64, warnings);
+  if (maxPromptTokens !== undefined) server.maxPromptTokens = maxPromptTokens;
   const temperature = finite(read("temperature"), "temperature", 0, warnings);
   if (temperature !== undefined) server.temperature = temperature;
   const debounceMs = integer(read("debounceMs"), "debounceMs", 0, warnings);

@@ -20,8 +20,12 @@ public sealed record PromptSettings
 {
     public PromptMode Mode { get; init; } = PromptMode.Auto;
 
-    /// <summary>Upper bound on prompt tokens, below the model's window, to keep prefill latency low.</summary>
-    public int MaxPromptTokens { get; init; } = 4096;
+    /// <summary>
+    /// Upper bound on prompt tokens, below the model's window, to keep the first suggestion in a file quick:
+    /// a cold prompt is prefilled whole before the first token (2,048 tokens of the 34B model took 3.1 s on an
+    /// H200, docs/performance.md; later keystrokes reuse the cached head). Peers cap lower still (Continue: 1,024).
+    /// </summary>
+    public int MaxPromptTokens { get; init; } = 2048;
 
     /// <summary>Tokens reserved for a multi-line answer (also its MaxNewTokens).</summary>
     public int MaxNewTokens { get; init; } = 128;

@@ -1,6 +1,8 @@
 // Settings merge field by field from JSON (initializationOptions, didChangeConfiguration, config file) and
 // command-line flags, with the names of docs/lsp-extensions.md; bad values are reported and skipped.
 using System.Text.Json;
+using CodeLlamaLsp.Prompting;
+using CodeLlamaLsp.Server.Backend;
 using CodeLlamaLsp.Server.Lsp;
 
 namespace CodeLlamaLsp.Server.Tests;
@@ -24,6 +26,20 @@ public class ServerSettingsTests
         Assert.That(problems, Has.Count.EqualTo(2));
         Assert.That(problems, Has.Some.Contains("contextSize"));
         Assert.That(problems, Has.Some.Contains("promptMode"));
+    }
+
+    [Test]
+    public void Max_prompt_tokens_reaches_the_prompt_settings_from_json_and_flags()
+    {
+        var problems = new List<string>();
+        using var json = JsonDocument.Parse("""{"maxPromptTokens":1024}""");
+        var fromJson = new ServerSettings().Merge(json.RootElement, problems);
+        var fromFlag = new ServerSettings().MergeArgs(["--max-prompt-tokens", "512"], problems);
+
+        Assert.That(problems, Is.Empty);
+        Assert.That(PromptingSuggestions.PromptSettingsFor(fromJson).MaxPromptTokens, Is.EqualTo(1024));
+        Assert.That(PromptingSuggestions.PromptSettingsFor(fromFlag).MaxPromptTokens, Is.EqualTo(512));
+        Assert.That(PromptingSuggestions.PromptSettingsFor(new ServerSettings()).MaxPromptTokens, Is.EqualTo(new PromptSettings().MaxPromptTokens));
     }
 
     [Test]

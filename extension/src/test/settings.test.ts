@@ -24,11 +24,18 @@ test("remote backend without an endpoint is sent but warned about", () => {
   assert.match(mapped.warnings[0], /endpoint/);
 });
 
+test("maxPromptTokens reaches the server as an integer of at least 64", () => {
+  assert.deepEqual(mapSettings(reader({ maxPromptTokens: 1024 })).server, { maxPromptTokens: 1024 });
+  const tooSmall = mapSettings(reader({ maxPromptTokens: 10 }));
+  assert.deepEqual(tooSmall.server, {});
+  assert.ok(tooSmall.warnings.some((w) => w.includes("codellama.maxPromptTokens")));
+});
+
 test("invalid values are dropped with a warning naming the setting", () => {
-  const mapped = mapSettings(reader({ device: "tpu", contextSize: 0, maxTokens: 12.5, temperature: -1, debounceMs: "fast", promptMode: "chat" }));
+  const mapped = mapSettings(reader({ device: "tpu", contextSize: 0, maxTokens: 12.5, maxPromptTokens: 1.5, temperature: -1, debounceMs: "fast", promptMode: "chat" }));
   assert.deepEqual(mapped.server, {});
-  assert.equal(mapped.warnings.length, 6);
-  for (const name of ["device", "contextSize", "maxTokens", "temperature", "debounceMs", "promptMode"]) {
+  assert.equal(mapped.warnings.length, 7);
+  for (const name of ["device", "contextSize", "maxTokens", "maxPromptTokens", "temperature", "debounceMs", "promptMode"]) {
     assert.ok(mapped.warnings.some((w) => w.includes(`codellama.${name}`)), name);
   }
 });

@@ -62,6 +62,7 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
             MaxNewTokens = settings.MaxTokens ?? defaults.MaxNewTokens,
             MaxNewTokensSingleLine = Math.Min(settings.MaxTokens ?? defaults.MaxNewTokensSingleLine, defaults.MaxNewTokensSingleLine),
             Temperature = settings.Temperature ?? defaults.Temperature,
+            MaxPromptTokens = settings.MaxPromptTokens ?? defaults.MaxPromptTokens,
         };
     }
 

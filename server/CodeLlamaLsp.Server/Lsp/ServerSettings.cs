@@ -20,6 +20,9 @@ public sealed record ServerSettings
     /// <summary>Answer length cap; null keeps Prompting's defaults (longer for multi-line answers).</summary>
     public int? MaxTokens { get; init; }
 
+    /// <summary>Cap on completion prompt tokens; null keeps Prompting's default (2,048). Larger sees more code, costs first-token latency.</summary>
+    public int? MaxPromptTokens { get; init; }
+
     /// <summary>Sampling temperature; null keeps Prompting's default, 0 is greedy.</summary>
     public float? Temperature { get; init; }
 
@@ -83,7 +86,7 @@ public sealed record ServerSettings
     /// <summary>
     /// Applies command-line flags: the engine flags shared with `generate` (Cli/EngineFlags: --model, --revision,
     /// --device, --context-size, --max-tokens, --temperature, also as --name=value) and the server's own
-    /// (--debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
+    /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
     /// </summary>
     public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
     {
@@ -156,6 +159,7 @@ public sealed record ServerSettings
         "device" => s with { Device = OneOf(value, "cpu", "cuda", "auto") },
         "contextSize" => s with { ContextSize = PositiveInt(value) },
         "maxTokens" => s with { MaxTokens = PositiveInt(value) },
+        "maxPromptTokens" => s with { MaxPromptTokens = PositiveInt(value) },
         "temperature" => s with { Temperature = (float)Number(value) },
         "debounceMs" => s with { DebounceMs = Math.Max(0, (int)Number(value)) },
         "promptMode" => s with { PromptMode = OneOf(value, "auto", "instruct", "infill") },
