@@ -41,7 +41,7 @@ public static partial class EngineFactory
             int context = InProcessGenerator.ResolveContextLength(loaded.Config, contextLength);
             var clock = Stopwatch.StartNew();
             IDecodingSession? session = null;
-            TryCreateCudaSession(loaded.Weights, backend, context, progress, ref session);
+            TryCreateCudaSession(loaded.Weights, backend, context, log, progress, ref session);
             if (session != null)
             {
                 var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [backend, loaded]);
@@ -73,5 +73,5 @@ public static partial class EngineFactory
     /// Hook for the CUDA engine (Engine/Cuda/EngineFactory.Cuda.cs): when <paramref name="backend"/> is the CUDA backend,
     /// set <paramref name="session"/> to the fused decoder's session, which prepares the weights itself.
     /// </summary>
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, IProgress<double>? progress, ref IDecodingSession? session);
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session);
 }

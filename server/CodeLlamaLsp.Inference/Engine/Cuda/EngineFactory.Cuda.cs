@@ -18,7 +18,7 @@ public static partial class EngineFactory
         }
     }
 
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, IProgress<double>? progress, ref IDecodingSession? session)
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session)
     {
         if (backend is not CudaBackend cuda)
         {
@@ -27,9 +27,14 @@ public static partial class EngineFactory
 
         cuda.Device.Accelerator.Bind();
         CheckFits(weights, cuda.Device, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
+        long before = cuda.AllocatedBytes;
         var decoder = new CudaDecoder(cuda, weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows, progress == null ? null : progress.Report);
+        var estimate = GpuMemoryEstimate.For(weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
+        log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {contextLength} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
         session = new CudaDecodingSession(decoder);
     }
+
+    private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB");
 
     /// <summary>
     /// Throws <see cref="InsufficientGpuMemoryException"/> naming the total when the model cannot fit, before anything
