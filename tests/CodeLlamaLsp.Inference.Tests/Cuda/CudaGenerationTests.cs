@@ -69,19 +69,19 @@ public class CudaGenerationTests
     {
         var edited = Prompt[..15].Concat(RandomIds(new Random(9), 6)).ToArray();
         using var fresh = CudaGenerator(kind, Context);
-        var expected = await fresh.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(6)), CancellationToken.None);
+        var expected = await fresh.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(4)), CancellationToken.None);
         using var warm = CudaGenerator(kind, Context);
-        await warm.GenerateAllAsync(Request(Prompt, GenerationOptions.Greedy(6)), CancellationToken.None);
+        await warm.GenerateAllAsync(Request(Prompt, GenerationOptions.Greedy(4)), CancellationToken.None);
         int cachedBefore = warm.Session.Position;
 
-        var reused = await warm.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(6)), CancellationToken.None);
+        var reused = await warm.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(4)), CancellationToken.None);
         int reusedTokens = warm.Session.LastReusedTokens;
         int processed = warm.Session.LastProcessedTokens;
-        var again = await warm.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(6)), CancellationToken.None);
+        var again = await warm.GenerateAllAsync(Request(edited, GenerationOptions.Greedy(4)), CancellationToken.None);
 
         Assert.Multiple(() =>
         {
-            Assert.That(cachedBefore, Is.EqualTo(Prompt.Length + 5), "prompt plus the answer tokens fed back");
+            Assert.That(cachedBefore, Is.EqualTo(Prompt.Length + 3), "prompt plus the answer tokens fed back");
             Assert.That(reusedTokens, Is.EqualTo(15));
             Assert.That(processed, Is.EqualTo(6));
             Assert.That(reused.TokenIds, Is.EqualTo(expected.TokenIds), "after the rewind");
