@@ -1,6 +1,8 @@
 // Runs every test suite (the .NET test projects through Microsoft.Testing.Platform, then the npm
 // workspaces) and ends with one line "N passed, N failed" summed over all of them. Exits non-zero
 // when any suite fails or reports nothing. This is the README's test command (`npm test`).
+// With CODELLAMA_E2E=1 (set by .ci/run) it also runs the VS Code end-to-end test: the packaged extension
+// in a real VS Code (code-server) driven by headless Chromium, installed on first use (see docs/vscode.md).
 import { spawn } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +46,17 @@ const suites = [
     failed: (o) => [...o.matchAll(/^# fail (\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0),
   },
 ];
+
+if (process.env.CODELLAMA_E2E === "1") {
+  const e2eCounts = {
+    passed: (o) => [...o.matchAll(/^PASS /gm)].length,
+    failed: (o) => [...o.matchAll(/^FAIL /gm)].length,
+  };
+  // The real server (tiny fixture, random weights) first; then the stub server, whose fixed answers reach
+  // the paths random weights cannot (Fix's diff review with Apply).
+  suites.push({ name: "vscode end-to-end (real server)", command: "npm", args: ["run", "e2e", "--silent"], ...e2eCounts });
+  suites.push({ name: "vscode end-to-end (stub server)", command: "node", args: ["extension/e2e/run-e2e.mjs", "--server", "stub"], ...e2eCounts });
+}
 
 let passed = 0;
 let failed = 0;

@@ -29,7 +29,12 @@ public sealed record PromptSettings
     /// <summary>Tokens allowed for a single-line answer.</summary>
     public int MaxNewTokensSingleLine { get; init; } = 48;
 
-    public float Temperature { get; init; } = 0.2f;
+    /// <summary>
+    /// Sampling temperature for completions; 0 (the default) is greedy, so the same code always gets the same
+    /// suggestion (no flicker while typing, typed-through suggestions stay valid) and the GPU keeps token
+    /// selection inside the captured decode step. Code actions sample at their own temperature.
+    /// </summary>
+    public float Temperature { get; init; }
 
     /// <summary>Share of the code budget that the code after the cursor may take.</summary>
     public double SuffixShare { get; init; } = 0.25;

@@ -6,6 +6,7 @@ using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text;
 using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Sampling;
 using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Remote;

@@ -13,6 +13,9 @@ internal static class BenchCommand
     public const string Usage =
         "usage: codellama-lsp bench --model M [--prompt-tokens 512,2048] [--decode-tokens 128] [--context 0,2048,8192] [--repeats 3]";
 
+    /// <summary>Prompt rows per forward pass (the decoder's batch): the GEMM's weight reuse grows with it.</summary>
+    private const int PrefillChunkRows = 512;
+
     public static async Task<int> RunAsync(string[] args)
     {
         string? model = null;
@@ -88,7 +91,7 @@ internal static class BenchCommand
         using var backend = new CudaBackend(device);
         int contextLength = Math.Max(prompts.DefaultIfEmpty(0).Max(), contexts.DefaultIfEmpty(0).Max()) + decodeTokens + 16;
         int lastPercent = -1;
-        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength, maxBatchRows: 512, progress: p =>
+        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength, maxBatchRows: PrefillChunkRows, progress: p =>
         {
             int percent = (int)(p * 100);
             if (percent / 10 != lastPercent / 10)
@@ -126,6 +129,48 @@ internal static class BenchCommand
 
             Row($"prefill {p} tokens", $"{p / Median(times):F0} tok/s ({Median(times) * 1000:F0} ms)");
         }
+
+        // Where prefill time goes: the GPTQ GEMMs of one 512-row chunk alone, as tensor-core throughput, in both modes;
+        // and the largest prompt with fp16 activations (fast mode: one mma per tile step instead of hi + lo).
+        var cfg = decoder.Config;
+        long kvDim = (long)cfg.NumKvHeads * cfg.HeadDim;
+        long linearParams = cfg.NumLayers * ((cfg.HiddenSize * (cfg.HiddenSize + (2 * kvDim))) + ((long)cfg.HiddenSize * cfg.HiddenSize) + (3L * cfg.HiddenSize * cfg.IntermediateSize));
+        int chunkRows = Math.Min(PrefillChunkRows, prompts.DefaultIfEmpty(PrefillChunkRows).Max());
+        foreach (bool precise in new[] { true, false })
+        {
+            decoder.Precise = precise;
+            double gemm = decoder.TimeLinearsOnly(Math.Max(3, repeats), chunkRows);
+            Row(
+                $"linear layers only, {chunkRows} rows ({(precise ? "precise: fp32 activations as fp16 hi + lo" : "fast: fp16 activations")})",
+                $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
+        }
+
+        // Small batches (a few typed tokens, speculative drafts): the GEMV reads weights once per row, the GEMM once per
+        // 128 rows but pays for a whole row tile; this shows the cost per row on each side of CudaDecoder.GemmMinRows.
+        foreach (int r in new[] { 1, 4, CudaDecoder.GemmMinRows - 1, CudaDecoder.GemmMinRows, 64, 128 })
+        {
+            double t = decoder.TimeLinearsOnly(Math.Max(3, repeats), r);
+            Row($"linear layers only, {r} rows ({(r >= CudaDecoder.GemmMinRows ? "GEMM" : "GEMV")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+        }
+
+        decoder.Precise = false;
+        if (prompts.Length > 0)
+        {
+            int p = prompts.Max();
+            var times = new List<double>();
+            for (int r = 0; r < repeats; r++)
+            {
+                decoder.Reset();
+                var tokens = Tokens(p);
+                var t = Stopwatch.StartNew();
+                decoder.Prefill(tokens);
+                times.Add(t.Elapsed.TotalSeconds);
+            }
+
+            Row($"prefill {p} tokens, fast mode", $"{p / Median(times):F0} tok/s ({Median(times) * 1000:F0} ms)");
+        }
+
+        decoder.Precise = true;
 
         foreach (int ctx in contexts)
         {

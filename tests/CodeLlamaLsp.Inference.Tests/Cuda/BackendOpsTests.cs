@@ -32,6 +32,12 @@ public class BackendOpsTests
         yield return Case("sim", 128, 96, 8, -1, true, false, false, 1);
         yield return Case("sim", 256, 128, 4, 64, false, true, true, 3);
         yield return Case("sim", 256, 64, 8, 128, true, false, false, 2);
+
+        // Rows >= CudaLinear.GemmMinRows take the tiled GEMM: partial row and column tiles, several groups per
+        // staged chunk (g32), a K tail that is not a whole chunk (in 208), 8-bit, bias and v2 zeros.
+        yield return Case("sim", 256, 128, 4, 32, false, false, false, 16);
+        yield return Case("sim", 208, 72, 8, 16, true, true, true, 133);
+        yield return Case("sim", 256, 96, 4, 128, true, false, true, 20);
         yield return Case("gpu", 8192, 8192, 4, 128, false, false, false, 1);
         yield return Case("gpu", 8192, 1024, 4, 128, false, false, false, 1);
         yield return Case("gpu", 8192, 22016, 4, 128, false, false, false, 1);
@@ -40,6 +46,10 @@ public class BackendOpsTests
         yield return Case("gpu", 8192, 1024, 8, -1, true, false, false, 1);
         yield return Case("gpu", 8192, 8192, 8, 128, true, false, false, 4);
         yield return Case("gpu", 8192, 22016, 4, 128, true, false, false, 16);
+        yield return Case("gpu", 8192, 10240, 4, 128, false, false, false, 300);
+        yield return Case("gpu", 22016, 8192, 4, 128, false, false, false, 512);
+        yield return Case("gpu", 8192, 1024, 8, -1, true, false, true, 129);
+        yield return Case("gpu", 8192, 8192, 4, 32, true, true, false, 77);
     }
 
     private static TestCaseData Case(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)
@@ -57,7 +67,47 @@ public class BackendOpsTests
         var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2, bias);
         var x = RandomWeights.Floats(rng, rows * inF);
         var (actual, expected) = RunLinear(gpu, w, x, rows);
-        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(LinearTolerance));
+        double error = Numerics.RelativeL2(actual, expected);
+        TestContext.Out.WriteLine($"relative L2 error {error:G3} ({(rows >= CudaLinear.GemmMinRows ? "tiled GEMM" : "GEMV")})");
+        Assert.That(error, Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>
+    /// Fast mode (CudaDecoder.Precise = false): the producer writes fp16 activations in the GPTQ layout, the GEMV
+    /// sums fp16 pairs per packed word and the GEMM feeds the fp16 activations to the tensor cores as they are.
+    /// </summary>
+    [TestCase("sim", 256, 128, 4, 32, false, 3)]
+    [TestCase("sim", 256, 136, 4, 64, true, 20)]
+    [TestCase("sim", 128, 72, 8, -1, true, 17)]
+    [TestCase("gpu", 8192, 22016, 4, 128, true, 300, Category = "Gpu")]
+    [TestCase("gpu", 22016, 8192, 4, 128, false, 64, Category = "Gpu")]
+    public void Gptq_linear_fast_mode_matches_the_cpu(string kind, int inF, int outF, int bits, int group, bool actOrder, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random((inF * 7) + outF + rows);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder);
+        var x = RandomWeights.Floats(rng, rows * inF);
+
+        using var lin = (CudaLinear)gpu.PrepareLinear(w);
+        using var input = Up(gpu, x);
+        using var output = Up(gpu, Enumerable.Repeat(1e6f, rows * outF).ToArray());
+        using var half = gpu.Memory.Allocate<uint>(((long)rows * inF / 2) + 4, "fast-mode test input");
+        var kernels = gpu.Device.Kernels;
+        kernels.ToHalfLayout(((CudaBuffer)input).Buffer.View, half.View.AsContiguous().Cast<ushort>(), rows, inF, lin.LayoutFor(precise: false));
+        lin.Run(kernels, half.View, ((CudaBuffer)output).Buffer.View, rows, outF, accumulate: false, precise: false);
+        var actual = new float[rows * outF];
+        gpu.Download(output, 0, actual);
+
+        using var cpuLin = Cpu.PrepareLinear(w);
+        using var cpuIn = Up(Cpu, x);
+        using var cpuOut = Cpu.Allocate(rows * outF);
+        Cpu.Linear(cpuLin, cpuIn, cpuOut, rows);
+        var expected = new float[rows * outF];
+        Cpu.Download(cpuOut, 0, expected);
+
+        double error = Numerics.RelativeL2(actual, expected);
+        TestContext.Out.WriteLine($"relative L2 error {error:G3} ({(rows >= CudaLinear.GemmMinRows ? "tiled GEMM" : "GEMV")}, fast mode)");
+        Assert.That(error, Is.LessThan(LinearTolerance));
     }
 
     [TestCase("sim", 64, 72, 2)]

@@ -21,8 +21,10 @@ public class CudaFixtureTests
     /// A prompt position whose top two logits differ by less than this (in the fp32 CPU oracle, which matches the
     /// reference to 1e-4) is a tie that an fp16 KV cache cannot resolve: fp16 keeps 11 bits, so logits near 11
     /// carry rounding of about 5e-3. Such positions may pick either token; every other position must match.
+    /// (It was 2e-3 until the prefill GEMM changed the linear layers' summation order at the 1e-6 level, which moved
+    /// fp16 roundings of the KV cache and flipped mini-8bit prompt 3 position 167, an oracle gap of 0.00243.)
     /// </summary>
-    private const float NearTieLogitGap = 2e-3f;
+    private const float NearTieLogitGap = 5e-3f;
 
     /// <summary>Fixture README: greedy tokens identical for at least the first 8.</summary>
     private const int GreedyTokensChecked = 8;

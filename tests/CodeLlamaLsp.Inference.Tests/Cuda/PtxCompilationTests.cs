@@ -15,7 +15,7 @@ public class PtxCompilationTests
 {
     public static IEnumerable<TestCaseData> Kernels()
     {
-        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
+        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {
@@ -56,6 +56,42 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.[ub]32"), "vectorized weight loads");
             Assert.That(ptx, Does.Contain("fma.rn.f16x2"), "two values per dequantize-and-multiply instruction");
         });
+    }
+
+    [Test]
+    public void Gptq_gemm_uses_tensor_cores_and_16_byte_loads()
+    {
+        var ptx = Compile(typeof(GptqGemmKernels).GetMethod(nameof(GptqGemmKernels.Gemm))!);
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_GEMM_PTX") is { Length: > 0 } dump)
+        {
+            File.WriteAllText(dump, ptx);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
+            Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.[ub]32"), "vectorized tile loads");
+            Assert.That(ptx, Does.Contain("cvt.rn.f16x2.f32"), "hi/lo split of fp32 activations");
+        });
+    }
+
+    /// <summary>
+    /// The GEMM as the CUDA accelerator itself compiles it (the backend-only compile above keeps the CPU fallback
+    /// branches): still tensor-core mma, and the PTX is written out for ptxas's register and spill report.
+    /// </summary>
+    [Test]
+    [Category("Gpu")]
+    public void Gptq_gemm_compiled_by_the_device_uses_tensor_cores()
+    {
+        var device = TestDevices.Get("gpu");
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemmKernels).GetMethod(nameof(GptqGemmKernels.Gemm))!);
+        var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMM_PTX") is { Length: > 0 } dump)
+        {
+            File.WriteAllText(dump, ptx);
+        }
+
+        Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
     }
 
     private static string Compile(MethodInfo kernel)

@@ -1,6 +1,7 @@
 // Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
 // split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
 // online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results.
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
@@ -40,9 +41,11 @@ internal struct AttentionArgs
 /// headGroups = ceil(G / 8) with G = heads / kvHeads. A block serves up to 8 query heads that share one KV
 /// head, so each key and value row is read from memory once for all of them. Row t (position p = start + t)
 /// attends keys 0..p; split s takes keys [s*chunk, min(p+1, (s+1)*chunk)), chunk = ceil((p+1) / Splits),
-/// in tiles of 128: scores (one thread per head and key, q in shared memory), then one warp per head
-/// updates the running max/sum, then thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V.
-/// Supports headDim &lt;= 128.
+/// in tiles of 128 keys. Each tile's keys are staged in shared memory with 16-byte coalesced loads (row pitch
+/// headDim/2 + 1 words, so a warp's 32 keys fall in 32 banks), scored by one thread per (head, key) with q from
+/// shared memory; one warp per head updates the running max/sum; then the tile's values are staged the same way
+/// and thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V, reading the four heads' probabilities
+/// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -50,6 +53,9 @@ internal static class AttentionKernels
     public const int HeadsPerBlock = 8;
     public const int Tile = 128;
     public const int MaxHeadDim = 128;
+
+    /// <summary>Words per staged key or value row: 64 half2 words + 1 of padding against bank conflicts.</summary>
+    private const int KvPitch = (MaxHeadDim / 2) + 1;
 
     public static void Partial(AttentionArgs a)
     {
@@ -75,10 +81,12 @@ internal static class AttentionKernels
         end = end < len ? end : len;
 
         var qs = SharedMemory.Allocate<float>(HeadsPerBlock * MaxHeadDim);
-        var sc = SharedMemory.Allocate<float>(HeadsPerBlock * Tile);
+        var sc = SharedMemory.Allocate<Words4>(Tile * HeadsPerBlock / 4); // [key][head] fp32 bits
+        var kv = SharedMemory.Allocate<uint>(Tile * KvPitch);
         var runMax = SharedMemory.Allocate<float>(HeadsPerBlock);
         var runSum = SharedMemory.Allocate<float>(HeadsPerBlock);
         var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
+        var scf = sc.Cast<float>();
 
         long qBase = ((long)row * a.QStride) + a.QOffset;
         for (int i = tid; i < HeadsPerBlock * MaxHeadDim; i += BlockThreads)
@@ -101,30 +109,42 @@ internal static class AttentionKernels
         float acc2 = 0f;
         float acc3 = 0f;
         long kvBase = (long)kvh * a.Capacity * hd;
-        Group.Barrier();
 
         for (int tile = begin; tile < end; tile += Tile)
         {
             int n = end - tile;
             n = n < Tile ? n : Tile;
 
-            // Scores: entry e = h * Tile + key.
+            // Also orders the q stores (first tile) and the previous tile's reads of kv before the overwrite.
+            Group.Barrier();
+            Stage(a.K, kvBase + ((long)tile * hd), n, hd, kv, tid);
+            Group.Barrier();
+
+            // Scores: entry e = h * Tile + key, so a warp shares one head and reads 32 consecutive staged keys.
             for (int e = tid; e < HeadsPerBlock * Tile; e += BlockThreads)
             {
                 int h = e / Tile;
                 int key = e - (h * Tile);
-                float s = float.NegativeInfinity;
-                if (h < nh && key < n)
+                float s = 0f;
+                if (h < nh)
                 {
-                    long kAt = kvBase + ((long)(tile + key) * hd);
-                    s = 0f;
-                    for (int d = 0; d < hd; d++)
+                    s = float.NegativeInfinity;
+                    if (key < n)
                     {
-                        s += qs[(h * MaxHeadDim) + d] * DeviceMath.HalfBitsToFloat(a.K[kAt + d]);
+                        s = 0f;
+                        int kAt = key * KvPitch;
+                        int qAt = h * MaxHeadDim;
+                        for (int dp = 0; dp < hd / 2; dp++)
+                        {
+                            uint pair = kv[kAt + dp];
+                            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
+                            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
+                        }
                     }
                 }
 
-                sc[e] = s;
+                // Heads past nh keep 0 so the value loop below may run all four of its heads unconditionally.
+                scf[(key * HeadsPerBlock) + h] = s;
             }
 
             Group.Barrier();
@@ -135,7 +155,7 @@ internal static class AttentionKernels
                 float m = float.NegativeInfinity;
                 for (int key = lane; key < n; key += 32)
                 {
-                    float v = sc[(warp * Tile) + key];
+                    float v = scf[(key * HeadsPerBlock) + warp];
                     m = v > m ? v : m;
                 }
 
@@ -150,8 +170,8 @@ internal static class AttentionKernels
                 float sum = 0f;
                 for (int key = lane; key < n; key += 32)
                 {
-                    float p = MathF.Exp(sc[(warp * Tile) + key] - mNew);
-                    sc[(warp * Tile) + key] = p;
+                    float p = MathF.Exp(scf[(key * HeadsPerBlock) + warp] - mNew);
+                    scf[(key * HeadsPerBlock) + warp] = p;
                     sum += p;
                 }
 
@@ -169,45 +189,30 @@ internal static class AttentionKernels
                 }
             }
 
+            // Keys are no longer needed: stage the values in their place.
+            Group.Barrier();
+            Stage(a.V, kvBase + ((long)tile * hd), n, hd, kv, tid);
             Group.Barrier();
 
             if (myD < hd)
             {
-                float al0 = myH < nh ? alpha[myH] : 0f;
-                float al1 = myH + 1 < nh ? alpha[myH + 1] : 0f;
-                float al2 = myH + 2 < nh ? alpha[myH + 2] : 0f;
-                float al3 = myH + 3 < nh ? alpha[myH + 3] : 0f;
-                acc0 *= al0;
-                acc1 *= al1;
-                acc2 *= al2;
-                acc3 *= al3;
-                long vAt = kvBase + ((long)tile * hd) + myD;
+                acc0 *= alpha[myH];
+                acc1 *= alpha[myH + 1];
+                acc2 *= alpha[myH + 2];
+                acc3 *= alpha[myH + 3];
+                int vAt = myD / 2;
+                int odd = myD & 1;
                 for (int key = 0; key < n; key++)
                 {
-                    float v = DeviceMath.HalfBitsToFloat(a.V[vAt + ((long)key * hd)]);
-                    if (myH < nh)
-                    {
-                        acc0 += sc[(myH * Tile) + key] * v;
-                    }
-
-                    if (myH + 1 < nh)
-                    {
-                        acc1 += sc[((myH + 1) * Tile) + key] * v;
-                    }
-
-                    if (myH + 2 < nh)
-                    {
-                        acc2 += sc[((myH + 2) * Tile) + key] * v;
-                    }
-
-                    if (myH + 3 < nh)
-                    {
-                        acc3 += sc[((myH + 3) * Tile) + key] * v;
-                    }
+                    uint pair = kv[(key * KvPitch) + vAt];
+                    float v = odd != 0 ? DeviceMath.High(pair) : DeviceMath.Low(pair);
+                    var p = sc[(key * (HeadsPerBlock / 4)) + (myH / 4)];
+                    acc0 += Interop.IntAsFloat(p.X) * v;
+                    acc1 += Interop.IntAsFloat(p.Y) * v;
+                    acc2 += Interop.IntAsFloat(p.Z) * v;
+                    acc3 += Interop.IntAsFloat(p.W) * v;
                 }
             }
-
-            Group.Barrier();
         }
 
         long oBase = (((long)row * a.Splits) + split) * a.Heads;
@@ -234,10 +239,53 @@ internal static class AttentionKernels
             }
         }
 
+        // An empty split (begin >= end) never ran the tile loop: make sure runMax/runSum were initialised before reading.
+        Group.Barrier();
         if (tid < nh)
         {
             a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
             a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
+        }
+    }
+
+    /// <summary>
+    /// Copies keys (or values) [0, n) of a tile, row i at half index rowStart + i * hd, into the shared tile at pitch
+    /// <see cref="KvPitch"/> words; 16-byte loads when hd % 8 == 0, else one half2 word per load. Rows past n are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Stage(ArrayView<ushort> src, long rowStart, int n, int hd, ArrayView<uint> kv, int tid)
+    {
+        var words = src.Cast<uint>();
+        long wordStart = rowStart / 2;
+        int rowWords = hd / 2;
+        if ((hd & 7) == 0)
+        {
+            int perRow = hd / 8;
+            for (int i = tid; i < Tile * perRow; i += BlockThreads)
+            {
+                int key = i / perRow;
+                int c = i - (key * perRow);
+                var v = default(Words4);
+                if (key < n)
+                {
+                    v = DeviceMath.Load4(words, wordStart + ((long)key * rowWords) + (c * 4));
+                }
+
+                int at = (key * KvPitch) + (c * 4);
+                kv[at] = v.X;
+                kv[at + 1] = v.Y;
+                kv[at + 2] = v.Z;
+                kv[at + 3] = v.W;
+            }
+        }
+        else
+        {
+            for (int i = tid; i < Tile * rowWords; i += BlockThreads)
+            {
+                int key = i / rowWords;
+                int c = i - (key * rowWords);
+                kv[(key * KvPitch) + c] = key < n ? words[wordStart + ((long)key * rowWords) + c] : 0u;
+            }
         }
     }
 

@@ -126,6 +126,9 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>KV-cache bytes read per decoded token at context length <paramref name="tokens"/>.</summary>
     public long KvBytesPerToken(int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
 
+    /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
+    public static int GemmMinRows => CudaLinear.GemmMinRows;
+
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 
@@ -143,11 +146,13 @@ public sealed partial class CudaDecoder : IDisposable
     }
 
     /// <summary>
-    /// Benchmarks only: the linear layers of one decode step (every GEMV, lm_head included) captured as one graph,
-    /// replayed <paramref name="repeats"/> times; returns seconds per step. Shows what the GEMVs alone cost.
+    /// Benchmarks only: the linear layers of one forward pass over <paramref name="rows"/> rows (every GEMV, or GEMM
+    /// from <see cref="CudaLinear.GemmMinRows"/> rows; lm_head of one row included) captured as one graph, replayed
+    /// <paramref name="repeats"/> times; returns seconds per pass. Shows what the linear layers alone cost.
     /// </summary>
-    public double TimeLinearsOnly(int repeats)
+    public double TimeLinearsOnly(int repeats, int rows = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rows, maxRows);
         var k = backend.Device.Kernels;
         void Launches()
         {
@@ -155,16 +160,16 @@ public sealed partial class CudaDecoder : IDisposable
             {
                 foreach (var q in l.Qkv)
                 {
-                    q.Run(k, xh.View, qkv.View, 1, qkvWidth, accumulate: false, Precise);
+                    q.Run(k, xh.View, qkv.View, rows, qkvWidth, accumulate: false, Precise);
                 }
 
-                l.O.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
+                l.O.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false, Precise);
                 foreach (var g in l.GateUp)
                 {
-                    g.Run(k, xh.View, gateUp.View, 1, 2 * c.IntermediateSize, accumulate: false, Precise);
+                    g.Run(k, xh.View, gateUp.View, rows, 2 * c.IntermediateSize, accumulate: false, Precise);
                 }
 
-                l.Down.Run(k, xh.View, x.View, 1, c.HiddenSize, accumulate: false, Precise);
+                l.Down.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false, Precise);
             }
 
             lmHead.Run(k, xh.View, logits.View, 1, c.VocabSize, accumulate: false);

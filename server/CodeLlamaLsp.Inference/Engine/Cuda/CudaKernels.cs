@@ -10,6 +10,7 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
@@ -31,6 +32,7 @@ internal sealed class CudaKernels
         this.accelerator = accelerator;
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
+        gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
@@ -60,6 +62,15 @@ internal sealed class CudaKernels
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
+    }
+
+    /// <summary>The tiled tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>
+    public void Gemm(GptqGemvArgs args, int rows)
+    {
+        args.Rows = rows;
+        int rowTiles = (rows + GptqGemmKernels.TileRows - 1) / GptqGemmKernels.TileRows;
+        int colTiles = (args.OutFeatures + GptqGemmKernels.TileColumns - 1) / GptqGemmKernels.TileColumns;
+        Launch(() => gemm(Stream, new KernelConfig(rowTiles * colTiles, GptqGemmKernels.BlockThreads), args));
     }
 
     public void DenseGemv(DenseGemvArgs args, int rows)

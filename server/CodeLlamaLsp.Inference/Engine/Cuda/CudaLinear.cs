@@ -34,6 +34,13 @@ internal sealed class CudaLinear : PreparedLinear
         this.zeroOffset = zeroOffset;
     }
 
+    /// <summary>
+    /// GPTQ launches with at least this many rows use the tiled tensor-core GEMM (dequantize once per 128 rows);
+    /// fewer rows use the GEMV, which reads each weight once per row but needs no row tile to fill. The bench
+    /// prints the cost per row on both sides of this threshold.
+    /// </summary>
+    public const int GemmMinRows = 16;
+
     /// <summary>4 or 8 for GPTQ, 16 for dense fp16.</summary>
     public int Bits { get; }
 
@@ -125,27 +132,33 @@ internal sealed class CudaLinear : PreparedLinear
             return;
         }
 
-        kernels.Gemv(
-            new GptqGemvArgs
-            {
-                QWeight = weight.View,
-                QZeros = qzeros!.View,
-                Scales = scales!.View,
-                Bias = bias.View,
-                Input = input,
-                Output = output,
-                InFeatures = InFeatures,
-                OutFeatures = OutFeatures,
-                Bits = Bits,
-                GroupSize = groupSize,
-                ZeroOffset = zeroOffset,
-                HasBias = hasBias ? 1 : 0,
-                Accumulate = accumulate ? 1 : 0,
-                OutputStride = outStride,
-                OutputOffset = 0,
-                Precise = precise ? 1 : 0,
-            },
-            rows);
+        var args = new GptqGemvArgs
+        {
+            QWeight = weight.View,
+            QZeros = qzeros!.View,
+            Scales = scales!.View,
+            Bias = bias.View,
+            Input = input,
+            Output = output,
+            InFeatures = InFeatures,
+            OutFeatures = OutFeatures,
+            Bits = Bits,
+            GroupSize = groupSize,
+            ZeroOffset = zeroOffset,
+            HasBias = hasBias ? 1 : 0,
+            Accumulate = accumulate ? 1 : 0,
+            OutputStride = outStride,
+            OutputOffset = 0,
+            Precise = precise ? 1 : 0,
+        };
+        if (rows >= GemmMinRows)
+        {
+            kernels.Gemm(args, rows);
+        }
+        else
+        {
+            kernels.Gemv(args, rows);
+        }
     }
 
     protected override void Dispose(bool disposing)

@@ -47,6 +47,14 @@ internal static class DeviceMath
         return result;
     }
 
+    /// <summary>Returns a + b lane-wise in fp16 (CUDA only): with a magic half2 and -(1024 + zero) it is q - zero, exactly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2Add(uint a, uint b)
+    {
+        CudaAsm.Emit("add.rn.f16x2 %0, %1, %2;", out uint result, a, b);
+        return result;
+    }
+
     /// <summary>Returns acc + a * b lane-wise in fp16 (CUDA only).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Half2Fma(uint a, uint b, uint acc)

@@ -1,7 +1,7 @@
-// Local stop-string matching over streamed pieces, where a stop string may span several pieces.
-using CodeLlamaLsp.Inference.Remote;
+// Stop-string matching over streamed pieces (tokens in-process, events from a remote engine), where a stop string may span several pieces.
+using CodeLlamaLsp.Inference.Sampling;
 
-namespace CodeLlamaLsp.Inference.Tests.Remote;
+namespace CodeLlamaLsp.Inference.Tests.Engine;
 
 public class StopStringMatcherTests
 {
