@@ -185,6 +185,22 @@ public class HostedSessionTests
     }
 
     [Test]
+    public async Task A_gpu_out_of_memory_says_what_was_needed_and_what_is_free()
+    {
+        var oom = new CodeLlamaLsp.Inference.Engine.Cuda.InsufficientGpuMemoryException("the model (weights 17.07 GiB, KV cache for 4096 positions 0.75 GiB, buffers 0.12 GiB)", 19_263_000_000, 12_884_901_888, 25_769_803_776);
+        await using var server = HostedServer.Start(new TestLoader(Generator()) { FailWithException = oom });
+        var client = server.Client;
+        await client.InitializeAsync();
+        var status = await client.WaitForStatusAsync(ServerStates.Error);
+        var shown = await client.WaitForNotificationAsync("window/showMessage");
+
+        foreach (var message in new[] { status.GetProperty("message").GetString(), shown.GetProperty("message").GetString() })
+        {
+            Assert.That(message, Does.Contain("Out of GPU memory").And.Contain("needs 17.94 GiB").And.Contain("12.00 GiB free of 24.00 GiB").And.Contain("KV cache for 4096 positions"));
+        }
+    }
+
+    [Test]
     public async Task Bad_positions_unknown_documents_and_unknown_methods_are_errors_and_the_server_stays_up()
     {
         await using var server = await ReadyServerAsync(Generator());

@@ -1,7 +1,9 @@
-// Builds the in-process generator from a loaded checkpoint: picks the backend, prepares the weights on
-// it, opens the tokenizer and sizes the session's context.
+// Builds the in-process generator from a loaded checkpoint: picks the backend, then the decoding session
+// for it (the fused CUDA decoder on a CUDA backend, InferenceSession over LlamaModel otherwise), prepares
+// the weights, opens the tokenizer and sizes the session's context.
 using System.Diagnostics;
 using CodeLlamaLsp.Inference.Loading;
+using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Engine;
@@ -14,23 +16,44 @@ public static partial class EngineFactory
     /// ownership of <paramref name="loaded"/> (the CPU backend keeps reading its memory-mapped files) and
     /// disposes it. <paramref name="log"/> receives one-line messages (backend chosen, fallback warning, load time);
     /// <paramref name="progress"/> the fraction of weights prepared on the backend (0..1), layer by layer.
-    /// Throws <see cref="InvalidOperationException"/> for --device cuda without CUDA and
+    /// Throws <see cref="InvalidOperationException"/> for --device cuda without CUDA or a model that does not fit in
+    /// GPU memory (Cuda.InsufficientGpuMemoryException, saying needed and free bytes), and
     /// <see cref="ArgumentException"/> for weights or a context length the model cannot use.
     /// </summary>
     public static InProcessGenerator Create(LoadedModel loaded, DeviceKind device, int contextLength, Action<string>? log = null, IProgress<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(loaded);
+        return Create(loaded, CreateBackend(device, log), contextLength, log, progress);
+    }
+
+    /// <summary>
+    /// As <see cref="Create(LoadedModel, DeviceKind, int, Action{string}?, IProgress{double}?)"/> on a backend the caller
+    /// made (tests use ILGPU's CPU accelerator this way); the generator owns and disposes <paramref name="backend"/>.
+    /// </summary>
+    public static InProcessGenerator Create(LoadedModel loaded, IComputeBackend backend, int contextLength, Action<string>? log = null, IProgress<double>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(loaded);
+        ArgumentNullException.ThrowIfNull(backend);
         log ??= _ => { };
-        var tokenizer = loaded.TokenizerPath is { } path ? LlamaTokenizer.Load(path) : null;
-        var backend = CreateBackend(device, log);
         try
         {
+            var tokenizer = loaded.TokenizerPath is { } path ? LlamaTokenizer.Load(path) : null;
+            int context = InProcessGenerator.ResolveContextLength(loaded.Config, contextLength);
             var clock = Stopwatch.StartNew();
+            IDecodingSession? session = null;
+            TryCreateCudaSession(loaded.Weights, backend, context, log, progress, ref session);
+            if (session != null)
+            {
+                var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [backend, loaded]);
+                log($"{loaded.Name}: weights prepared on {backend.Name} in {clock.Elapsed.TotalSeconds:F1} s (fused decoder, token selection on the device); context {context} tokens.");
+                return generator;
+            }
+
             var model = LlamaModel.Load(loaded.Weights, backend, progress == null ? null : progress.Report);
             try
             {
-                var generator = new InProcessGenerator(model, tokenizer, loaded.Name, contextLength, [backend, loaded]);
-                log($"{loaded.Name}: weights prepared on {backend.Name} in {clock.Elapsed.TotalSeconds:F1} s ({model.WeightBytes / (1024.0 * 1024.0):F0} MiB); context {generator.Info.ContextLength} tokens.");
+                var generator = new InProcessGenerator(new InferenceSession(model, context), tokenizer, loaded.Name, [model, backend, loaded]);
+                log($"{loaded.Name}: weights prepared on {backend.Name} in {clock.Elapsed.TotalSeconds:F1} s ({model.WeightBytes / (1024.0 * 1024.0):F0} MiB); context {context} tokens.");
                 return generator;
             }
             catch
@@ -45,4 +68,10 @@ public static partial class EngineFactory
             throw;
         }
     }
+
+    /// <summary>
+    /// Hook for the CUDA engine (Engine/Cuda/EngineFactory.Cuda.cs): when <paramref name="backend"/> is the CUDA backend,
+    /// set <paramref name="session"/> to the fused decoder's session, which prepares the weights itself.
+    /// </summary>
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session);
 }

@@ -1,6 +1,8 @@
-// ITextGenerator over the in-process engine: prefill through the prefix cache, then sample, detokenize
-// and stop token by token, streaming text as it becomes final. One generation runs at a time; compute
-// runs on the thread pool so the caller's thread (the LSP loop) stays free.
+// ITextGenerator over the in-process engine: the decoding session (IDecodingSession: CPU/generic
+// InferenceSession or the CUDA session) prefills through its prefix cache and chooses each token; this
+// loop detokenizes and stops token by token (stop ids, stop strings, context full, cancellation between
+// tokens), streaming text as it becomes final. One generation runs at a time; compute runs on the thread
+// pool so the caller's thread (the LSP loop) stays free.
 using System.Runtime.CompilerServices;
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Sampling;
@@ -8,7 +10,7 @@ using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Engine;
 
-/// <summary>Generates with a <see cref="LlamaModel"/> in this process (CPU or CUDA backend).</summary>
+/// <summary>Generates with a model in this process, through an <see cref="IDecodingSession"/> (CPU or CUDA).</summary>
 public sealed class InProcessGenerator : ITextGenerator, IDisposable
 {
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
@@ -16,32 +18,41 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
     private readonly IReadOnlyList<IDisposable> _owned;
 
     /// <summary>
-    /// Creates a generator with one session of <paramref name="contextLength"/> positions (0: the default,
-    /// min(max_position_embeddings, 4096)). Without a <paramref name="tokenizer"/> chunks carry ids and empty
-    /// text. <paramref name="owned"/> are disposed with the generator after the model (for example the backend
-    /// and the loaded checkpoint whose memory-mapped files the CPU backend keeps reading).
+    /// Creates a generator over a generic-backend session of <paramref name="contextLength"/> positions (0: the
+    /// default, min(max_position_embeddings, 4096)). Without a <paramref name="tokenizer"/> chunks carry ids and empty
+    /// text. <paramref name="owned"/> are disposed with the generator after the model (for example the backend and the
+    /// loaded checkpoint whose memory-mapped files the CPU backend keeps reading).
     /// </summary>
     public InProcessGenerator(LlamaModel model, ITokenizer? tokenizer, string name, int contextLength = 0, IReadOnlyList<IDisposable>? owned = null)
+        : this(new InferenceSession(model ?? throw new ArgumentNullException(nameof(model)), ResolveContextLength(model.Config, contextLength)), tokenizer, name, [model, .. owned ?? []])
     {
-        ArgumentNullException.ThrowIfNull(model);
+    }
+
+    /// <summary>
+    /// Creates a generator over <paramref name="session"/>, which it owns; <paramref name="owned"/> are disposed after
+    /// the session, in order.
+    /// </summary>
+    public InProcessGenerator(IDecodingSession session, ITokenizer? tokenizer, string name, IReadOnlyList<IDisposable>? owned = null)
+    {
+        ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(name);
-        Model = model;
+        Session = session;
         _tokenizer = tokenizer;
         _owned = owned ?? [];
-        Session = new InferenceSession(model, ResolveContextLength(model.Config, contextLength));
-        int vocab = model.Config.VocabSize;
-        Info = new ModelInfo(name, Session.ContextLength, vocab, SupportsInfill: vocab >= 32016);
+        int vocab = session.Config.VocabSize;
+        Info = new ModelInfo(name, session.ContextLength, vocab, SupportsInfill: vocab >= 32016);
     }
 
     public ModelInfo Info { get; }
 
-    public LlamaModel Model { get; }
+    /// <summary>The model's configuration.</summary>
+    public Model.LlamaConfig Config => Session.Config;
 
     /// <summary>The model's tokenizer, or null when the checkpoint has none.</summary>
     public ITokenizer? Tokenizer => _tokenizer;
 
     /// <summary>The session generations run in; its prefix cache persists between requests.</summary>
-    public InferenceSession Session { get; }
+    public IDecodingSession Session { get; }
 
     /// <summary>The context length used when none is configured: min(max_position_embeddings, 4096).</summary>
     public static int DefaultContextLength(Model.LlamaConfig config)
@@ -55,44 +66,44 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         var options = request.Options ?? throw new ArgumentException("The request has no options.", nameof(request));
         ArgumentOutOfRangeException.ThrowIfNegative(options.MaxNewTokens);
-        var sampler = new Sampler(options);
         var prompt = request.PromptIds.ToArray();
         if (prompt.Length > Session.ContextLength)
         {
             throw new ArgumentException($"The prompt has {prompt.Length} tokens; the context holds {Session.ContextLength}.", nameof(request));
         }
 
-        var stopIds = new HashSet<int>(options.StopTokenIds) { Model.Config.EosTokenId };
+        _ = new Sampler(options); // validates the options before anything runs
+        var stopIds = new HashSet<int>(options.StopTokenIds) { Session.Config.EosTokenId };
         await _oneAtATime.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var logits = await RunAsync(() => Session.Prefill(prompt, cancellationToken), cancellationToken).ConfigureAwait(false);
-            var context = new List<int>(prompt);
+            // The session chose each next id already (on the GPU for CUDA): the loop only decides whether to keep it.
+            int? next = await RunAsync(() => Session.BeginGeneration(prompt, options, cancellationToken), cancellationToken).ConfigureAwait(false);
+            int length = prompt.Length;
             var text = CreateTextStream();
             var stops = new StopStringMatcher(options.StopStrings);
             var reason = StopReason.MaxTokens;
             for (int produced = 0; produced < options.MaxNewTokens; produced++)
             {
-                if (logits == null || cancellationToken.IsCancellationRequested)
+                if (next is not { } id || cancellationToken.IsCancellationRequested)
                 {
                     reason = StopReason.Cancelled;
                     break;
                 }
 
-                if (context.Count >= Session.ContextLength)
+                if (length >= Session.ContextLength)
                 {
                     reason = StopReason.ContextFull;
                     break;
                 }
 
-                int id = sampler.Sample(logits, context);
                 if (stopIds.Contains(id))
                 {
                     reason = StopReason.StopToken;
                     break;
                 }
 
-                context.Add(id);
+                length++;
                 var emit = stops.Push(text.Push(id));
                 if (stops.Stopped)
                 {
@@ -103,7 +114,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
                 yield return new GenerationChunk(emit, [id]);
                 if (produced + 1 < options.MaxNewTokens)
                 {
-                    logits = await RunAsync(() => Session.Decode(id), cancellationToken).ConfigureAwait(false);
+                    next = await RunAsync(() => Session.Advance(id), cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -119,7 +130,6 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
     public void Dispose()
     {
         Session.Dispose();
-        Model.Dispose();
         foreach (var d in _owned)
         {
             d.Dispose();
@@ -128,7 +138,8 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         _oneAtATime.Dispose();
     }
 
-    private static int ResolveContextLength(Model.LlamaConfig config, int requested)
+    /// <summary>The configured context length, or the default for 0; throws when it exceeds max_position_embeddings.</summary>
+    internal static int ResolveContextLength(Model.LlamaConfig config, int requested)
     {
         if (requested <= 0)
         {
@@ -144,7 +155,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
     }
 
     /// <summary>Runs one compute step on the thread pool; null when it was cancelled.</summary>
-    private static async Task<float[]?> RunAsync(Func<float[]> step, CancellationToken cancellationToken)
+    private static async Task<int?> RunAsync(Func<int> step, CancellationToken cancellationToken)
     {
         try
         {

@@ -1,10 +1,16 @@
 // The mutable half of the engine: a KV cache sized for the context, scratch buffers and the position,
 // with the prefix cache: a new prompt reuses the keys and values of the longest token prefix it shares
-// with what the cache holds, so successive completions in one file prefill only what changed.
+// with what the cache holds, so successive completions in one file prefill only what changed. As an
+// IDecodingSession (the CPU and generic-backend path) it downloads each step's logits and picks the next
+// token on the host with Sampler.
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Model;
+using CodeLlamaLsp.Inference.Sampling;
+
 namespace CodeLlamaLsp.Inference.Engine;
 
 /// <summary>One sequence being evaluated on a <see cref="LlamaModel"/>. Not thread-safe.</summary>
-public sealed class InferenceSession : IDisposable
+public sealed class InferenceSession : IDecodingSession
 {
     /// <summary>Default number of prompt tokens per forward call during prefill.</summary>
     public const int DefaultMaxBatchTokens = 256;
@@ -12,6 +18,8 @@ public sealed class InferenceSession : IDisposable
     private readonly LlamaModel _model;
     private readonly ForwardBuffers _buffers;
     private readonly KvCache _cache;
+    private Sampler? _sampler;
+    private List<int> _context = []; // what the repetition penalty sees: prompt and answer so far
 
     public InferenceSession(LlamaModel model, int contextLength, int maxBatchTokens = DefaultMaxBatchTokens)
     {
@@ -25,6 +33,10 @@ public sealed class InferenceSession : IDisposable
     }
 
     public LlamaModel Model => _model;
+
+    public LlamaConfig Config => _model.Config;
+
+    public string DeviceName => _model.Backend.Name;
 
     /// <summary>Positions the session can hold (prompt plus answer).</summary>
     public int ContextLength => _cache.Capacity;
@@ -105,6 +117,23 @@ public sealed class InferenceSession : IDisposable
         LlamaForward.Forward(_model, _buffers, _cache.Storage, one, Position, logits, allRows: false);
         _cache.Append(one);
         return logits;
+    }
+
+    public int BeginGeneration(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        var sampler = new Sampler(options);
+        var logits = Prefill(prompt, cancellationToken);
+        _sampler = sampler;
+        _context = [.. prompt];
+        return sampler.Sample(logits, _context);
+    }
+
+    public int Advance(int token)
+    {
+        var sampler = _sampler ?? throw new InvalidOperationException("Advance needs a generation begun with BeginGeneration.");
+        var logits = Decode(token);
+        _context.Add(token);
+        return sampler.Sample(logits, _context);
     }
 
     /// <summary>Forgets the cached tokens.</summary>

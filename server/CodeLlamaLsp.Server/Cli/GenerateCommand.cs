@@ -1,6 +1,8 @@
 // `codellama-lsp generate`: loads a model, runs one prompt and prints the answer (or, with --json, the
 // prompt ids, answer ids and text as one object). Scripts, benchmarks and tests use it to check the engine
-// against reference outputs without an editor.
+// against reference outputs without an editor. --prompt-ids may hold several prompts separated by ';',
+// run one after another through the same generator (the server's path, prefix cache included), each with
+// a timing line on stderr: prompt tokens reused and run, time to first token, decode rate.
 using System.Globalization;
 using System.Text.Json;
 using CodeLlamaLsp.Inference.Engine;
@@ -13,7 +15,7 @@ internal static class GenerateCommand
 {
     public const string Usage =
         "usage: codellama-lsp generate --model M [--revision R] [--device cpu|cuda|auto] [--context-size N] " +
-        "(--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] " +
+        "(--prompt TEXT | --prompt-ids 1,2,3[;1,2,4...]) [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] " +
         "[--repetition-penalty X] [--seed S] [--json] [--dump-logits FILE]";
 
     /// <summary>Runs the command; results go to <paramref name="stdout"/>, logs and the one-line error to <paramref name="stderr"/>.</summary>
@@ -23,7 +25,7 @@ internal static class GenerateCommand
         ArgumentNullException.ThrowIfNull(stderr);
         var flags = new EngineFlags();
         string? promptText = null;
-        int[]? promptIds = null;
+        List<int[]>? promptIds = null;
         bool json = false;
         string? dumpLogits = null;
         try
@@ -36,7 +38,7 @@ internal static class GenerateCommand
                         promptText = value();
                         break;
                     case "--prompt-ids":
-                        promptIds = ParseIds(value());
+                        promptIds = value().Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(ParseIds).ToList();
                         break;
                     case "--json":
                         json = true;
@@ -67,33 +69,24 @@ internal static class GenerateCommand
         try
         {
             using var generator = LoadGenerator(flags, stderr);
-            var ids = promptIds ?? EncodeWithBos(generator, promptText!);
+            var prompts = promptIds ?? [EncodeWithBos(generator, promptText!)];
+            if (prompts.Count == 0)
+            {
+                throw new CommandLineException("--prompt-ids needs at least one id, like 1,2,3.");
+            }
+
             if (dumpLogits != null)
             {
-                var logits = await Task.Run(() => generator.Session.Prefill(ids, cancellationToken), cancellationToken).ConfigureAwait(false);
+                var logits = await Task.Run(() => generator.Session.Prefill(prompts[0], cancellationToken), cancellationToken).ConfigureAwait(false);
                 await File.WriteAllTextAsync(dumpLogits, JsonSerializer.Serialize(logits), cancellationToken).ConfigureAwait(false);
             }
 
             var options = flags.ToGenerationOptions(new GenerationOptions());
-            var request = new GenerationRequest(ids, promptText ?? string.Empty, options);
-            var text = new System.Text.StringBuilder();
-            var answerIds = new List<int>();
-            StopReason reason = StopReason.MaxTokens;
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            await foreach (var chunk in generator.GenerateAsync(request, cancellationToken).ConfigureAwait(false))
+            foreach (var ids in prompts)
             {
-                text.Append(chunk.Text);
-                answerIds.AddRange(chunk.TokenIds);
-                reason = chunk.Finished ?? reason;
-                if (!json)
-                {
-                    await stdout.WriteAsync(chunk.Text).ConfigureAwait(false);
-                    await stdout.FlushAsync(cancellationToken).ConfigureAwait(false);
-                }
+                await GenerateOneAsync(generator, ids, promptText ?? string.Empty, options, json, prompts.Count > 1, stdout, stderr, cancellationToken).ConfigureAwait(false);
             }
 
-            await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{answerIds.Count} tokens in {clock.Elapsed.TotalSeconds:F2} s, stopped: {reason}")).ConfigureAwait(false);
-            await stdout.WriteLineAsync(json ? ToJson(ids, answerIds, text.ToString(), reason) : string.Empty).ConfigureAwait(false);
             return 0;
         }
         catch (Exception e) when (e is ModelLoadException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or InvalidDataException or CommandLineException)
@@ -101,6 +94,37 @@ internal static class GenerateCommand
             await stderr.WriteLineAsync($"codellama-lsp generate: {e.Message}").ConfigureAwait(false);
             return 1;
         }
+    }
+
+    private static async Task GenerateOneAsync(InProcessGenerator generator, int[] ids, string promptText, GenerationOptions options, bool json, bool several, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        var request = new GenerationRequest(ids, promptText, options);
+        var text = new System.Text.StringBuilder();
+        var answerIds = new List<int>();
+        StopReason reason = StopReason.MaxTokens;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double firstToken = 0;
+        await foreach (var chunk in generator.GenerateAsync(request, cancellationToken).ConfigureAwait(false))
+        {
+            if (answerIds.Count == 0 && chunk.TokenIds.Count > 0)
+            {
+                firstToken = clock.Elapsed.TotalSeconds;
+            }
+
+            text.Append(chunk.Text);
+            answerIds.AddRange(chunk.TokenIds);
+            reason = chunk.Finished ?? reason;
+            if (!json)
+            {
+                await stdout.WriteAsync(chunk.Text).ConfigureAwait(false);
+                await stdout.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        double total = clock.Elapsed.TotalSeconds;
+        string decode = answerIds.Count > 1 ? string.Create(CultureInfo.InvariantCulture, $", decode {(answerIds.Count - 1) / (total - firstToken):F1} tok/s") : string.Empty;
+        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{answerIds.Count} tokens in {total:F2} s, stopped: {reason}; prompt {ids.Length} tokens ({generator.Session.LastReusedTokens} from the prefix cache, {generator.Session.LastProcessedTokens} run), first token after {firstToken:F3} s{decode}")).ConfigureAwait(false);
+        await stdout.WriteLineAsync(json ? ToJson(ids, answerIds, text.ToString(), reason) : (several ? Environment.NewLine : string.Empty)).ConfigureAwait(false);
     }
 
     /// <summary>Loads the checkpoint and builds the generator, logging to stderr.</summary>

@@ -10,6 +10,29 @@ public class GenerateCommandTests
     private static string Fixture(string name) => Path.GetFullPath(Path.Combine(ServerProcess.RepoRoot, "..", "shared", "fixtures", name));
 
     [Test]
+    public async Task Several_prompts_run_through_one_generator_and_the_second_reuses_the_shared_prefix()
+    {
+        var reference = FirstReference("mini-4bit-g128-actorder", minPromptLength: 4);
+        var edited = reference.Prompt[..^2].Append(7).ToArray();
+
+        var (code, stdout, stderr) = await RunInProcessAsync(
+            "--model", Fixture("mini-4bit-g128-actorder"), "--device", "cpu",
+            "--prompt-ids", string.Join(",", reference.Prompt) + ";" + string.Join(",", edited),
+            "--max-tokens", "4", "--temperature", "0", "--json");
+
+        var results = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
+        var timings = stderr.Split('\n').Where(l => l.Contains("first token after", StringComparison.Ordinal)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(code, Is.Zero, stderr);
+            Assert.That(results.Select(r => Ints(r.RootElement.GetProperty("prompt_ids"))), Is.EqualTo(new[] { reference.Prompt, edited }));
+            Assert.That(Ints(results[0].RootElement.GetProperty("ids")), Is.EqualTo(reference.Greedy[..4]));
+            Assert.That(timings, Has.Count.EqualTo(2));
+            Assert.That(timings[1], Does.Contain($"({edited.Length - 1} from the prefix cache, 1 run)"));
+        });
+    }
+
+    [Test]
     public async Task Json_output_of_a_greedy_run_equals_the_reference_ids()
     {
         var reference = FirstReference("mini-4bit-g128-actorder", minPromptLength: 2);

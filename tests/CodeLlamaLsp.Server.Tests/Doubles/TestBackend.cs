@@ -26,6 +26,9 @@ internal sealed class TestLoader(ScriptedGenerator generator) : IModelBackendLoa
 
     public string? FailWith { get; init; }
 
+    /// <summary>When set, loading throws this exception (for messages that come from a specific exception type).</summary>
+    public Exception? FailWithException { get; init; }
+
     public List<ServerSettings> Loads { get; } = [];
 
     public async Task<ModelBackend> LoadAsync(ServerSettings settings, IProgress<ModelLoadProgress> progress, CancellationToken cancellationToken)
@@ -44,6 +47,11 @@ internal sealed class TestLoader(ScriptedGenerator generator) : IModelBackendLoa
         if (FailWith is not null)
         {
             throw new InvalidOperationException(FailWith);
+        }
+
+        if (FailWithException is not null)
+        {
+            throw FailWithException;
         }
 
         return new ModelBackend(settings.Model ?? "test-model", generator, new PrefixPrompts());

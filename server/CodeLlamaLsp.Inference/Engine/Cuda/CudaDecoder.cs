@@ -9,7 +9,7 @@ using CodeLlamaLsp.Inference.Model;
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>A Llama model resident on one GPU with its KV cache, decoding one sequence.</summary>
-public sealed class CudaDecoder : IDisposable
+public sealed partial class CudaDecoder : IDisposable
 {
     private readonly CudaBackend backend;
     private readonly LlamaConfig c;
@@ -30,7 +30,8 @@ public sealed class CudaDecoder : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> ids; // [maxRows]; ids[0] doubles as the sampled token
     private readonly MemoryBuffer1D<float, Stride1D.Dense> sampleScratch;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> candidates;
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> uniform;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> selectSettings; // SamplingKernels.Settings*
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> selectState; // SamplingKernels.State*
     private readonly MemoryBuffer1D<int, Stride1D.Dense> history;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
     private CudaGraph? graph;
@@ -83,8 +84,12 @@ public sealed class CudaDecoder : IDisposable
         ids = mem.Allocate<int>(maxRows, "token ids");
         sampleScratch = mem.Allocate<float>(c.VocabSize, "sampling scratch");
         candidates = mem.Allocate<float>(2 * SamplingKernels.MaxCandidates, "sampling scratch");
-        uniform = mem.Allocate<float>(1, "sampling scratch");
-        history = mem.Allocate<int>(contextLength, "token history");
+        selectSettings = mem.Allocate<float>(SamplingKernels.SettingsLength, "sampling settings");
+        selectState = mem.Allocate<int>(SamplingKernels.StateLength, "sampling settings");
+
+        // Prompt plus answer, and the one id chosen after the last position (never read back).
+        history = mem.Allocate<int>(contextLength + 1, "token history");
+        SetSelection(new DeviceSelection(0f, 0, 1f, 1f), []);
         backend.ReserveAttention(Math.Max(maxRows, decodeSplits), c.NumHeads, hd);
         progress?.Invoke(1.0);
     }
@@ -211,6 +216,7 @@ public sealed class CudaDecoder : IDisposable
             var chunk = tokens.Skip(done).Take(rows).ToArray();
             CheckIds(chunk);
             ids.View.SubView(0, rows).CopyFromCPU(backend.Device.Stream, chunk);
+            tokenOnDevice = -1;
             backend.SetStart(position);
             Forward(rows, logitsForAllRows: allRows, splits: 1);
             position += rows;
@@ -240,6 +246,8 @@ public sealed class CudaDecoder : IDisposable
     /// </summary>
     public int[] GreedyDecode(int first, int count, bool useGraph = true)
     {
+        SetSelection(new DeviceSelection(0f, 0, 1f, 1f), []);
+        tokenOnDevice = -1;
         var result = new int[count];
         var host = new int[1];
         CheckIds([first]);
@@ -285,23 +293,22 @@ public sealed class CudaDecoder : IDisposable
     private void DecodeStepLaunches()
     {
         Forward(1, logitsForAllRows: false, splits: decodeSplits);
-        backend.Device.Kernels.Sample(new SamplingArgs
-        {
-            Logits = logits.View,
-            Scratch = sampleScratch.View,
-            History = history.View,
-            Candidates = candidates.View,
-            Uniform = uniform.View,
-            Chosen = ids.View,
-            Vocab = c.VocabSize,
-            HistoryLength = 0,
-            Temperature = 0f,
-            TopK = 0,
-            TopP = 1f,
-            RepetitionPenalty = 1f,
-        });
+        LaunchSelection();
         backend.Device.Kernels.AdvancePosition(backend.StartView, 1);
     }
+
+    /// <summary>Token selection over logits row 0 into ids[0], with the settings held on the device.</summary>
+    private void LaunchSelection() => backend.Device.Kernels.Sample(new SamplingArgs
+    {
+        Logits = logits.View,
+        Scratch = sampleScratch.View,
+        History = history.View,
+        Candidates = candidates.View,
+        Settings = selectSettings.View,
+        State = selectState.View,
+        Chosen = ids.View,
+        Vocab = c.VocabSize,
+    });
 
     /// <summary>The forward pass over ids[0..rows) at device position start; logits of the last row (or all rows).</summary>
     private void Forward(int rows, bool logitsForAllRows, int splits)
@@ -402,7 +409,8 @@ public sealed class CudaDecoder : IDisposable
         ids.Dispose();
         sampleScratch.Dispose();
         candidates.Dispose();
-        uniform.Dispose();
+        selectSettings.Dispose();
+        selectState.Dispose();
         history.Dispose();
     }
 

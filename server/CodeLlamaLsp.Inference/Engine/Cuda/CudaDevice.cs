@@ -77,10 +77,14 @@ public sealed class CudaDevice : IDisposable
         }
     }
 
-    /// <summary>ILGPU's CPU accelerator with 32-wide warps, so warp-level kernels behave as on a GPU (tests).</summary>
+    /// <summary>
+    /// ILGPU's CPU accelerator with 32-wide warps, so warp-level kernels behave as on a GPU (tests). Groups are capped at
+    /// 256 threads (every kernel's block size; sampling adapts): each simulated thread is an OS thread synchronised at
+    /// every barrier, and 1,024 of them made a decode step take seconds on a small CI machine.
+    /// </summary>
     public static CudaDevice CreateCpuSimulator()
     {
-        var ctx = Context.Create(b => b.CPU(CPUDeviceKind.Nvidia).Optimize(OptimizationLevel.O1).EnableAlgorithms());
+        var ctx = Context.Create(b => b.CPU(new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1)).Optimize(OptimizationLevel.O1).EnableAlgorithms());
         var acc = ctx.CreateCPUAccelerator(0);
         return new CudaDevice(ctx, acc);
     }

@@ -124,7 +124,7 @@ internal sealed class CudaKernels
         Launch(() => readBandwidth(Stream, new KernelConfig(accelerator.NumMultiprocessors * 8, 256), data, sink, data.Length));
 
     public void Sample(SamplingArgs args) =>
-        Launch(() => sample(Stream, new KernelConfig(1, SamplingKernels.BlockThreads), args));
+        Launch(() => sample(Stream, new KernelConfig(1, Math.Min(SamplingKernels.BlockThreads, accelerator.MaxNumThreadsPerGroup)), args));
 
     private KernelConfig Flat(int n)
     {

@@ -1,5 +1,8 @@
-// Plugs the CUDA backend into EngineFactory: --device auto/cuda open the first CUDA device through ILGPU.
+// Plugs the CUDA engine into EngineFactory: --device auto/cuda open the first CUDA device through ILGPU,
+// and on a CUDA backend generation runs on the fused CudaDecoder (CudaDecodingSession) rather than the
+// generic LlamaForward, after checking up front that weights, KV cache and buffers fit in free GPU memory.
 using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Engine;
 
@@ -10,8 +13,49 @@ public static partial class EngineFactory
         var device = CudaDevice.TryCreateCuda(out whyNot);
         if (device != null)
         {
-            log($"using {device.Name} ({device.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB)");
+            log($"using {device.Name} ({device.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, {device.FreeMemory / (1024.0 * 1024 * 1024):F1} GiB free)");
             backend = new CudaBackend(device);
         }
     }
+
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session)
+    {
+        if (backend is not CudaBackend cuda)
+        {
+            return;
+        }
+
+        cuda.Device.Accelerator.Bind();
+        CheckFits(weights, cuda.Device, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
+        long before = cuda.AllocatedBytes;
+        var decoder = new CudaDecoder(cuda, weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows, progress == null ? null : progress.Report);
+        var estimate = GpuMemoryEstimate.For(weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
+        log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {contextLength} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
+        session = new CudaDecodingSession(decoder);
+    }
+
+    private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB");
+
+    /// <summary>
+    /// Throws <see cref="InsufficientGpuMemoryException"/> naming the total when the model cannot fit, before anything
+    /// is uploaded, so the message says what the whole model needs rather than which tensor happened to fail.
+    /// </summary>
+    internal static void CheckFits(LlamaWeights weights, CudaDevice device, int contextLength, int maxBatchRows) =>
+        CheckFits(weights, contextLength, maxBatchRows, device.FreeMemory, device.TotalMemory);
+
+    internal static void CheckFits(LlamaWeights weights, int contextLength, int maxBatchRows, long freeBytes, long totalBytes)
+    {
+        var estimate = GpuMemoryEstimate.For(weights, contextLength, maxBatchRows);
+        if (estimate.Total > freeBytes)
+        {
+            throw new InsufficientGpuMemoryException(estimate.Describe(contextLength), estimate.Total, freeBytes, totalBytes);
+        }
+    }
+}
+
+/// <summary>Sizes the CUDA session uses.</summary>
+internal static class CudaDecodingSessionDefaults
+{
+    /// <summary>Prompt rows per forward call, as the CPU session's default.</summary>
+    public const int MaxBatchRows = InferenceSession.DefaultMaxBatchTokens;
 }

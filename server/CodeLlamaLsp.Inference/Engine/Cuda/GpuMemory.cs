@@ -44,7 +44,7 @@ internal sealed class GpuMemory
 public sealed class InsufficientGpuMemoryException : InvalidOperationException
 {
     public InsufficientGpuMemoryException(string what, long neededBytes, long freeBytes, long totalBytes)
-        : base($"Out of GPU memory while allocating {what}: needs {Gib(neededBytes)}, {Gib(freeBytes)} free of {Gib(totalBytes)}. Use a smaller context (--context), a smaller model, or --device cpu.")
+        : base($"Out of GPU memory while allocating {what}: needs {Gib(neededBytes)}, {Gib(freeBytes)} free of {Gib(totalBytes)}. Use a smaller context (--context-size, or codellama.contextSize in the editor), a smaller model, or --device cpu.")
     {
         NeededBytes = neededBytes;
         FreeBytes = freeBytes;

@@ -13,74 +13,104 @@ internal struct SamplingArgs
     /// <summary>[vocab] scratch for penalised, temperature-scaled logits.</summary>
     public ArrayView<float> Scratch;
 
-    /// <summary>[historyLength] previous token ids for the repetition penalty.</summary>
+    /// <summary>[capacity] token ids the repetition penalty applies to (prompt and answer so far).</summary>
     public ArrayView<int> History;
 
     /// <summary>[2 * MaxCandidates] scratch: candidate ids then candidate logits.</summary>
     public ArrayView<float> Candidates;
 
-    /// <summary>[1] uniform random number in [0, 1) for this step.</summary>
-    public ArrayView<float> Uniform;
+    /// <summary>
+    /// [<see cref="SamplingKernels.SettingsLength"/>] per-generation settings read on the device, so one captured
+    /// graph serves every request: temperature, top_p, repetition penalty, and this step's uniform draw in [0, 1).
+    /// </summary>
+    public ArrayView<float> Settings;
+
+    /// <summary>
+    /// [<see cref="SamplingKernels.StateLength"/>] top_k, the history length, and whether to append each chosen id to
+    /// the history (so the penalty sees the answer as it grows without a host round trip).
+    /// </summary>
+    public ArrayView<int> State;
 
     /// <summary>[1] the chosen id is written here (and may feed the next step's embedding directly).</summary>
     public ArrayView<int> Chosen;
     public int Vocab;
-    public int HistoryLength;
-    public float Temperature;
-    public int TopK;
-    public float TopP;
-    public float RepetitionPenalty;
 }
 
 /// <summary>
-/// Launch geometry: grid (1), group <see cref="BlockThreads"/>. Greedy (temperature &lt;= 0): block argmax, ties to
-/// the lowest id (as torch.argmax). Sampling follows the HF order: repetition penalty (logit / p when positive,
-/// logit * p otherwise, once per distinct id), temperature, top-k (k candidates found by k block-argmax passes,
-/// k capped at <see cref="MaxCandidates"/>; top_k = 0 means that cap), top-p over the sorted candidates, then an
-/// inverse-CDF draw with the given uniform number.
+/// Launch geometry: grid (1), one group of a power of two up to <see cref="BlockThreads"/> threads (fewer on ILGPU's CPU
+/// accelerator in tests). The order is Sampling/Sampler.cs's (HF's): repetition
+/// penalty (logit / p when positive, logit * p otherwise, once per distinct id; applied before greedy too), then
+/// greedy (temperature &lt;= 0: block argmax, ties to the lowest id, as torch.argmax) or temperature, top-k (k
+/// candidates found by k block-argmax passes, ties to the lowest id; k capped at <see cref="MaxCandidates"/>, top_k = 0
+/// means that cap, so callers wanting Sampler's exact top_k = 0 select on the host), top-p over the sorted candidates
+/// and an inverse-CDF draw with the given uniform number. The same uniform gives the same id as Sampler.
 /// </summary>
 internal static class SamplingKernels
 {
     public const int BlockThreads = 1024;
     public const int MaxCandidates = 64;
 
+    /// <summary>Settings[]: temperature, top_p, repetition penalty, uniform draw.</summary>
+    public const int SettingsLength = 4;
+
+    /// <summary>State[]: top_k, history length, append chosen ids to the history (0/1).</summary>
+    public const int StateLength = 3;
+
     public static void Select(SamplingArgs a)
     {
         var bestV = SharedMemory.Allocate<float>(BlockThreads);
         var bestI = SharedMemory.Allocate<int>(BlockThreads);
         int tid = Group.IdxX;
-        if (a.Temperature <= 0f)
+        float temperature = a.Settings[0];
+        float topP = a.Settings[1];
+        float penalty = a.Settings[2];
+        int historyLength = a.State[1];
+        if (temperature <= 0f && penalty == 1f)
         {
-            int id = BlockArgMax(a.Logits, a.Vocab, bestV, bestI);
+            int best = BlockArgMax(a.Logits, a.Vocab, bestV, bestI);
             if (tid == 0)
             {
-                a.Chosen[0] = id;
+                Choose(a, best);
             }
 
             return;
         }
 
-        float invT = 1f / a.Temperature;
-        for (int i = tid; i < a.Vocab; i += BlockThreads)
+        for (int i = tid; i < a.Vocab; i += Group.DimX)
         {
             a.Scratch[i] = a.Logits[i];
         }
 
         Group.Barrier();
-        if (a.RepetitionPenalty != 1f)
+        if (penalty != 1f)
         {
             // Computed from the original logit, so a repeated id is penalised once however often it occurs.
-            for (int i = tid; i < a.HistoryLength; i += BlockThreads)
+            for (int i = tid; i < historyLength; i += Group.DimX)
             {
                 int id = a.History[i];
-                float l = a.Logits[id];
-                a.Scratch[id] = l > 0f ? l / a.RepetitionPenalty : l * a.RepetitionPenalty;
+                if (id >= 0 && id < a.Vocab)
+                {
+                    float l = a.Logits[id];
+                    a.Scratch[id] = l > 0f ? l / penalty : l * penalty;
+                }
             }
 
             Group.Barrier();
         }
 
-        int k = a.TopK <= 0 || a.TopK > MaxCandidates ? MaxCandidates : a.TopK;
+        if (temperature <= 0f)
+        {
+            int best = BlockArgMax(a.Scratch, a.Vocab, bestV, bestI);
+            if (tid == 0)
+            {
+                Choose(a, best);
+            }
+
+            return;
+        }
+
+        float invT = 1f / temperature;
+        int k = a.State[0] <= 0 || a.State[0] > MaxCandidates ? MaxCandidates : a.State[0];
         k = k < a.Vocab ? k : a.Vocab;
         for (int c = 0; c < k; c++)
         {
@@ -104,26 +134,29 @@ internal static class SamplingKernels
                 total += MathF.Exp(a.Candidates[MaxCandidates + c] - max);
             }
 
-            // Keep the smallest prefix whose probability reaches top_p (at least one token).
+            // Keep the smallest prefix whose probability mass reaches top_p (at least one token).
             int keep = k;
-            float cumulative = 0f;
-            for (int c = 0; c < k; c++)
+            if (topP < 1f)
             {
-                cumulative += MathF.Exp(a.Candidates[MaxCandidates + c] - max) / total;
-                if (cumulative >= a.TopP)
+                float kept = 0f;
+                for (int c = 0; c < k; c++)
                 {
-                    keep = c + 1;
-                    break;
+                    kept += MathF.Exp(a.Candidates[MaxCandidates + c] - max);
+                    if (kept >= topP * total)
+                    {
+                        keep = c + 1;
+                        break;
+                    }
                 }
             }
 
-            float kept = 0f;
+            float keptMass = 0f;
             for (int c = 0; c < keep; c++)
             {
-                kept += MathF.Exp(a.Candidates[MaxCandidates + c] - max);
+                keptMass += MathF.Exp(a.Candidates[MaxCandidates + c] - max);
             }
 
-            float target = a.Uniform[0] * kept;
+            float target = a.Settings[3] * keptMass;
             float run = 0f;
             int chosen = (int)a.Candidates[keep - 1];
             for (int c = 0; c < keep; c++)
@@ -136,7 +169,19 @@ internal static class SamplingKernels
                 }
             }
 
-            a.Chosen[0] = chosen;
+            Choose(a, chosen);
+        }
+    }
+
+    /// <summary>Thread 0 only: publishes the id and, when asked, appends it to the penalty's history.</summary>
+    private static void Choose(SamplingArgs a, int id)
+    {
+        a.Chosen[0] = id;
+        int n = a.State[1];
+        if (a.State[2] != 0 && n < a.History.IntLength)
+        {
+            a.History[n] = id;
+            a.State[1] = n + 1;
         }
     }
 
@@ -145,7 +190,7 @@ internal static class SamplingKernels
         int tid = Group.IdxX;
         float bv = float.NegativeInfinity;
         int bi = n;
-        for (int i = tid; i < n; i += BlockThreads)
+        for (int i = tid; i < n; i += Group.DimX)
         {
             float v = values[i];
             if (v > bv || (v == bv && i < bi))
@@ -158,7 +203,7 @@ internal static class SamplingKernels
         bestV[tid] = bv;
         bestI[tid] = bi;
         Group.Barrier();
-        for (int s = BlockThreads / 2; s > 0; s /= 2)
+        for (int s = Group.DimX / 2; s > 0; s /= 2)
         {
             if (tid < s)
             {

@@ -1,0 +1,169 @@
+// The CUDA engine's IDecodingSession: the fused CudaDecoder with a prefix cache over its KV cache, and
+// token selection on the GPU. A decode step is one replay of the captured graph (forward, selection,
+// position + 1); the host uploads the token only when it is not the one the device just chose and reads
+// back 4 bytes. Sampling with top_k 0 or above SamplingKernels.MaxCandidates cannot be reproduced by the
+// device kernel, so for those requests the logits are downloaded and Sampler picks on the host.
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Model;
+using CodeLlamaLsp.Inference.Sampling;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+/// <summary>Generation on one GPU through <see cref="CudaDecoder"/>. Not thread-safe: one call at a time.</summary>
+public sealed class CudaDecodingSession : IDecodingSession
+{
+    private readonly CudaDecoder _decoder;
+    private readonly List<int> _cached = [];
+    private Generation? _current;
+
+    /// <summary>Wraps <paramref name="decoder"/>, which the session owns and disposes.</summary>
+    public CudaDecodingSession(CudaDecoder decoder)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        _decoder = decoder;
+        _decoder.Reset();
+    }
+
+    public CudaDecoder Decoder => _decoder;
+
+    public LlamaConfig Config => _decoder.Config;
+
+    public string DeviceName => _decoder.Device.Name;
+
+    public int ContextLength => _decoder.ContextLength;
+
+    public int Position => _decoder.Position;
+
+    public IReadOnlyList<int> CachedTokens => _cached;
+
+    public int LastReusedTokens { get; private set; }
+
+    public int LastProcessedTokens { get; private set; }
+
+    /// <summary>Whether the last generation chose its tokens on the device (false: logits downloaded, host Sampler).</summary>
+    public bool LastSelectedOnDevice { get; private set; }
+
+    public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
+    {
+        _current = null;
+        RunPrompt(prompt, cancellationToken);
+        return _decoder.LastLogits();
+    }
+
+    public int BeginGeneration(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
+    {
+        // Sampler validates the options (and is the fallback's selector); its errors are the CPU path's.
+        var sampler = new Sampler(options);
+        _current = null;
+        RunPrompt(prompt, cancellationToken);
+        bool onDevice = DeviceSelection.Supports(options);
+        _decoder.SetSelection(onDevice ? DeviceSelection.From(options) : DeviceSelection.Greedy, prompt);
+        var generation = new Generation(sampler, options, onDevice, [.. prompt]);
+        LastSelectedOnDevice = onDevice;
+        int first = onDevice ? _decoder.SelectNext(generation.Draw()) : generation.SampleOnHost(_decoder.LastLogits());
+        _current = generation;
+        return first;
+    }
+
+    public int Advance(int token)
+    {
+        var generation = _current ?? throw new InvalidOperationException("Advance needs a generation begun with BeginGeneration.");
+        Bind();
+        int chosen = _decoder.Step(token, generation.OnDevice ? generation.Draw() : 0f);
+        _cached.Add(token);
+        if (generation.OnDevice)
+        {
+            return chosen;
+        }
+
+        generation.Context.Add(token);
+        return generation.SampleOnHost(_decoder.LastLogits());
+    }
+
+    public void Reset()
+    {
+        _current = null;
+        _cached.Clear();
+        _decoder.Reset();
+    }
+
+    public void Dispose()
+    {
+        Bind();
+        _decoder.Dispose();
+    }
+
+    /// <summary>Leaves the cache holding exactly <paramref name="prompt"/>, the last row's logits on the device.</summary>
+    private void RunPrompt(IReadOnlyList<int> prompt, CancellationToken cancellationToken)
+    {
+        CheckPrompt(prompt);
+        Bind();
+
+        // The last prompt token is always recomputed: its logits choose the answer's first token.
+        int common = 0;
+        int limit = Math.Min(_cached.Count, prompt.Count - 1);
+        while (common < limit && _cached[common] == prompt[common])
+        {
+            common++;
+        }
+
+        _decoder.Truncate(common);
+        _cached.RemoveRange(common, _cached.Count - common);
+        LastReusedTokens = common;
+        LastProcessedTokens = prompt.Count - common;
+        int batch = _decoder.MaxBatchRows;
+        for (int start = common; start < prompt.Count; start += batch)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var chunk = new int[Math.Min(batch, prompt.Count - start)];
+            for (int i = 0; i < chunk.Length; i++)
+            {
+                chunk[i] = prompt[start + i];
+            }
+
+            _decoder.Append(chunk);
+            _cached.AddRange(chunk);
+        }
+    }
+
+    /// <summary>CUDA contexts are per thread and the generator runs steps on pool threads: make ours current.</summary>
+    private void Bind() => _decoder.Device.Accelerator.Bind();
+
+    private void CheckPrompt(IReadOnlyList<int> prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
+        }
+
+        if (prompt.Count > ContextLength)
+        {
+            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
+        }
+
+        int vocab = Config.VocabSize;
+        foreach (var id in prompt)
+        {
+            if ((uint)id >= (uint)vocab)
+            {
+                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
+            }
+        }
+    }
+
+    /// <summary>One generation's selection state: the seeded draws (the same sequence Sampler would use) or the host sampler.</summary>
+    private sealed class Generation(Sampler sampler, GenerationOptions options, bool onDevice, List<int> context)
+    {
+        private readonly Random _random = options.Seed is { } seed ? new Random(seed) : new Random();
+
+        public bool OnDevice => onDevice;
+
+        public List<int> Context => context;
+
+        /// <summary>The uniform number for the next device draw; Sampler draws exactly once per sampled (non-greedy) token.</summary>
+        public float Draw() => options.Temperature > 0f ? (float)_random.NextDouble() : 0f;
+
+        public int SampleOnHost(float[] logits) => sampler.Sample(logits, context);
+    }
+}

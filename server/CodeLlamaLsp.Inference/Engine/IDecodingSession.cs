@@ -1,0 +1,59 @@
+// The seam between InProcessGenerator and an engine: one sequence with its KV cache and prefix cache,
+// prefilled from a prompt and advanced one token at a time, with token selection inside the session.
+// InferenceSession implements it over any IComputeBackend (logits come to the host and Sampler picks);
+// CudaDecodingSession over the fused CudaDecoder (selection on the GPU, only the chosen id comes back).
+// EngineFactory picks the implementation for the backend; the generator's loop (stop ids and strings,
+// context full, cancellation between tokens, streaming text) is the same for both.
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Model;
+
+namespace CodeLlamaLsp.Inference.Engine;
+
+/// <summary>One sequence being generated on a model. Not thread-safe: one call at a time.</summary>
+public interface IDecodingSession : IDisposable
+{
+    /// <summary>The model's configuration.</summary>
+    LlamaConfig Config { get; }
+
+    /// <summary>Where it runs, for logs ("cpu", "cuda: NVIDIA H100 ...").</summary>
+    string DeviceName { get; }
+
+    /// <summary>Positions the session can hold (prompt plus answer).</summary>
+    int ContextLength { get; }
+
+    /// <summary>The next position to be written: the number of tokens the cache holds.</summary>
+    int Position { get; }
+
+    /// <summary>The tokens whose keys and values the cache holds.</summary>
+    IReadOnlyList<int> CachedTokens { get; }
+
+    /// <summary>Prompt tokens the last prefill took from the prefix cache.</summary>
+    int LastReusedTokens { get; }
+
+    /// <summary>Prompt tokens the last prefill ran through the model.</summary>
+    int LastProcessedTokens { get; }
+
+    /// <summary>
+    /// Makes the cache hold exactly <paramref name="prompt"/>, reusing the longest prefix already cached (the last
+    /// prompt token is always recomputed), and returns the logits [vocab] at the last prompt position. Cancellation
+    /// is checked between batches; the cache then holds the part processed so far.
+    /// </summary>
+    float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Starts a generation: prefills <paramref name="prompt"/> as <see cref="Prefill"/> does and returns the first
+    /// answer id chosen under <paramref name="options"/> (temperature, top-k, top-p, repetition penalty over the prompt
+    /// and the answer, seed), with Sampler's semantics. Throws ArgumentOutOfRangeException for invalid options.
+    /// </summary>
+    int BeginGeneration(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Appends <paramref name="token"/> (normally the id just returned) at <see cref="Position"/> and returns the next
+    /// id chosen under the options of the last <see cref="BeginGeneration"/>. Throws InvalidOperationException when
+    /// the context is full or no generation was begun.
+    /// </summary>
+    int Advance(int token);
+
+    /// <summary>Forgets the cached tokens.</summary>
+    void Reset();
+}

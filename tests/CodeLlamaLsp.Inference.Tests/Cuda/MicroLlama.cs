@@ -1,0 +1,44 @@
+// A Llama model small enough for ILGPU's CPU accelerator (vocab 96, hidden 64, 2 layers, GPTQ 4-bit g32,
+// grouped-query attention) with random weights, built in memory, so the CUDA generation path can be checked
+// against the CPU path in CI. Logits are spread over several units so fp16 rounding cannot flip an argmax.
+using CodeLlamaLsp.Inference.Model;
+
+namespace CodeLlamaLsp.Inference.Tests.Cuda;
+
+internal static class MicroLlama
+{
+    public static LlamaConfig Config { get; } = new()
+    {
+        VocabSize = 96,
+        HiddenSize = 64,
+        IntermediateSize = 128,
+        NumLayers = 2,
+        NumHeads = 2,
+        NumKvHeads = 1,
+        MaxPositionEmbeddings = 256,
+        RopeTheta = 10000f,
+    };
+
+    public static LlamaWeights Create(int seed)
+    {
+        var c = Config;
+        var rng = new Random(seed);
+        int kvDim = c.NumKvHeads * c.HeadDim;
+        var layers = Enumerable.Range(0, c.NumLayers).Select(_ => new LayerWeights(
+            RandomWeights.Vector(rng, c.HiddenSize),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder: false),
+            RandomWeights.Vector(rng, c.HiddenSize),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.IntermediateSize, c.HiddenSize, 4, 32, actOrder: false))).ToList();
+        var embedding = TensorData.FromArray("model.embed_tokens.weight", TensorDType.F16, [c.VocabSize, c.HiddenSize], Halves(rng, c.VocabSize * c.HiddenSize, 1.0));
+        var lmHead = TensorData.FromArray("lm_head.weight", TensorDType.F16, [c.VocabSize, c.HiddenSize], Halves(rng, c.VocabSize * c.HiddenSize, 0.6));
+        return new LlamaWeights(c, new QuantizationConfig(4, 32, DescAct: false, Symmetric: false, ZerosAreV2: false), embedding, layers, RandomWeights.Vector(rng, c.HiddenSize), lmHead);
+    }
+
+    private static Half[] Halves(Random rng, int n, double scale) =>
+        RandomWeights.Floats(rng, n, scale).Select(v => (Half)v).ToArray();
+}
