@@ -163,6 +163,32 @@ public class ProcessSessionTests
     }
 
     [Test]
+    public async Task A_whole_session_written_at_once_gets_every_response_before_the_process_exits()
+    {
+        // Clients may pipeline shutdown and exit (or a script may write a whole session in one go): exit must not
+        // end the process before the responses already owed are on stdout.
+        static string Frame(string json) => $"Content-Length: {Encoding.UTF8.GetByteCount(json)}\r\n\r\n{json}";
+        string session = Frame("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"rootUri":null,"capabilities":{}}}""")
+            + Frame("""{"jsonrpc":"2.0","method":"initialized","params":{}}""")
+            + Frame("""{"jsonrpc":"2.0","id":2,"method":"shutdown"}""")
+            + Frame("""{"jsonrpc":"2.0","method":"exit"}""");
+        using var process = Process.Start(ServerProcess.StartInfo("--stdio", "--device", "cpu")) ?? throw new InvalidOperationException("could not start codellama-lsp");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.StandardInput.WriteAsync(session);
+        await process.StandardInput.FlushAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        string output = await stdout;
+        await stderr;
+
+        Assert.That(output, Does.Contain("\"id\":1,\"result\":{\"capabilities\""));
+        Assert.That(output, Does.Contain("\"id\":2,\"result\":null"));
+        Assert.That(process.ExitCode, Is.Zero);
+        process.StandardInput.Close();
+    }
+
+    [Test]
     public async Task Exit_without_shutdown_ends_the_process_with_code_one()
     {
         await using var client = LspTestClient.StartProcess();

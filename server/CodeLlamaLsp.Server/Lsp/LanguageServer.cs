@@ -59,6 +59,11 @@ public sealed class LanguageServer
 #pragma warning disable VSTHRD003 // Both tasks complete without needing this context.
         var finished = await Task.WhenAny(Context.Lifecycle.ExitRequested, rpc.Completion).ConfigureAwait(false);
         Context.Scheduler.CancelAll();
+        if (finished == Context.Lifecycle.ExitRequested && !await handler.WhenAllAnsweredAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
+        {
+            Context.Log.Warn("exit: some requests were still unanswered after 2 s; exiting without their responses");
+        }
+
         client.Close();
 
         // Free the model only once no generation uses it; a generation that does not stop in time is left

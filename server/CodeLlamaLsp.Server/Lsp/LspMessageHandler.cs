@@ -1,6 +1,9 @@
 // Content-Length framing (StreamJsonRpc's HeaderDelimitedMessageHandler) made robust for editors: a body
 // that is not JSON-RPC gets a ParseError reply instead of closing the connection, and the lifecycle gate
 // answers requests that arrive before initialize (ServerNotInitialized) or after shutdown (InvalidRequest).
+// It also tracks which admitted requests still await their response on the wire, so that exit, which may
+// arrive right behind shutdown (or behind any request), does not end the process before those responses are
+// flushed.
 using System.IO.Pipelines;
 using CodeLlamaLsp.Server.Protocol;
 using StreamJsonRpc;
@@ -13,9 +16,18 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
 {
     private readonly ServerLifecycle _lifecycle;
     private readonly ILspLog _log;
+    private readonly object _gate = new();
+
+    // Ids of admitted requests whose response has not been flushed yet, and those written since the last flush.
+    private readonly HashSet<RequestId> _unanswered = [];
+    private readonly List<RequestId> _writtenSinceFlush = [];
+    private TaskCompletionSource _allAnswered = CompletedSignal();
 
     public LspMessageHandler(Stream sending, Stream receiving, IJsonRpcMessageFormatter formatter, ServerLifecycle lifecycle, ILspLog log)
-        : base(sending, receiving, formatter)
+        // System.IO.Pipelines' stream adapters write to the stream inside FlushAsync (StreamJsonRpc's own stream
+        // constructor copies through a background pipe), so a flushed response is on stdout, which the exit path
+        // relies on.
+        : base(PipeWriter.Create(sending), PipeReader.Create(receiving), formatter)
     {
         _lifecycle = lifecycle;
         _log = log;
@@ -38,8 +50,18 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
                 continue;
             }
 
-            if (message is not JsonRpcRequest request || Admit(request) is not { } refusal)
+            if (message is not JsonRpcRequest request)
             {
+                return message;
+            }
+
+            if (Admit(request) is not { } refusal)
+            {
+                if (!request.IsNotification)
+                {
+                    Track(request.RequestId);
+                }
+
                 return message;
             }
 
@@ -53,6 +75,71 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
             {
                 _log.Debug($"dropped notification {request.Method}: {refusal.Message}");
             }
+        }
+    }
+
+    /// <summary>
+    /// Completes when every admitted request has had its response flushed, or after <paramref name="timeout"/>
+    /// (a request whose handler never answers must not keep the process alive). False on timeout.
+    /// </summary>
+    public async Task<bool> WhenAllAnsweredAsync(TimeSpan timeout)
+    {
+        Task pending;
+        lock (_gate)
+        {
+            pending = _allAnswered.Task;
+        }
+
+        return await Task.WhenAny(pending, Task.Delay(timeout)).ConfigureAwait(false) == pending;
+    }
+
+    protected override void Write(JsonRpcMessage content, CancellationToken cancellationToken)
+    {
+        base.Write(content, cancellationToken);
+        if (content is JsonRpcResult or JsonRpcError && ((IJsonRpcMessageWithId)content).RequestId is { IsEmpty: false } id)
+        {
+            lock (_gate)
+            {
+                _writtenSinceFlush.Add(id);
+            }
+        }
+    }
+
+    protected override async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        await base.FlushAsync(cancellationToken).ConfigureAwait(false);
+        lock (_gate)
+        {
+            foreach (var id in _writtenSinceFlush)
+            {
+                _unanswered.Remove(id);
+            }
+
+            _writtenSinceFlush.Clear();
+            if (_unanswered.Count == 0)
+            {
+                _allAnswered.TrySetResult();
+            }
+        }
+    }
+
+    private static TaskCompletionSource CompletedSignal()
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        signal.SetResult();
+        return signal;
+    }
+
+    private void Track(RequestId id)
+    {
+        lock (_gate)
+        {
+            if (_unanswered.Count == 0)
+            {
+                _allAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            _unanswered.Add(id);
         }
     }
 
