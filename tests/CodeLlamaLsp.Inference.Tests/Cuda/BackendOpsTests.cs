@@ -33,6 +33,11 @@ public class BackendOpsTests
         yield return Case("sim", 256, 128, 4, 64, false, true, true, 3);
         yield return Case("sim", 256, 64, 8, 128, true, false, false, 2);
 
+        // Tensor-core GEMV edges: a partial 32-column tile, K ranges of several 16-word iterations that end
+        // mid-iteration (144 words over 8 warps), 8-bit with out % 8 == 4 (scales read one by one).
+        yield return Case("sim", 1152, 40, 4, 128, true, false, true, 1);
+        yield return Case("sim", 640, 36, 8, 32, false, true, false, 2);
+
         // Rows >= CudaLinear.GemmMinRows take the tiled GEMM: partial row and column tiles, several groups per
         // staged chunk (g32), a K tail that is not a whole chunk (in 208), 8-bit, bias and v2 zeros.
         yield return Case("sim", 256, 128, 4, 32, false, false, false, 16);
@@ -72,11 +77,38 @@ public class BackendOpsTests
         Assert.That(error, Is.LessThan(LinearTolerance));
     }
 
+    /// <summary>The fp32 SIMT GEMV (CudaKernels.UseMmaGemv = false, CODELLAMA_GEMV=simt) stays correct for comparisons.</summary>
+    [TestCase("sim", 1152, 40, 4, 128, true, 1)]
+    [TestCase("sim", 640, 72, 8, 32, false, 2)]
+    [TestCase("gpu", 8192, 22016, 4, 128, false, 1, Category = "Gpu")]
+    public void Gptq_simt_gemv_matches_the_cpu(string kind, int inF, int outF, int bits, int group, bool actOrder, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(inF + outF + bits + group + 7);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, false, false);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        bool before = CudaKernels.UseMmaGemv;
+        CudaKernels.UseMmaGemv = false;
+        try
+        {
+            var (actual, expected) = RunLinear(gpu, w, x, rows);
+            double error = Numerics.RelativeL2(actual, expected);
+            TestContext.Out.WriteLine($"relative L2 error {error:G3} (SIMT GEMV)");
+            Assert.That(error, Is.LessThan(LinearTolerance));
+        }
+        finally
+        {
+            CudaKernels.UseMmaGemv = before;
+        }
+    }
+
     /// <summary>
     /// Fast mode (CudaDecoder.Precise = false): the producer writes fp16 activations in the GPTQ layout, the GEMV
     /// sums fp16 pairs per packed word and the GEMM feeds the fp16 activations to the tensor cores as they are.
     /// </summary>
     [TestCase("sim", 256, 128, 4, 32, false, 3)]
+    [TestCase("sim", 640, 36, 8, 32, false, 2)]
+    [TestCase("gpu", 22016, 8192, 4, 128, false, 1, Category = "Gpu")]
     [TestCase("sim", 256, 136, 4, 64, true, 20)]
     [TestCase("sim", 128, 72, 8, -1, true, 17)]
     [TestCase("gpu", 8192, 22016, 4, 128, true, 300, Category = "Gpu")]

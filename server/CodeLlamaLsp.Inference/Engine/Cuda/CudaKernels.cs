@@ -10,6 +10,7 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemvMma;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -32,6 +33,7 @@ internal sealed class CudaKernels
         this.accelerator = accelerator;
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
+        gemvMma = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvMmaKernels.Gemv);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
@@ -55,8 +57,24 @@ internal sealed class CudaKernels
     /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
     public long Launches { get; private set; }
 
+    /// <summary>
+    /// GPTQ GEMVs (fewer than <see cref="CudaLinear.GemmMinRows"/> rows) through the tensor-core kernel
+    /// (<see cref="GptqGemvMmaKernels"/>) when true, else the fp32 SIMT kernel (<see cref="GptqGemvKernels"/>);
+    /// CODELLAMA_GEMV=simt selects the latter at start-up, for comparisons.
+    /// </summary>
+    public static bool UseMmaGemv { get; set; } = !string.Equals(Environment.GetEnvironmentVariable("CODELLAMA_GEMV"), "simt", StringComparison.OrdinalIgnoreCase);
+
     public void Gemv(GptqGemvArgs args, int rows)
     {
+        if (UseMmaGemv)
+        {
+            args.ColumnsPerBlock = GptqGemvMmaKernels.ColumnsPerBlock;
+            args.Rows = rows;
+            int mmaTiles = (args.OutFeatures + GptqGemvMmaKernels.ColumnsPerBlock - 1) / GptqGemvMmaKernels.ColumnsPerBlock;
+            Launch(() => gemvMma(Stream, new KernelConfig(mmaTiles * rows, GptqGemvMmaKernels.BlockThreads), args));
+            return;
+        }
+
         // Narrow blocks when the layer has few columns, so a layer still spreads over every multiprocessor.
         args.ColumnsPerBlock = args.OutFeatures / 32 >= 2 * accelerator.NumMultiprocessors ? 32 : 16;
         args.Rows = rows;
