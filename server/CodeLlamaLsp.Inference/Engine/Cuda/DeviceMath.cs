@@ -154,6 +154,23 @@ internal static class DeviceMath
     }
 
     /// <summary>
+    /// a * 1/16 + c lane-wise in fp16 on any backend. The constant lives inside the asm block: ILGPU would pass a
+    /// constant operand as an immediate, which f16x2 instructions do not accept (the driver's PTX JIT fails).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2FmaSixteenth(uint a, uint c)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("{ .reg .b32 s; mov.b32 s, 0x2C002C00; fma.rn.f16x2 %0, %1, s, %2; }", out uint result, a, c);
+            return result;
+        }
+
+        return FloatToHalfBits((HalfBitsToFloat(a & 0xFFFFu) * 0.0625f) + HalfBitsToFloat(c & 0xFFFFu))
+            | (FloatToHalfBits((HalfBitsToFloat(a >> 16) * 0.0625f) + HalfBitsToFloat(c >> 16)) << 16);
+    }
+
+    /// <summary>
     /// Splits two fp32 values into hi = fp16(x) and lo = fp16(x - hi) half2 words (X = hi, Y = lo; low lane from
     /// <paramref name="lo"/>), so hi + lo keeps about 22 bits of x through fp16 tensor-core inputs.
     /// </summary>

@@ -67,7 +67,6 @@ internal static class GptqGemvMmaKernels
     private const int ScratchPerWarp = 192;
 
     private const uint Magic = 0x64006400u;
-    private const uint Sixteenth = 0x2C002C00u; // 1/16 in both fp16 lanes
 
     public static void Gemv(GptqGemvArgs a)
     {
@@ -226,7 +225,7 @@ internal static class GptqGemvMmaKernels
 
     /// <summary>The pair in bits 4..7 of each half: 1024 + 16 q, times 1/16, minus 64 + zero; exact in fp16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint HighNibbles(uint q, uint negZero64) => DeviceMath.Half2FmaAny((q & 0x00F000F0u) | Magic, Sixteenth, negZero64);
+    private static uint HighNibbles(uint q, uint negZero64) => DeviceMath.Half2FmaSixteenth((q & 0x00F000F0u) | Magic, negZero64);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Bytes(uint q, uint negZero) => DeviceMath.Half2AddAny((q & 0x00FF00FFu) | Magic, negZero);
