@@ -10,7 +10,7 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
-    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemvMma;
+    private Action<AcceleratorStream, KernelConfig, GptqGemvArgs>? gemvMma; // loaded on first use: it is not the default
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -33,7 +33,6 @@ internal sealed class CudaKernels
         this.accelerator = accelerator;
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
-        gemvMma = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvMmaKernels.Gemv);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
@@ -58,11 +57,12 @@ internal sealed class CudaKernels
     public long Launches { get; private set; }
 
     /// <summary>
-    /// GPTQ GEMVs (fewer than <see cref="CudaLinear.GemmMinRows"/> rows) through the tensor-core kernel
-    /// (<see cref="GptqGemvMmaKernels"/>) when true, else the fp32 SIMT kernel (<see cref="GptqGemvKernels"/>);
-    /// CODELLAMA_GEMV=simt selects the latter at start-up, for comparisons.
+    /// GPTQ GEMVs (fewer than <see cref="CudaLinear.GemmMinRows"/> rows) through the experimental tensor-core kernel
+    /// (<see cref="GptqGemvMmaKernels"/>) when true, else the fp32 SIMT kernel (<see cref="GptqGemvKernels"/>, the
+    /// default: on the H200 the tensor-core one took 27.9 ms per decode step's GEMVs against 12.5, see docs/performance.md).
+    /// CODELLAMA_GEMV=mma selects it at start-up, for comparisons.
     /// </summary>
-    public static bool UseMmaGemv { get; set; } = !string.Equals(Environment.GetEnvironmentVariable("CODELLAMA_GEMV"), "simt", StringComparison.OrdinalIgnoreCase);
+    public static bool UseMmaGemv { get; set; } = string.Equals(Environment.GetEnvironmentVariable("CODELLAMA_GEMV"), "mma", StringComparison.OrdinalIgnoreCase);
 
     public void Gemv(GptqGemvArgs args, int rows)
     {
@@ -71,7 +71,8 @@ internal sealed class CudaKernels
             args.ColumnsPerBlock = GptqGemvMmaKernels.ColumnsPerBlock;
             args.Rows = rows;
             int mmaTiles = (args.OutFeatures + GptqGemvMmaKernels.ColumnsPerBlock - 1) / GptqGemvMmaKernels.ColumnsPerBlock;
-            Launch(() => gemvMma(Stream, new KernelConfig(mmaTiles * rows, GptqGemvMmaKernels.BlockThreads), args));
+            var kernel = gemvMma ??= accelerator.LoadKernel<GptqGemvArgs>(GptqGemvMmaKernels.Gemv);
+            Launch(() => kernel(Stream, new KernelConfig(mmaTiles * rows, GptqGemvMmaKernels.BlockThreads), args));
             return;
         }
 

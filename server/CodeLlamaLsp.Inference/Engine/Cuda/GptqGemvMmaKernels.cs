@@ -1,6 +1,8 @@
 // GPTQ matrix-vector kernel (batch 1 decode) on the tensor cores: the weights are dequantized exactly to fp16
 // with two instructions per pair and multiplied by mma.sync at M = 1 (the activation's hi and lo fp16 halves in
 // rows 0 and 1), so fp32 accumulation costs no per-weight conversions. Reads the same buffers as GptqGemvKernels.
+// Experimental: correct, but on the H200 it ran at half the SIMT kernel's speed (docs/performance.md), so it is
+// selected only by CODELLAMA_GEMV=mma.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
