@@ -15,7 +15,7 @@ public class PtxCompilationTests
 {
     public static IEnumerable<TestCaseData> Kernels()
     {
-        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
+        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemvMmaKernels), typeof(GptqGemmKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {
@@ -38,7 +38,7 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Contain(".entry"));
 
             // f16x2 instructions take registers only; a folded constant operand fails the driver's PTX JIT.
-            Assert.That(ptx, Does.Not.Match(@"f16x2[^\n]*,\s*-?\d+;"), "f16x2 instruction with an immediate operand");
+            Assert.That(ptx, Does.Not.Match(@"f16x2[^\n;]*,\s*-?\d+\s*[,;]"), "f16x2 instruction with an immediate operand");
         });
     }
 
@@ -87,6 +87,34 @@ public class PtxCompilationTests
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemmKernels).GetMethod(nameof(GptqGemmKernels.Gemm))!);
         var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMM_PTX") is { Length: > 0 } dump)
+        {
+            File.WriteAllText(dump, ptx);
+        }
+
+        Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"));
+    }
+
+    [Test]
+    public void Gptq_mma_gemv_uses_tensor_cores_and_16_byte_loads()
+    {
+        var ptx = Compile(typeof(GptqGemvMmaKernels).GetMethod(nameof(GptqGemvMmaKernels.Gemv))!);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
+            Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.[ub]32"), "vectorized weight loads");
+            Assert.That(ptx, Does.Contain("fma.rn.f16x2"), "high nibbles dequantized by one fma");
+        });
+    }
+
+    /// <summary>The tensor-core GEMV as the CUDA accelerator compiles it, written out for ptxas's register and spill report.</summary>
+    [Test]
+    [Category("Gpu")]
+    public void Gptq_mma_gemv_compiled_by_the_device_uses_tensor_cores()
+    {
+        var device = TestDevices.Get("gpu");
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemvMmaKernels).GetMethod(nameof(GptqGemvMmaKernels.Gemv))!);
+        var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMV_PTX") is { Length: > 0 } dump)
         {
             File.WriteAllText(dump, ptx);
         }

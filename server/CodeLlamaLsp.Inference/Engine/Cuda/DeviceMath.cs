@@ -127,6 +127,107 @@ internal static class DeviceMath
         return result;
     }
 
+    /// <summary>a + b lane-wise in fp16 on any backend (the CPU accelerator rounds each lane's fp32 sum to fp16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2AddAny(uint a, uint b)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            return Half2Add(a, b);
+        }
+
+        return FloatToHalfBits(HalfBitsToFloat(a & 0xFFFFu) + HalfBitsToFloat(b & 0xFFFFu))
+            | (FloatToHalfBits(HalfBitsToFloat(a >> 16) + HalfBitsToFloat(b >> 16)) << 16);
+    }
+
+    /// <summary>a * b + c lane-wise in fp16 on any backend (exact on the CPU accelerator whenever the result is).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2FmaAny(uint a, uint b, uint c)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            return Half2Fma(a, b, c);
+        }
+
+        return FloatToHalfBits((HalfBitsToFloat(a & 0xFFFFu) * HalfBitsToFloat(b & 0xFFFFu)) + HalfBitsToFloat(c & 0xFFFFu))
+            | (FloatToHalfBits((HalfBitsToFloat(a >> 16) * HalfBitsToFloat(b >> 16)) + HalfBitsToFloat(c >> 16)) << 16);
+    }
+
+    /// <summary>
+    /// a * 1/16 + c lane-wise in fp16 on any backend. The constant lives inside the asm block: ILGPU would pass a
+    /// constant operand as an immediate, which f16x2 instructions do not accept (the driver's PTX JIT fails).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Half2FmaSixteenth(uint a, uint c)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("{ .reg .b32 s; mov.b32 s, 0x2C002C00; fma.rn.f16x2 %0, %1, s, %2; }", out uint result, a, c);
+            return result;
+        }
+
+        return FloatToHalfBits((HalfBitsToFloat(a & 0xFFFFu) * 0.0625f) + HalfBitsToFloat(c & 0xFFFFu))
+            | (FloatToHalfBits((HalfBitsToFloat(a >> 16) * 0.0625f) + HalfBitsToFloat(c >> 16)) << 16);
+    }
+
+    /// <summary>
+    /// Splits two fp32 values into hi = fp16(x) and lo = fp16(x - hi) half2 words (X = hi, Y = lo; low lane from
+    /// <paramref name="lo"/>), so hi + lo keeps about 22 bits of x through fp16 tensor-core inputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Words2 SplitHalfPair(float lo, float hi)
+    {
+        var r = default(Words2);
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %2, %1;", out uint h, lo, hi);
+            CudaAsm.Emit(
+                "{ .reg .f16 a, b; .reg .f32 fa, fb, ea, eb; mov.b32 {a, b}, %1; cvt.f32.f16 fa, a; cvt.f32.f16 fb, b; sub.f32 ea, %2, fa; sub.f32 eb, %3, fb; cvt.rn.f16x2.f32 %0, eb, ea; }",
+                out uint l,
+                h,
+                lo,
+                hi);
+            r.X = h;
+            r.Y = l;
+            return r;
+        }
+
+        uint hLo = FloatToHalfBits(lo);
+        uint hHi = FloatToHalfBits(hi);
+        r.X = hLo | (hHi << 16);
+        r.Y = FloatToHalfBits(lo - HalfBitsToFloat(hLo)) | (FloatToHalfBits(hi - HalfBitsToFloat(hHi)) << 16);
+        return r;
+    }
+
+    /// <summary>d = a * b + c for one m16n8k16 tile (row-major A in a0..a3, column-major B in b0, b1; fp16 in, fp32 accumulate). CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static MmaFragment Mma(MmaFragment c, Words4 x, uint b0, uint b1)
+    {
+        var d0 = new Ref<float> { Value = c.C0 };
+        var d1 = new Ref<float> { Value = c.C1 };
+        var d2 = new Ref<float> { Value = c.C2 };
+        var d3 = new Ref<float> { Value = c.C3 };
+        var x0 = new Input<uint> { Value = x.X };
+        var x1 = new Input<uint> { Value = x.Y };
+        var x2 = new Input<uint> { Value = x.Z };
+        var x3 = new Input<uint> { Value = x.W };
+        var y0 = new Input<uint> { Value = b0 };
+        var y1 = new Input<uint> { Value = b1 };
+        CudaAsm.EmitRef(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+            ref d0,
+            ref d1,
+            ref d2,
+            ref d3,
+            ref x0,
+            ref x1,
+            ref x2,
+            ref x3,
+            ref y0,
+            ref y1);
+        return new MmaFragment { C0 = d0.Value, C1 = d1.Value, C2 = d2.Value, C3 = d3.Value };
+    }
+
     /// <summary>Converts an fp16 bit pattern to fp32 on any backend.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HalfBitsToFloat(uint bits)
