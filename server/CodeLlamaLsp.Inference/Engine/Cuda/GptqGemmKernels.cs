@@ -325,14 +325,14 @@ internal static class GptqGemmKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static MmaWarpTile MmaRows(MmaWarpTile c, Words4 x0, Words4 x1, Words4 x2, Words4 x3, WeightFragments b)
     {
-        c.M0.N0 = Mma(c.M0.N0, x0, b.B00, b.B01);
-        c.M1.N0 = Mma(c.M1.N0, x1, b.B00, b.B01);
-        c.M2.N0 = Mma(c.M2.N0, x2, b.B00, b.B01);
-        c.M3.N0 = Mma(c.M3.N0, x3, b.B00, b.B01);
-        c.M0.N1 = Mma(c.M0.N1, x0, b.B10, b.B11);
-        c.M1.N1 = Mma(c.M1.N1, x1, b.B10, b.B11);
-        c.M2.N1 = Mma(c.M2.N1, x2, b.B10, b.B11);
-        c.M3.N1 = Mma(c.M3.N1, x3, b.B10, b.B11);
+        c.M0.N0 = DeviceMath.Mma(c.M0.N0, x0, b.B00, b.B01);
+        c.M1.N0 = DeviceMath.Mma(c.M1.N0, x1, b.B00, b.B01);
+        c.M2.N0 = DeviceMath.Mma(c.M2.N0, x2, b.B00, b.B01);
+        c.M3.N0 = DeviceMath.Mma(c.M3.N0, x3, b.B00, b.B01);
+        c.M0.N1 = DeviceMath.Mma(c.M0.N1, x0, b.B10, b.B11);
+        c.M1.N1 = DeviceMath.Mma(c.M1.N1, x1, b.B10, b.B11);
+        c.M2.N1 = DeviceMath.Mma(c.M2.N1, x2, b.B10, b.B11);
+        c.M3.N1 = DeviceMath.Mma(c.M3.N1, x3, b.B10, b.B11);
         return c;
     }
 
@@ -395,35 +395,6 @@ internal static class GptqGemmKernels
         }
 
         return sum;
-    }
-
-    /// <summary>d = a * b + c for one m16n8k16 tile (row-major A, column-major B, fp16 in, fp32 accumulate). CUDA only.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static MmaFragment Mma(MmaFragment c, Words4 x, uint b0, uint b1)
-    {
-        var d0 = new Ref<float> { Value = c.C0 };
-        var d1 = new Ref<float> { Value = c.C1 };
-        var d2 = new Ref<float> { Value = c.C2 };
-        var d3 = new Ref<float> { Value = c.C3 };
-        var x0 = new Input<uint> { Value = x.X };
-        var x1 = new Input<uint> { Value = x.Y };
-        var x2 = new Input<uint> { Value = x.Z };
-        var x3 = new Input<uint> { Value = x.W };
-        var y0 = new Input<uint> { Value = b0 };
-        var y1 = new Input<uint> { Value = b1 };
-        CudaAsm.EmitRef(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-            ref d0,
-            ref d1,
-            ref d2,
-            ref d3,
-            ref x0,
-            ref x1,
-            ref x2,
-            ref x3,
-            ref y0,
-            ref y1);
-        return new MmaFragment { C0 = d0.Value, C1 = d1.Value, C2 = d2.Value, C3 = d3.Value };
     }
 
     /// <summary>total += part * scale per column, for the columns c0, c0 + 1 (tile 0) and c0 + 8, c0 + 9 (tile 1).</summary>

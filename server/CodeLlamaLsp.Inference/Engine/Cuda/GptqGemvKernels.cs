@@ -150,15 +150,22 @@ internal static class GptqGemvKernels
                     sum += shared[(k * colsPerBlock) + tid];
                 }
 
-                if (a.HasBias != 0)
-                {
-                    sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
-                }
-
-                long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
-                a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
+                StoreOutput(a, row, col, sum);
             }
         }
+    }
+
+    /// <summary>Adds the bias (if any) to one finished output and writes it, or adds it to what is there (fused residual).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreOutput(GptqGemvArgs a, int row, int col, float sum)
+    {
+        if (a.HasBias != 0)
+        {
+            sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
+        }
+
+        long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
+        a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
     }
 
     /// <summary>Zeros of the 4 columns as raw integers (host checks out % rpw == 0, so one packed word holds them).</summary>

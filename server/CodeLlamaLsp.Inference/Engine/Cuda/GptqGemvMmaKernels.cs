@@ -141,13 +141,7 @@ internal static class GptqGemvMmaKernels
                     sum += sums[(k * ColumnsPerBlock) + tid];
                 }
 
-                if (a.HasBias != 0)
-                {
-                    sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
-                }
-
-                long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
-                a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
+                GptqGemvKernels.StoreOutput(a, row, col, sum);
             }
         }
     }
