@@ -74,7 +74,11 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), "codellama-e2e-"));
   const userData = join(work, "user-data");
   const extensions = join(work, "extensions");
-  const folder = join(work, "project");
+  // The file's path is part of the completion prompt, and the tiny fixture's random weights answer
+  // differently (sometimes with nothing insertable) for every path: a fixed project folder makes the
+  // real-server run the same greedy completion every time.
+  const folder = join(tmpdir(), `codellama-e2e-project-${mode}`);
+  rmSync(folder, { recursive: true, force: true });
   mkdirSync(join(userData, "User"), { recursive: true });
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, "sample.py"), "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    ");
@@ -226,8 +230,12 @@ async function main() {
     codeServer.kill();
     writeFileSync(join(artifacts, "code-server.log"), serverLog);
     writeFileSync(join(artifacts, "result.json"), JSON.stringify({ mode, checks }, null, 2));
-    if (checks.every((c) => c.ok)) rmSync(work, { recursive: true, force: true });
-    else console.log(`Kept ${work} (user data, logs) for inspection.`);
+    if (checks.every((c) => c.ok)) {
+      rmSync(work, { recursive: true, force: true });
+      rmSync(folder, { recursive: true, force: true });
+    } else {
+      console.log(`Kept ${work} and ${folder} for inspection.`);
+    }
   }
   const failed = checks.filter((c) => !c.ok).length;
   const skipped = checks.filter((c) => c.skipped).length;

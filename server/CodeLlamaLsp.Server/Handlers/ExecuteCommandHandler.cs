@@ -56,6 +56,7 @@ public sealed class ExecuteCommandHandler(ServerContext context)
         string markdown = answer?.Markdown ?? throw new LocalRpcException("the model's answer held no explanation") { ErrorCode = LspErrorCodes.InternalError };
         context.Client.Notify(CustomMethods.Explanation, new ExplanationParams(token, target.Uri, target.Range, markdown, true));
         context.Client.ShowMessage(MessageType.Info, markdown);
+        await context.Client.FlushAsync().ConfigureAwait(false); // the explanation arrives before the result
         return new ExplainResult(markdown);
     }
 

@@ -12,8 +12,8 @@ public sealed class ClientChannel
 
     // Notifications leave through one queue so the client sees them in the order the server produced them
     // (a streamed explanation's "done" must not overtake its last chunk).
-    private readonly Channel<(string Method, object Parameters)> _outbox =
-        Channel.CreateUnbounded<(string, object)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Outgoing> _outbox =
+        Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
 
     public ClientChannel(JsonRpc rpc)
     {
@@ -29,28 +29,54 @@ public sealed class ClientChannel
     {
         if (!_rpc.IsDisposed)
         {
-            _outbox.Writer.TryWrite((method, parameters));
+            _outbox.Writer.TryWrite(new Outgoing(method, parameters, null));
         }
     }
 
-    /// <summary>Stops sending; queued notifications are dropped.</summary>
+    /// <summary>
+    /// Completes once every notification queued before this call has been handed to the connection (or the
+    /// connection is gone). A handler awaits it before returning when its response must not overtake its
+    /// notifications: Explain's showMessage has to reach the client before the command's result.
+    /// </summary>
+    public Task FlushAsync()
+    {
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return !_rpc.IsDisposed && _outbox.Writer.TryWrite(new Outgoing(null, null, sent)) ? sent.Task : Task.CompletedTask;
+    }
+
+    /// <summary>Stops accepting notifications; those already queued are still sent.</summary>
     public void Close() => _outbox.Writer.TryComplete();
 
     private async Task PumpAsync()
     {
-        await foreach (var (method, parameters) in _outbox.Reader.ReadAllAsync().ConfigureAwait(false))
+        await foreach (var item in _outbox.Reader.ReadAllAsync().ConfigureAwait(false))
         {
+            if (item.Sent is { } sent)
+            {
+                sent.TrySetResult();
+                continue;
+            }
+
             try
             {
-                await _rpc.NotifyWithParameterObjectAsync(method, parameters).ConfigureAwait(false);
+                await _rpc.NotifyWithParameterObjectAsync(item.Method!, item.Parameters).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is ConnectionLostException or ObjectDisposedException or InvalidOperationException or IOException)
             {
-                // The client is gone; there is no one left to tell.
+                // The client is gone; there is no one left to tell, but nobody may wait for a flush forever.
+                _outbox.Writer.TryComplete();
+                while (_outbox.Reader.TryRead(out var rest))
+                {
+                    rest.Sent?.TrySetResult();
+                }
+
                 return;
             }
         }
     }
+
+    /// <summary>A queued notification, or (Method null) a flush marker completed when the pump reaches it.</summary>
+    private readonly record struct Outgoing(string? Method, object? Parameters, TaskCompletionSource? Sent);
 
     public void ShowMessage(int type, string message) => Notify("window/showMessage", new MessageParams(type, message));
 

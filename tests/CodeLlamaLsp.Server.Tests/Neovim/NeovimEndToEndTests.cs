@@ -66,7 +66,16 @@ public sealed class NeovimEndToEndTests
         }
 
         Assert.That(Directory.Exists(FixtureModel), Is.True, $"fixture model missing at {FixtureModel}");
-        _workDir = Directory.CreateTempSubdirectory("codellama-nvim-").FullName;
+        // A fixed folder: the file's path is part of the prompt, and the tiny fixture's random weights answer
+        // differently for every path (now and then with text a check trips over), so a random temp folder made
+        // this test flaky; a fixed path makes the whole session the same on every run.
+        _workDir = Path.Combine(Path.GetTempPath(), "codellama-nvim-e2e");
+        if (Directory.Exists(_workDir))
+        {
+            Directory.Delete(_workDir, recursive: true);
+        }
+
+        Directory.CreateDirectory(_workDir);
         _sourcePath = Path.Combine(_workDir, "stats.py");
         await File.WriteAllTextAsync(_sourcePath, SourceText);
 
