@@ -255,8 +255,8 @@ internal static class GptqGemmKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreSplit(ArrayView<uint> aHi, ArrayView<uint> aLo, int at, Words4 v)
     {
-        var s0 = SplitPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
-        var s1 = SplitPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
+        var s0 = DeviceMath.SplitHalfPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
+        var s1 = DeviceMath.SplitHalfPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
         aHi[at] = s0.X;
         aLo[at] = s0.Y;
         aHi[at + 1] = s1.X;
@@ -496,35 +496,6 @@ internal static class GptqGemmKernels
     {
         uint h = 0x8000u | (0x6400u + ZeroOf(a, g, col));
         return h | (h << 16);
-    }
-
-    /// <summary>
-    /// Splits two fp32 values into a half2 of their fp16 roundings (X) and a half2 of the remainders (Y), so that
-    /// hi + lo carries about 22 bits of each value through fp16 tensor-core inputs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words2 SplitPair(float lo, float hi)
-    {
-        var r = default(Words2);
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %2, %1;", out uint h, lo, hi);
-            CudaAsm.Emit(
-                "{ .reg .f16 a, b; .reg .f32 fa, fb, ea, eb; mov.b32 {a, b}, %1; cvt.f32.f16 fa, a; cvt.f32.f16 fb, b; sub.f32 ea, %2, fa; sub.f32 eb, %3, fb; cvt.rn.f16x2.f32 %0, eb, ea; }",
-                out uint l,
-                h,
-                lo,
-                hi);
-            r.X = h;
-            r.Y = l;
-            return r;
-        }
-
-        uint hLo = DeviceMath.FloatToHalfBits(lo);
-        uint hHi = DeviceMath.FloatToHalfBits(hi);
-        r.X = hLo | (hHi << 16);
-        r.Y = DeviceMath.FloatToHalfBits(lo - DeviceMath.HalfBitsToFloat(hLo)) | (DeviceMath.FloatToHalfBits(hi - DeviceMath.HalfBitsToFloat(hHi)) << 16);
-        return r;
     }
 }
 
