@@ -3,7 +3,10 @@
 // InferenceSession implements it over any IComputeBackend (logits come to the host and Sampler picks);
 // CudaDecodingSession over the fused CudaDecoder (selection on the GPU, only the chosen id comes back).
 // EngineFactory picks the implementation for the backend; the generator's loop (stop ids and strings,
-// context full, cancellation between tokens, streaming text) is the same for both.
+// context full, cancellation between tokens, streaming text) is the same for both. AdvanceWithDraft is
+// speculative decoding's verification step; its default runs the draft token by token, which is exact and
+// costs nothing extra when the first draft token is wrong, so a session without a batched verification
+// (the CUDA session today) needs no code for it.
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 
@@ -53,6 +56,43 @@ public interface IDecodingSession : IDisposable
     /// the context is full or no generation was begun.
     /// </summary>
     int Advance(int token);
+
+    /// <summary>
+    /// Speculative decoding's verification step. Appends <paramref name="token"/> (as <see cref="Advance"/> does)
+    /// followed by <paramref name="draft"/>, chooses the model's id at each of those positions under the options of
+    /// the last <see cref="BeginGeneration"/> (the repetition penalty sees the context as it is at that position),
+    /// keeps the draft tokens while the model's choice equals them, and forgets the cache positions of the rejected
+    /// ones. Returns the accepted draft tokens followed by the model's own next id: 1 to draft.Length + 1 ids, the
+    /// same ids that <see cref="Advance"/> would have returned one call at a time. The cache must have room for
+    /// 1 + draft.Length positions; throws InvalidOperationException otherwise.
+    /// </summary>
+    /// <remarks>
+    /// With sampling this is standard speculative sampling for a deterministic draft: a draft that proposes x with
+    /// certainty (q = a point mass) is accepted with probability min(1, p(x) / q(x)) = p(x), and after a rejection
+    /// the next id is drawn from normalize(max(0, p - q)) = p without x. Drawing y ~ p and accepting when y == x does
+    /// both at once (y == x has probability p(x); otherwise y is distributed as p restricted to the other ids), so
+    /// the answer's distribution is the model's own. With the session's seeded draws taken in position order it is
+    /// even the same answer, draw for draw.
+    /// </remarks>
+    IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
+    {
+        // The exact fallback: one Advance per position, stopping at the first disagreement.
+        var chosen = new List<int>(draft.Length + 1);
+        int next = Advance(token);
+        foreach (int proposed in draft)
+        {
+            if (next != proposed)
+            {
+                break;
+            }
+
+            chosen.Add(proposed);
+            next = Advance(proposed);
+        }
+
+        chosen.Add(next);
+        return chosen;
+    }
 
     /// <summary>Forgets the cached tokens.</summary>
     void Reset();

@@ -1,8 +1,10 @@
 // ITextGenerator over the in-process engine: the decoding session (IDecodingSession: CPU/generic
 // InferenceSession or the CUDA session) prefills through its prefix cache and chooses each token; this
 // loop detokenizes and stops token by token (stop ids, stop strings, context full, cancellation between
-// tokens), streaming text as it becomes final. One generation runs at a time; compute runs on the thread
-// pool so the caller's thread (the LSP loop) stays free.
+// tokens), streaming text as it becomes final. With speculation on (GenerationOptions.Speculative) a step
+// verifies a draft from PromptLookupDrafter and may choose several ids at once; they pass the same checks one
+// by one, so the answer is the one plain decoding gives. One generation runs at a time; compute runs on the
+// thread pool so the caller's thread (the LSP loop) stays free.
 using System.Runtime.CompilerServices;
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Sampling;
@@ -78,14 +80,20 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         try
         {
             // The session chose each next id already (on the GPU for CUDA): the loop only decides whether to keep it.
-            int? next = await RunAsync(() => Session.BeginGeneration(prompt, options, cancellationToken), cancellationToken).ConfigureAwait(false);
+            // A speculative step chooses several at once; they wait in `chosen` and pass the same checks one by one,
+            // so stops, max tokens and the context limit are exact, and whatever follows a stop is dropped.
+            var drafter = options.Speculative == SpeculativeMode.Auto ? new PromptLookupDrafter(prompt) : null;
+            var chosen = new Queue<int>();
+            var first = await RunAsync(() => [Session.BeginGeneration(prompt, options, cancellationToken)], cancellationToken).ConfigureAwait(false);
+            Enqueue(chosen, first);
             int length = prompt.Length;
             var text = CreateTextStream();
             var stops = new StopStringMatcher(options.StopStrings);
+            var counts = new SpeculationCounts(drafter);
             var reason = StopReason.MaxTokens;
             for (int produced = 0; produced < options.MaxNewTokens; produced++)
             {
-                if (next is not { } id || cancellationToken.IsCancellationRequested)
+                if (!chosen.TryDequeue(out int id) || cancellationToken.IsCancellationRequested)
                 {
                     reason = StopReason.Cancelled;
                     break;
@@ -104,22 +112,28 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
                 }
 
                 length++;
+                drafter?.Append(id);
                 var emit = stops.Push(text.Push(id));
                 if (stops.Stopped)
                 {
-                    yield return new GenerationChunk(emit, [id], StopReason.StopString);
+                    yield return counts.Stamp(new GenerationChunk(emit, [id], StopReason.StopString));
                     yield break;
                 }
 
-                yield return new GenerationChunk(emit, [id]);
-                if (produced + 1 < options.MaxNewTokens)
+                yield return counts.Stamp(new GenerationChunk(emit, [id]));
+
+                // Ids still allowed after this one: a step may return up to draft + 1 of them, and each drafted row
+                // needs a cache position (the last one, like Advance's, at most ContextLength - 1).
+                int allowed = options.MaxNewTokens - (produced + 1);
+                if (chosen.Count == 0 && allowed > 0)
                 {
-                    next = await RunAsync(() => Session.Advance(id), cancellationToken).ConfigureAwait(false);
+                    int maxDraft = Math.Min(allowed - 1, Session.ContextLength - length);
+                    Enqueue(chosen, await RunAsync(() => Step(id, drafter, maxDraft), cancellationToken).ConfigureAwait(false));
                 }
             }
 
             var tail = stops.Push(text.Finish());
-            yield return new GenerationChunk(stops.Stopped ? tail : tail + stops.Flush(), [], stops.Stopped ? StopReason.StopString : reason);
+            yield return counts.Stamp(new GenerationChunk(stops.Stopped ? tail : tail + stops.Flush(), [], stops.Stopped ? StopReason.StopString : reason));
         }
         finally
         {
@@ -154,8 +168,33 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         return requested;
     }
 
+    private static void Enqueue(Queue<int> chosen, IReadOnlyList<int>? ids)
+    {
+        foreach (var id in ids ?? [])
+        {
+            chosen.Enqueue(id);
+        }
+    }
+
+    /// <summary>
+    /// Appends <paramref name="token"/> and returns the ids chosen after it: one from a plain step, or the accepted
+    /// draft and the model's next id when the drafter proposes up to <paramref name="maxDraft"/> tokens.
+    /// </summary>
+    private IReadOnlyList<int> Step(int token, PromptLookupDrafter? drafter, int maxDraft)
+    {
+        var draft = drafter?.Draft(maxDraft) ?? [];
+        if (draft.Length == 0)
+        {
+            return [Session.Advance(token)];
+        }
+
+        var ids = Session.AdvanceWithDraft(token, draft);
+        drafter!.Record(draft.Length, ids.Count - 1);
+        return ids;
+    }
+
     /// <summary>Runs one compute step on the thread pool; null when it was cancelled.</summary>
-    private static async Task<int?> RunAsync(Func<int> step, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<int>?> RunAsync(Func<IReadOnlyList<int>> step, CancellationToken cancellationToken)
     {
         try
         {
@@ -164,6 +203,25 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return null;
+        }
+    }
+
+    /// <summary>Puts on each chunk the drafted and accepted counts of the steps since the previous chunk.</summary>
+    private sealed class SpeculationCounts(PromptLookupDrafter? drafter)
+    {
+        private int _drafted;
+        private int _accepted;
+
+        public GenerationChunk Stamp(GenerationChunk chunk)
+        {
+            if (drafter == null)
+            {
+                return chunk;
+            }
+
+            var stamped = chunk with { DraftedTokens = drafter.Drafted - _drafted, AcceptedTokens = drafter.Accepted - _accepted };
+            (_drafted, _accepted) = (drafter.Drafted, drafter.Accepted);
+            return stamped;
         }
     }
 

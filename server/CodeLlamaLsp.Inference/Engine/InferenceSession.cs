@@ -2,7 +2,7 @@
 // with the prefix cache: a new prompt reuses the keys and values of the longest token prefix it shares
 // with what the cache holds, so successive completions in one file prefill only what changed. As an
 // IDecodingSession (the CPU and generic-backend path) it downloads each step's logits and picks the next
-// token on the host with Sampler.
+// token on the host with Sampler; a speculative draft is verified in one forward pass over all its rows.
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Sampling;
@@ -20,6 +20,7 @@ public sealed class InferenceSession : IDecodingSession
     private readonly KvCache _cache;
     private Sampler? _sampler;
     private List<int> _context = []; // what the repetition penalty sees: prompt and answer so far
+    private float[] _draftLogits = []; // [1 + draft, vocab] of the last verification, kept between steps
 
     public InferenceSession(LlamaModel model, int contextLength, int maxBatchTokens = DefaultMaxBatchTokens)
     {
@@ -134,6 +135,51 @@ public sealed class InferenceSession : IDecodingSession
         var logits = Decode(token);
         _context.Add(token);
         return sampler.Sample(logits, _context);
+    }
+
+    /// <summary>
+    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows. Each row's logits
+    /// are bit for bit those of a one-row step (the CPU ops compute every row alone, in the same order), and the
+    /// sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's. A draft longer
+    /// than the batch buffers hold is cut (verifying fewer tokens is still exact).
+    /// </summary>
+    public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
+    {
+        var sampler = _sampler ?? throw new InvalidOperationException("AdvanceWithDraft needs a generation begun with BeginGeneration.");
+        draft = draft[..Math.Min(draft.Length, _buffers.MaxRows - 1)];
+        int rows = 1 + draft.Length;
+        int start = Position;
+        if (start + rows > ContextLength)
+        {
+            throw new InvalidOperationException($"{rows} positions from {start} do not fit the context of {ContextLength} tokens.");
+        }
+
+        int[] ids = [token, .. draft];
+        int vocab = _model.Config.VocabSize;
+        if (_draftLogits.Length < rows * vocab)
+        {
+            _draftLogits = new float[rows * vocab];
+        }
+
+        LlamaForward.Forward(_model, _buffers, _cache.Storage, ids, start, _draftLogits, allRows: true);
+        _cache.Append(ids);
+
+        // Row i's logits choose the id after ids[i]; draft token i is kept while the model chose it there.
+        var chosen = new List<int>(rows);
+        for (int i = 0; i < rows; i++)
+        {
+            _context.Add(ids[i]);
+            int id = sampler.Sample(_draftLogits.AsSpan(i * vocab, vocab), _context);
+            chosen.Add(id);
+            if (i == draft.Length || id != draft[i])
+            {
+                break;
+            }
+        }
+
+        // Keep token and the accepted draft tokens; the rejected ones' keys and values are overwritten later.
+        _cache.Truncate(start + chosen.Count);
+        return chosen;
     }
 
     /// <summary>Forgets the cached tokens.</summary>

@@ -43,16 +43,37 @@ public sealed record GenerationOptions
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
     public IReadOnlyList<string> StopStrings { get; init; } = [];
 
+    /// <summary>
+    /// Whether the in-process engine may draft tokens from the prompt and verify them in one forward pass
+    /// (InProcessGenerator, PromptLookupDrafter). The answer is the same either way; remote engines ignore it
+    /// (they have their own server-side option, docs/scaling.md).
+    /// </summary>
+    public SpeculativeMode Speculative { get; init; } = SpeculativeMode.Auto;
+
     /// <summary>Greedy decoding with no penalty: deterministic, what tests and references use.</summary>
     public static GenerationOptions Greedy(int maxNewTokens) =>
         new() { MaxNewTokens = maxNewTokens, Temperature = 0f, TopK = 0, TopP = 1f, RepetitionPenalty = 1f };
+}
+
+/// <summary>Speculative decoding from the prompt: <c>auto</c> drafts where the engine can, <c>off</c> never does.</summary>
+public enum SpeculativeMode
+{
+    Auto,
+    Off,
 }
 
 /// <summary>A piece of the answer as it streams out.</summary>
 /// <param name="Text">New text since the previous chunk (may be empty while bytes of a character are held back).</param>
 /// <param name="TokenIds">Ids generated since the previous chunk (empty for remote backends that do not report ids).</param>
 /// <param name="Finished">Set on the last chunk only.</param>
-public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, StopReason? Finished = null);
+public sealed record GenerationChunk(string Text, IReadOnlyList<int> TokenIds, StopReason? Finished = null)
+{
+    /// <summary>Draft tokens the engine verified since the previous chunk (speculative decoding; 0 without it).</summary>
+    public int DraftedTokens { get; init; }
+
+    /// <summary>Of <see cref="DraftedTokens"/>, those the model agreed with.</summary>
+    public int AcceptedTokens { get; init; }
+}
 
 /// <summary>Why generation ended.</summary>
 public enum StopReason
@@ -74,19 +95,29 @@ public static class TextGeneratorExtensions
         var text = new System.Text.StringBuilder();
         var ids = new List<int>();
         StopReason reason = StopReason.MaxTokens;
+        int drafted = 0, accepted = 0;
         await foreach (var chunk in generator.GenerateAsync(request, cancellationToken).ConfigureAwait(false))
         {
             text.Append(chunk.Text);
             ids.AddRange(chunk.TokenIds);
+            drafted += chunk.DraftedTokens;
+            accepted += chunk.AcceptedTokens;
             if (chunk.Finished is { } finished)
             {
                 reason = finished;
             }
         }
 
-        return new GenerationResult(text.ToString(), ids, reason);
+        return new GenerationResult(text.ToString(), ids, reason) { DraftedTokens = drafted, AcceptedTokens = accepted };
     }
 }
 
 /// <summary>A whole answer.</summary>
-public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, StopReason StopReason);
+public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, StopReason StopReason)
+{
+    /// <summary>Draft tokens verified over the whole answer (see <see cref="GenerationChunk.DraftedTokens"/>).</summary>
+    public int DraftedTokens { get; init; }
+
+    /// <summary>Of <see cref="DraftedTokens"/>, those the model agreed with.</summary>
+    public int AcceptedTokens { get; init; }
+}

@@ -11,7 +11,7 @@ internal sealed class CommandLineException(string message) : Exception(message);
 
 /// <summary>
 /// --model M, --revision R, --device cpu|cuda|auto, --context-size N, --max-tokens N, --temperature T,
-/// --top-k K, --top-p P, --repetition-penalty X, --seed S (also as --name=value).
+/// --top-k K, --top-p P, --repetition-penalty X, --seed S, --speculative auto|off (also as --name=value).
 /// </summary>
 internal sealed class EngineFlags
 {
@@ -35,6 +35,9 @@ internal sealed class EngineFlags
     public float? RepetitionPenalty { get; private set; }
 
     public int? Seed { get; private set; }
+
+    /// <summary>Speculative decoding from the prompt (GenerationOptions.Speculative); null keeps the default, auto.</summary>
+    public SpeculativeMode? Speculative { get; private set; }
 
     /// <summary>
     /// Splits "--name=value" and reads "--name value" pairs. Calls <paramref name="other"/> for a flag this
@@ -90,6 +93,7 @@ internal sealed class EngineFlags
             TopP = TopP ?? defaults.TopP,
             RepetitionPenalty = RepetitionPenalty ?? defaults.RepetitionPenalty,
             Seed = Seed ?? defaults.Seed,
+            Speculative = Speculative ?? defaults.Speculative,
         };
     }
 
@@ -99,6 +103,13 @@ internal sealed class EngineFlags
         "CUDA" or "GPU" => DeviceKind.Cuda,
         "AUTO" => DeviceKind.Auto,
         _ => throw new CommandLineException($"--device must be cpu, cuda or auto, not '{value}'."),
+    };
+
+    public static SpeculativeMode ParseSpeculative(string value) => value.ToUpperInvariant() switch
+    {
+        "AUTO" => SpeculativeMode.Auto,
+        "OFF" => SpeculativeMode.Off,
+        _ => throw new CommandLineException($"--speculative must be auto or off, not '{value}'."),
     };
 
     private bool TryRead(string name, Func<string> value)
@@ -134,6 +145,9 @@ internal sealed class EngineFlags
                 return true;
             case "--seed":
                 Seed = Int(name, value(), min: int.MinValue);
+                return true;
+            case "--speculative":
+                Speculative = ParseSpeculative(value());
                 return true;
             default:
                 return false;

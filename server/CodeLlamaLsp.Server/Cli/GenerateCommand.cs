@@ -2,7 +2,8 @@
 // prompt ids, answer ids and text as one object). Scripts, benchmarks and tests use it to check the engine
 // against reference outputs without an editor. --prompt-ids may hold several prompts separated by ';',
 // run one after another through the same generator (the server's path, prefix cache included), each with
-// a timing line on stderr: prompt tokens reused and run, time to first token, decode rate.
+// a timing line on stderr: prompt tokens reused and run, time to first token, decode rate, and the draft
+// tokens speculative decoding verified and accepted (also in --json).
 using System.Globalization;
 using System.Text.Json;
 using CodeLlamaLsp.Inference.Engine;
@@ -16,7 +17,7 @@ internal static class GenerateCommand
     public const string Usage =
         "usage: codellama-lsp generate --model M [--revision R] [--device cpu|cuda|auto] [--context-size N] " +
         "(--prompt TEXT | --prompt-ids 1,2,3[;1,2,4...]) [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] " +
-        "[--repetition-penalty X] [--seed S] [--json] [--dump-logits FILE]";
+        "[--repetition-penalty X] [--seed S] [--speculative auto|off] [--json] [--dump-logits FILE]";
 
     /// <summary>Runs the command; results go to <paramref name="stdout"/>, logs and the one-line error to <paramref name="stderr"/>.</summary>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
@@ -102,6 +103,7 @@ internal static class GenerateCommand
         var text = new System.Text.StringBuilder();
         var answerIds = new List<int>();
         StopReason reason = StopReason.MaxTokens;
+        int drafted = 0, accepted = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         double firstToken = 0;
         await foreach (var chunk in generator.GenerateAsync(request, cancellationToken).ConfigureAwait(false))
@@ -113,6 +115,8 @@ internal static class GenerateCommand
 
             text.Append(chunk.Text);
             answerIds.AddRange(chunk.TokenIds);
+            drafted += chunk.DraftedTokens;
+            accepted += chunk.AcceptedTokens;
             reason = chunk.Finished ?? reason;
             if (!json)
             {
@@ -123,8 +127,8 @@ internal static class GenerateCommand
 
         double total = clock.Elapsed.TotalSeconds;
         string decode = answerIds.Count > 1 ? string.Create(CultureInfo.InvariantCulture, $", decode {(answerIds.Count - 1) / (total - firstToken):F1} tok/s") : string.Empty;
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{answerIds.Count} tokens in {total:F2} s, stopped: {reason}; prompt {ids.Length} tokens ({generator.Session.LastReusedTokens} from the prefix cache, {generator.Session.LastProcessedTokens} run), first token after {firstToken:F3} s{decode}")).ConfigureAwait(false);
-        await stdout.WriteLineAsync(json ? ToJson(ids, answerIds, text.ToString(), reason) : (several ? Environment.NewLine : string.Empty)).ConfigureAwait(false);
+        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{answerIds.Count} tokens in {total:F2} s, stopped: {reason}; prompt {ids.Length} tokens ({generator.Session.LastReusedTokens} from the prefix cache, {generator.Session.LastProcessedTokens} run), first token after {firstToken:F3} s{decode}; {accepted} of {drafted} draft tokens accepted")).ConfigureAwait(false);
+        await stdout.WriteLineAsync(json ? ToJson(ids, answerIds, text.ToString(), reason, drafted, accepted) : (several ? Environment.NewLine : string.Empty)).ConfigureAwait(false);
     }
 
     /// <summary>Loads the checkpoint and builds the generator, logging to stderr.</summary>
@@ -159,7 +163,7 @@ internal static class GenerateCommand
         return parts.Select(p => EngineFlags.Int("--prompt-ids", p, min: 0)).ToArray();
     }
 
-    private static string ToJson(IReadOnlyList<int> promptIds, IReadOnlyList<int> ids, string text, StopReason reason)
+    private static string ToJson(IReadOnlyList<int> promptIds, IReadOnlyList<int> ids, string text, StopReason reason, int drafted, int accepted)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -169,6 +173,8 @@ internal static class GenerateCommand
             WriteIds(writer, "ids", ids);
             writer.WriteString("text", text);
             writer.WriteString("stop_reason", reason.ToString());
+            writer.WriteNumber("drafted_tokens", drafted);
+            writer.WriteNumber("accepted_tokens", accepted);
             writer.WriteEndObject();
         }
 

@@ -1,0 +1,117 @@
+// Drafts the next tokens of an answer by prompt lookup (prompt-lookup-decoding; vLLM's ngram speculator):
+// the last n tokens (n = 3, then 2, then 1) are looked up in the prompt and the answer so far, and the
+// tokens that followed their latest earlier occurrence are proposed. Code actions mostly copy code they were
+// shown (Fix, Generate documentation), so such drafts are often right, and a wrong one costs only the rows it
+// adds to one verification pass (IDecodingSession.AdvanceWithDraft). The draft length adapts to how well
+// drafts have fared: it doubles after a draft was accepted whole and halves after a rejection.
+namespace CodeLlamaLsp.Inference.Engine;
+
+/// <summary>Proposes drafts for one generation from its prompt and answer. Not thread-safe.</summary>
+public sealed class PromptLookupDrafter
+{
+    /// <summary>The longest suffix looked up; longer matches predict better, shorter ones match more often.</summary>
+    public const int MaxNgram = 3;
+
+    /// <summary>The first draft length: the 8-token drafts, before any evidence.</summary>
+    public const int InitialDraftLength = 8;
+
+    /// <summary>The longest draft: on the GPU 16 rows cost about what one does; beyond that they stop being free.</summary>
+    public const int MaxDraftLength = 16;
+
+    private readonly List<int> _tokens;
+
+    /// <summary>Starts from <paramref name="prompt"/>; <see cref="Append"/> adds each answer token as it is emitted.</summary>
+    public PromptLookupDrafter(IEnumerable<int> prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        _tokens = [.. prompt];
+    }
+
+    /// <summary>How many tokens the next draft may hold (1..<see cref="MaxDraftLength"/>).</summary>
+    public int DraftLength { get; private set; } = InitialDraftLength;
+
+    /// <summary>Draft tokens verified so far (what <see cref="Record"/> was told).</summary>
+    public int Drafted { get; private set; }
+
+    /// <summary>Of <see cref="Drafted"/>, those the model accepted.</summary>
+    public int Accepted { get; private set; }
+
+    /// <summary>Adds a token of the answer (in order) to what later drafts are matched against.</summary>
+    public void Append(int token) => _tokens.Add(token);
+
+    /// <summary>
+    /// Proposes up to min(<see cref="DraftLength"/>, <paramref name="limit"/>) tokens to follow the tokens so far, or
+    /// none when the last 1..<see cref="MaxNgram"/> tokens occur nowhere earlier.
+    /// </summary>
+    public int[] Draft(int limit)
+    {
+        int length = Math.Min(DraftLength, limit);
+        if (length <= 0)
+        {
+            return [];
+        }
+
+        for (int n = Math.Min(MaxNgram, _tokens.Count - 1); n >= 1; n--)
+        {
+            if (LatestEarlierMatch(n) is { } start)
+            {
+                return Continuation(start + n, length);
+            }
+        }
+
+        return [];
+    }
+
+    /// <summary>Adapts the draft length to a verification's outcome: <paramref name="accepted"/> of <paramref name="drafted"/>.</summary>
+    public void Record(int drafted, int accepted)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(accepted);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(accepted, drafted);
+        Drafted += drafted;
+        Accepted += accepted;
+        DraftLength = accepted == drafted
+            ? Math.Min(MaxDraftLength, DraftLength * 2)
+            : Math.Clamp(Math.Max(accepted + 1, DraftLength / 2), 1, MaxDraftLength);
+    }
+
+    /// <summary>Where the last <paramref name="n"/> tokens occurred before, latest first, with a token after it; null if never.</summary>
+    private int? LatestEarlierMatch(int n)
+    {
+        int count = _tokens.Count;
+        int suffix = count - n;
+
+        // Starting at most at suffix - 1 keeps the suffix itself out and leaves at least one token to propose.
+        for (int start = suffix - 1; start >= 0; start--)
+        {
+            int k = 0;
+            while (k < n && _tokens[start + k] == _tokens[suffix + k])
+            {
+                k++;
+            }
+
+            if (k == n)
+            {
+                return start;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// <paramref name="length"/> tokens from <paramref name="from"/> on. Past the end it copies its own output, as LZ77
+    /// does, so a repeating pattern is continued for the whole draft rather than up to where the text ends.
+    /// </summary>
+    private int[] Continuation(int from, int length)
+    {
+        int count = _tokens.Count;
+        var draft = new int[length];
+        for (int j = 0; j < length; j++)
+        {
+            int source = from + j;
+            draft[j] = source < count ? _tokens[source] : draft[source - count];
+        }
+
+        return draft;
+    }
+}
