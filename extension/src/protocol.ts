@@ -103,6 +103,7 @@ export interface ServerSettings {
   endpoint?: string;
   remoteModel?: string;
   apiKeyEnv?: string;
+  speculative?: "auto" | "off";
 }
 
 /** The keys of {@link ServerSettings}, in the order docs/lsp-extensions.md lists them. */
@@ -120,4 +121,5 @@ export const ServerSettingNames: readonly (keyof ServerSettings)[] = [
   "endpoint",
   "remoteModel",
   "apiKeyEnv",
+  "speculative",
 ];

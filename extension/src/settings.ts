@@ -35,6 +35,7 @@ const devices = ["cpu", "cuda", "auto"] as const;
 const promptModes = ["auto", "instruct", "infill"] as const;
 const backends = ["in-process", "remote"] as const;
 const logLevels = ["trace", "debug", "information", "warning", "error"] as const;
+const speculativeModes = ["auto", "off"] as const;
 
 /** Maps the `codellama` section to server and client settings, leaving out unset and invalid values. */
 export function mapSettings(read: SettingReader, paths: PathContext = {}): MappedSettings {
@@ -69,6 +70,8 @@ export function mapSettings(read: SettingReader, paths: PathContext = {}): Mappe
   if (remoteModel !== undefined) server.remoteModel = remoteModel;
   const apiKeyEnv = text(read("apiKeyEnv"));
   if (apiKeyEnv !== undefined) server.apiKeyEnv = apiKeyEnv;
+  const speculative = oneOf(read("speculative"), speculativeModes, "speculative", warnings);
+  if (speculative !== undefined) server.speculative = speculative;
   if (server.backend === "remote" && server.endpoint === undefined) {
     warnings.push(`${ConfigurationSection}.backend is "remote" but ${ConfigurationSection}.endpoint is empty: the server will report the missing endpoint.`);
   }

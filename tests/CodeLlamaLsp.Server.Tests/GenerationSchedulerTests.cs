@@ -29,6 +29,17 @@ public class GenerationSchedulerTests
     }
 
     [Test]
+    public async Task Draft_token_counts_of_every_chunk_add_up_in_the_counters()
+    {
+        using var scheduler = new GenerationScheduler();
+        var generator = new CountingGenerator([new GenerationChunk("a", [1]) { DraftedTokens = 8, AcceptedTokens = 5 }, new GenerationChunk("b", [2], StopReason.MaxTokens) { DraftedTokens = 4, AcceptedTokens = 1 }]);
+
+        await scheduler.RunAsync("doc", TimeSpan.Zero, generator, Prompt("x"), null, CancellationToken.None);
+
+        Assert.That(scheduler.SpeculationCounters, Is.EqualTo((12L, 6L)));
+    }
+
+    [Test]
     public async Task The_newest_request_for_a_document_supersedes_the_running_one()
     {
         using var scheduler = new GenerationScheduler();
@@ -102,5 +113,20 @@ public class GenerationSchedulerTests
         Assert.That(stopwatch.Elapsed, Is.LessThan(Token * 10), "stopped within about one token");
         Assert.That(scheduler.Counters.Cancelled, Is.EqualTo(1));
         Assert.That(scheduler.InFlight, Is.Zero);
+    }
+
+    /// <summary>Streams the given chunks as they are.</summary>
+    private sealed class CountingGenerator(IReadOnlyList<GenerationChunk> chunks) : ITextGenerator
+    {
+        public ModelInfo Info { get; } = new("counting", 64, 32000, SupportsInfill: false);
+
+        public async IAsyncEnumerable<GenerationChunk> GenerateAsync(GenerationRequest request, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            foreach (var chunk in chunks)
+            {
+                await Task.Yield();
+                yield return chunk;
+            }
+        }
     }
 }

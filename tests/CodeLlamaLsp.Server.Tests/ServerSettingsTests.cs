@@ -64,6 +64,27 @@ public class ServerSettingsTests
     }
 
     [Test]
+    public void Speculative_is_auto_or_off_from_json_and_flags_and_needs_no_reload()
+    {
+        var problems = new List<string>();
+        using var off = JsonDocument.Parse("""{"speculative":"off"}""");
+        using var bad = JsonDocument.Parse("""{"speculative":"on"}""");
+        var defaults = new ServerSettings();
+
+        var fromJson = defaults.Merge(off.RootElement, problems);
+        var fromFlag = defaults.MergeArgs(["--stdio", "--speculative", "off"], problems);
+        Assert.That(problems, Is.Empty);
+        var rejected = defaults.Merge(bad.RootElement, problems);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That((defaults.Speculative, fromJson.Speculative, fromFlag.Speculative, rejected.Speculative), Is.EqualTo(("auto", "off", "off", "auto")));
+            Assert.That(problems, Has.One.Contains("speculative"));
+            Assert.That(defaults.NeedsReload(fromJson), Is.False, "the next request reads it");
+        });
+    }
+
+    [Test]
     public void Only_model_settings_need_a_reload()
     {
         var s = new ServerSettings { Model = "a" };

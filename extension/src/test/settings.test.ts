@@ -17,6 +17,13 @@ test("remote backend settings pass through", () => {
   assert.deepEqual(mapped.server, { backend: "remote", endpoint: "http://gpu:8000/v1", remoteModel: "codellama", apiKeyEnv: "VLLM_KEY" });
 });
 
+test("speculative is auto or off, anything else is dropped with a warning", () => {
+  assert.deepEqual(mapSettings(reader({ speculative: "off" })).server, { speculative: "off" });
+  const invalid = mapSettings(reader({ speculative: "on" }));
+  assert.deepEqual(invalid.server, {});
+  assert.match(invalid.warnings.join("\n"), /speculative/);
+});
+
 test("remote backend without an endpoint is sent but warned about", () => {
   const mapped = mapSettings(reader({ backend: "remote" }));
   assert.equal(mapped.server.backend, "remote");

@@ -19,7 +19,7 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
         };
         var prompt = CompletionPromptBuilder.Build(snapshot, tokenizer, model, PromptSettingsFor(settings));
         return new PreparedCompletion(
-            prompt.ToRequest(),
+            WithSpeculation(prompt.ToRequest(), settings),
             raw => CompletionPostProcessor.Process(prompt.Context, raw) is { } edit ? new SuggestionEdit(edit.Text, edit.Replace.Start, edit.Replace.End) : null)
         {
             IsFinished = soFar => CompletionPostProcessor.IsFinished(prompt.Context, soFar),
@@ -46,6 +46,7 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
 
         // The temperature setting applies to every generation; the answer's length stays the prompt's own.
         request = request with { Options = request.Options with { Temperature = settings?.Temperature ?? request.Options.Temperature } };
+        request = WithSpeculation(request, settings);
         return new PreparedAction(request, raw => prompt.Interpret(raw) is { } result
             ? new ActionAnswer(result.Markdown, result.Edit is { } edit ? new SuggestionEdit(edit.NewText, edit.Range.Start, edit.Range.End) : null)
             : null);
@@ -65,6 +66,10 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
             MaxPromptTokens = settings.MaxPromptTokens ?? defaults.MaxPromptTokens,
         };
     }
+
+    /// <summary>The `speculative` setting (auto | off) on a request; the in-process engine reads it, remote ones ignore it.</summary>
+    private static GenerationRequest WithSpeculation(GenerationRequest request, ServerSettings? settings) =>
+        request with { Options = request.Options with { Speculative = settings?.Speculative == "off" ? SpeculativeMode.Off : SpeculativeMode.Auto } };
 
     /// <summary>A file path for prompts (shown to the model as the file name); non-file URIs stay as they are.</summary>
     public static string PathOf(string uri) =>

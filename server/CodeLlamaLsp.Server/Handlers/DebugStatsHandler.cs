@@ -1,5 +1,5 @@
 // codellama/debugStats: the scheduler's counters and memory use, so tests and benchmarks can check from
-// outside the process that no more than one generation ever ran at once.
+// outside the process that no more than one generation ever ran at once, and how speculative decoding fares.
 using CodeLlamaLsp.Server.Lsp;
 using CodeLlamaLsp.Server.Protocol;
 using StreamJsonRpc;
@@ -12,6 +12,7 @@ public sealed class DebugStatsHandler(ServerContext context)
     public DebugStats Stats()
     {
         var c = context.Scheduler.Counters;
+        var speculation = context.Scheduler.SpeculationCounters;
         return new DebugStats
         {
             GenerationsStarted = c.Started,
@@ -21,6 +22,8 @@ public sealed class DebugStatsHandler(ServerContext context)
             RequestsDebounced = c.Debounced,
             CacheHits = c.CacheHits,
             TokensGenerated = c.Tokens,
+            DraftedTokens = speculation.Drafted,
+            AcceptedTokens = speculation.Accepted,
             InFlight = context.Scheduler.InFlight,
             MaxInFlight = context.Scheduler.MaxInFlight,
             OpenDocuments = context.Documents.Count,

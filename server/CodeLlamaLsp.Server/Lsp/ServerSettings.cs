@@ -42,6 +42,9 @@ public sealed record ServerSettings
 
     public string? ApiKeyEnv { get; init; }
 
+    /// <summary>auto | off: speculative decoding from the prompt in the in-process engine (GenerationOptions.Speculative).</summary>
+    public string Speculative { get; init; } = "auto";
+
     /// <summary>True when a change from this to <paramref name="other"/> needs the model loaded again.</summary>
     public bool NeedsReload(ServerSettings other)
     {
@@ -85,7 +88,7 @@ public sealed record ServerSettings
 
     /// <summary>
     /// Applies command-line flags: the engine flags shared with `generate` (Cli/EngineFlags: --model, --revision,
-    /// --device, --context-size, --max-tokens, --temperature, also as --name=value) and the server's own
+    /// --device, --context-size, --max-tokens, --temperature, --speculative, also as --name=value) and the server's own
     /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
     /// </summary>
     public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
@@ -120,6 +123,7 @@ public sealed record ServerSettings
             ContextSize = flags.ContextSize > 0 ? flags.ContextSize : ContextSize,
             MaxTokens = flags.MaxTokens ?? MaxTokens,
             Temperature = flags.Temperature ?? Temperature,
+            Speculative = flags.Speculative is { } speculative ? speculative.ToString().ToLowerInvariant() : Speculative,
         };
         foreach (var (name, value) in own.Where(o => o.Name != "config"))
         {
@@ -168,6 +172,7 @@ public sealed record ServerSettings
         "endpoint" => s with { Endpoint = Str(value) },
         "remoteModel" => s with { RemoteModel = Str(value) },
         "apiKeyEnv" => s with { ApiKeyEnv = Str(value) },
+        "speculative" => s with { Speculative = OneOf(value, "auto", "off") },
         _ => s, // Unknown names are ignored so newer clients can send settings older servers lack.
     };
 

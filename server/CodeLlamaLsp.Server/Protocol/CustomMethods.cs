@@ -72,6 +72,12 @@ public sealed record DebugStats
 
     public long TokensGenerated { get; init; }
 
+    /// <summary>Draft tokens speculative decoding verified (the in-process engine; 0 when off or remote).</summary>
+    public long DraftedTokens { get; init; }
+
+    /// <summary>Of <see cref="DraftedTokens"/>, those the model accepted.</summary>
+    public long AcceptedTokens { get; init; }
+
     public int OpenDocuments { get; init; }
 
     public long ManagedMemoryBytes { get; init; }

@@ -25,6 +25,8 @@ public sealed class GenerationScheduler : IDisposable
     private long _debounced;
     private long _tokens;
     private long _cacheHits;
+    private long _drafted;
+    private long _accepted;
     private int _inFlight;
     private int _maxInFlight;
 
@@ -38,6 +40,9 @@ public sealed class GenerationScheduler : IDisposable
     public (long Started, long Completed, long Superseded, long Cancelled, long Debounced, long Tokens, long CacheHits) Counters =>
         (Interlocked.Read(ref _started), Interlocked.Read(ref _completed), Interlocked.Read(ref _superseded),
          Interlocked.Read(ref _cancelled), Interlocked.Read(ref _debounced), Interlocked.Read(ref _tokens), Interlocked.Read(ref _cacheHits));
+
+    /// <summary>Draft tokens speculative decoding verified, and how many of them the model accepted.</summary>
+    public (long Drafted, long Accepted) SpeculationCounters => (Interlocked.Read(ref _drafted), Interlocked.Read(ref _accepted));
 
     /// <summary>Counts a request answered from the suggestion cache without generating.</summary>
     public void CountCacheHit() => Interlocked.Increment(ref _cacheHits);
@@ -92,6 +97,8 @@ public sealed class GenerationScheduler : IDisposable
             {
                 text.Append(chunk.Text);
                 Interlocked.Add(ref _tokens, chunk.TokenIds.Count);
+                Interlocked.Add(ref _drafted, chunk.DraftedTokens);
+                Interlocked.Add(ref _accepted, chunk.AcceptedTokens);
                 string soFar = text.ToString();
                 onText?.Invoke(soFar);
                 reason = chunk.Finished ?? reason;

@@ -61,6 +61,33 @@ public class GenerateCommandTests
     }
 
     [Test]
+    public async Task Json_output_reports_draft_tokens_and_the_answer_is_the_same_with_speculative_off()
+    {
+        var reference = FirstReference("mini-4bit-g128-actorder", minPromptLength: 2);
+        async Task<JsonElement> RunAsync(string speculative)
+        {
+            // A repetition penalty below 1 makes the random-weight model repeat itself, so drafts are accepted.
+            var (code, stdout, stderr) = await RunInProcessAsync(
+                "--model", Fixture("mini-4bit-g128-actorder"), "--device", "cpu", "--prompt-ids", string.Join(",", reference.Prompt),
+                "--max-tokens", "32", "--temperature", "0", "--repetition-penalty", "0.5", "--speculative", speculative, "--json");
+            Assert.That(code, Is.Zero, stderr);
+            using var output = JsonDocument.Parse(stdout);
+            return output.RootElement.Clone();
+        }
+
+        var on = await RunAsync("auto");
+        var off = await RunAsync("off");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Ints(on.GetProperty("ids")), Is.EqualTo(Ints(off.GetProperty("ids"))));
+            Assert.That(on.GetProperty("accepted_tokens").GetInt32(), Is.Positive);
+            Assert.That(on.GetProperty("drafted_tokens").GetInt32(), Is.GreaterThanOrEqualTo(on.GetProperty("accepted_tokens").GetInt32()));
+            Assert.That(off.GetProperty("drafted_tokens").GetInt32(), Is.Zero);
+        });
+    }
+
+    [Test]
     public async Task The_executable_prints_only_the_json_object_on_stdout()
     {
         var reference = FirstReference("tiny-32k-4bit-g32", minPromptLength: 2);
@@ -115,6 +142,7 @@ public class GenerateCommandTests
     [TestCase("--model", "M", "--prompt", "a", "--prompt-ids", "1", ExpectedResult = 2)]
     [TestCase("--model", "M", "--prompt-ids", "1", "--device", "tpu", ExpectedResult = 2)]
     [TestCase("--model", "M", "--prompt-ids", "1", "--bogus", ExpectedResult = 2)]
+    [TestCase("--model", "M", "--prompt-ids", "1", "--speculative", "on", ExpectedResult = 2)]
     public async Task<int> Bad_input_is_a_one_line_reason_and_a_non_zero_exit(params string[] args)
     {
         var (code, stdout, stderr) = await RunInProcessAsync(args);
