@@ -128,7 +128,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
                 if (chosen.Count == 0 && allowed > 0)
                 {
                     int maxDraft = Math.Min(allowed - 1, Session.ContextLength - length);
-                    Enqueue(chosen, await RunAsync(() => Step(id, drafter, maxDraft), cancellationToken).ConfigureAwait(false));
+                    Enqueue(chosen, await RunAsync(() => drafter?.Advance(Session, id, maxDraft) ?? [Session.Advance(id)], cancellationToken).ConfigureAwait(false));
                 }
             }
 
@@ -174,23 +174,6 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         {
             chosen.Enqueue(id);
         }
-    }
-
-    /// <summary>
-    /// Appends <paramref name="token"/> and returns the ids chosen after it: one from a plain step, or the accepted
-    /// draft and the model's next id when the drafter proposes up to <paramref name="maxDraft"/> tokens.
-    /// </summary>
-    private IReadOnlyList<int> Step(int token, PromptLookupDrafter? drafter, int maxDraft)
-    {
-        var draft = drafter?.Draft(maxDraft) ?? [];
-        if (draft.Length == 0)
-        {
-            return [Session.Advance(token)];
-        }
-
-        var ids = Session.AdvanceWithDraft(token, draft);
-        drafter!.Record(draft.Length, ids.Count - 1);
-        return ids;
     }
 
     /// <summary>Runs one compute step on the thread pool; null when it was cancelled.</summary>

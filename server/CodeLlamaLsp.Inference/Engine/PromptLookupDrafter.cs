@@ -62,6 +62,27 @@ public sealed class PromptLookupDrafter
         return [];
     }
 
+    /// <summary>
+    /// One decoding step with speculation: appends <paramref name="token"/> to <paramref name="session"/> together with
+    /// a draft of up to <paramref name="maxDraft"/> tokens (verified by <see cref="IDecodingSession.AdvanceWithDraft"/>),
+    /// or alone through <see cref="IDecodingSession.Advance"/> when there is no draft, so a miss costs a plain step.
+    /// Returns the ids chosen after it (the accepted draft and the model's next id) and adapts the draft length.
+    /// <paramref name="token"/> must already be <see cref="Append"/>ed.
+    /// </summary>
+    public IReadOnlyList<int> Advance(IDecodingSession session, int token, int maxDraft)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var draft = Draft(maxDraft);
+        if (draft.Length == 0)
+        {
+            return [session.Advance(token)];
+        }
+
+        var ids = session.AdvanceWithDraft(token, draft);
+        Record(draft.Length, ids.Count - 1);
+        return ids;
+    }
+
     /// <summary>Adapts the draft length to a verification's outcome: <paramref name="accepted"/> of <paramref name="drafted"/>.</summary>
     public void Record(int drafted, int accepted)
     {

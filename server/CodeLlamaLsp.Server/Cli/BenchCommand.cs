@@ -1,6 +1,7 @@
 // `codellama-lsp bench`: load time, GPU memory, prefill and decode speed of the CUDA engine on a checkpoint,
 // with the device's read bandwidth measured in the same run and decode expressed as a share of the
-// bandwidth floor (bytes per token / measured bandwidth). Medians of repeats after a warm-up.
+// bandwidth floor (bytes per token / measured bandwidth), and speculative decoding's gain (SpeculativeBench).
+// Medians of repeats after a warm-up.
 using System.Diagnostics;
 using System.Globalization;
 using CodeLlamaLsp.Inference.Engine.Cuda;
@@ -214,6 +215,13 @@ internal static class BenchCommand
         double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
         Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
 
+        // Speculative decoding through the session the server runs (it takes the decoder over; `using` above disposes it).
+        var session = new CudaDecodingSession(decoder);
+        foreach (var (what, value) in SpeculativeBench.Measure(session, Tokens(512), decodeTokens, repeats))
+        {
+            Row(what, value);
+        }
+
         Console.WriteLine();
         Console.WriteLine("| measure | value |");
         Console.WriteLine("|---|---|");
@@ -223,7 +231,7 @@ internal static class BenchCommand
         }
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;

@@ -1,0 +1,156 @@
+// The speculative-decoding rows of `codellama-lsp bench`, measured through IDecodingSession so they run on
+// whatever engine the session wraps. A plain greedy run of a prompt gives the model's own answer, so drafts
+// can be made to fare as wanted: taken from that answer, every draft token is accepted; with every other
+// draft token corrupted, each verification keeps one draft token plus the model's own (half the answer comes
+// from drafts); and prompt lookup over a prompt without repeats finds (almost) nothing, which must cost
+// (almost) nothing over plain decode. Every run is checked against the plain answer, token for token.
+using System.Diagnostics;
+using System.Globalization;
+using CodeLlamaLsp.Inference.Engine;
+using CodeLlamaLsp.Inference.Generation;
+
+namespace CodeLlamaLsp.Server.Cli;
+
+internal static class SpeculativeBench
+{
+    /// <summary>The draft length for the full and half acceptance rows.</summary>
+    public const int DraftLength = 8;
+
+    /// <summary>
+    /// Decodes <paramref name="answerTokens"/> greedy tokens after <paramref name="prompt"/> plainly and speculatively,
+    /// medians of <paramref name="repeats"/>; returns bench rows (what, value). Decode time excludes the prefill.
+    /// Throws InvalidOperationException when a speculative answer differs from the plain one.
+    /// </summary>
+    public static IReadOnlyList<(string What, string Value)> Measure(IDecodingSession session, int[] prompt, int answerTokens, int repeats)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentOutOfRangeException.ThrowIfLessThan(answerTokens, 2);
+        int[] answer = Plain(session, prompt, answerTokens, out _); // warm-up: the first run pays for JIT and caches
+        double plain = Median(repeats, () =>
+        {
+            answer = Plain(session, prompt, answerTokens, out double seconds);
+            return seconds;
+        });
+        int vocab = session.Config.VocabSize;
+        var rows = new List<(string What, string Value)> { ("speculative: plain greedy decode", Rate(answer, plain, plain)) };
+
+        var full = Verified(session, prompt, answer, repeats, (token, _) => token);
+        rows.Add(($"speculative: {DraftLength}-token drafts, all from the plain answer", Rate(answer, full.Seconds, plain, full.Drafted, full.Accepted, full.Passes)));
+
+        var half = Verified(session, prompt, answer, repeats, (token, j) => j % 2 == 1 ? (token + 1) % vocab : token);
+        rows.Add(($"speculative: {DraftLength}-token drafts, every other token corrupted", Rate(answer, half.Seconds, plain, half.Drafted, half.Accepted, half.Passes)));
+
+        var lookup = PromptLookup(session, prompt, answer, repeats);
+        rows.Add(("speculative: prompt lookup, no repeats in prompt or answer", Rate(answer, lookup.Seconds, plain, lookup.Drafted, lookup.Accepted, lookup.Passes)));
+        return rows;
+    }
+
+    private static int[] Plain(IDecodingSession session, int[] prompt, int answerTokens, out double seconds)
+    {
+        var answer = new int[answerTokens];
+        answer[0] = session.BeginGeneration(prompt, GenerationOptions.Greedy(answerTokens), CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        for (int i = 1; i < answerTokens; i++)
+        {
+            answer[i] = session.Advance(answer[i - 1]);
+        }
+
+        seconds = clock.Elapsed.TotalSeconds;
+        return answer;
+    }
+
+    /// <summary>Verifies drafts made from the plain answer by <paramref name="draftToken"/>(answer token, index in draft).</summary>
+    private static Outcome Verified(IDecodingSession session, int[] prompt, int[] answer, int repeats, Func<int, int, int> draftToken)
+    {
+        Outcome last = default;
+        double seconds = Median(repeats, () =>
+        {
+            Begin(session, prompt, answer);
+            var clock = Stopwatch.StartNew();
+            int produced = 1, drafted = 0, accepted = 0, passes = 0;
+            while (produced < answer.Length)
+            {
+                // The step returns up to draft + 1 ids: never more than the answer still has.
+                var draft = new int[Math.Min(DraftLength, answer.Length - produced - 1)];
+                for (int j = 0; j < draft.Length; j++)
+                {
+                    draft[j] = draftToken(answer[produced + j], j);
+                }
+
+                var ids = session.AdvanceWithDraft(answer[produced - 1], draft);
+                produced = Check(ids, answer, produced);
+                drafted += draft.Length;
+                accepted += ids.Count - 1;
+                passes++;
+            }
+
+            last = new Outcome(0, drafted, accepted, passes);
+            return clock.Elapsed.TotalSeconds;
+        });
+        return last with { Seconds = seconds };
+    }
+
+    /// <summary>The generator's own path: PromptLookupDrafter drafts (or not) at every step.</summary>
+    private static Outcome PromptLookup(IDecodingSession session, int[] prompt, int[] answer, int repeats)
+    {
+        Outcome last = default;
+        double seconds = Median(repeats, () =>
+        {
+            Begin(session, prompt, answer);
+            var drafter = new PromptLookupDrafter(prompt);
+            var clock = Stopwatch.StartNew();
+            int produced = 1, passes = 0;
+            while (produced < answer.Length)
+            {
+                int token = answer[produced - 1];
+                drafter.Append(token);
+                var ids = drafter.Advance(session, token, answer.Length - produced - 1);
+                for (int k = 0; k < ids.Count - 1; k++)
+                {
+                    drafter.Append(ids[k]);
+                }
+
+                produced = Check(ids, answer, produced);
+                passes++;
+            }
+
+            last = new Outcome(0, drafter.Drafted, drafter.Accepted, passes);
+            return clock.Elapsed.TotalSeconds;
+        });
+        return last with { Seconds = seconds };
+    }
+
+    private static void Begin(IDecodingSession session, int[] prompt, int[] answer)
+    {
+        int first = session.BeginGeneration(prompt, GenerationOptions.Greedy(answer.Length), CancellationToken.None);
+        Check([first], answer, 0);
+    }
+
+    /// <summary>Checks that <paramref name="ids"/> continue the plain answer at <paramref name="produced"/>; returns the new count.</summary>
+    private static int Check(IReadOnlyList<int> ids, int[] answer, int produced)
+    {
+        foreach (int id in ids)
+        {
+            if (id != answer[produced])
+            {
+                throw new InvalidOperationException($"speculative decoding chose id {id} at answer position {produced}, plain greedy decoding {answer[produced]}.");
+            }
+
+            produced++;
+        }
+
+        return produced;
+    }
+
+    private static string Rate(int[] answer, double seconds, double plainSeconds, int drafted = 0, int accepted = 0, int passes = 0)
+    {
+        int decoded = answer.Length - 1;
+        string rate = string.Create(CultureInfo.InvariantCulture, $"{decoded / seconds:F1} tok/s ({plainSeconds / seconds:F2}x plain)");
+        return passes == 0 ? rate : string.Create(CultureInfo.InvariantCulture, $"{rate}; {accepted} of {drafted} draft tokens accepted, {(double)decoded / passes:F2} tokens per pass");
+    }
+
+    private static double Median(int repeats, Func<double> run) => BenchCommand.Median(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => run()).ToList());
+
+    private readonly record struct Outcome(double Seconds, int Drafted, int Accepted, int Passes);
+}
