@@ -12,7 +12,7 @@ namespace CodeLlamaLsp.Server.Cli;
 internal static class BenchCommand
 {
     public const string Usage =
-        "usage: codellama-lsp bench --model M [--prompt-tokens 512,2048] [--decode-tokens 128] [--context 0,2048,8192] [--repeats 3]";
+        "usage: codellama-lsp bench --model M [--prompt-tokens 512,2048] [--decode-tokens 128] [--context 0,2048,8192] [--repeats 3] [--device cpu]";
 
     /// <summary>Prompt rows per forward pass (the decoder's batch): the GEMM's weight reuse grows with it.</summary>
     private const int PrefillChunkRows = 512;
@@ -24,6 +24,7 @@ internal static class BenchCommand
         int decodeTokens = 128;
         int[] contexts = [0, 2048, 8192];
         int repeats = 3;
+        bool cpu = false;
         try
         {
             for (int i = 0; i < args.Length; i++)
@@ -36,6 +37,7 @@ internal static class BenchCommand
                     case "--decode-tokens": decodeTokens = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                     case "--context": contexts = Ints(Next()); break;
                     case "--repeats": repeats = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                    case "--device": cpu = EngineFlags.ParseDevice(Next()) == Inference.Engine.DeviceKind.Cpu; break;
                     default: throw new ArgumentException($"unknown option '{args[i]}'.");
                 }
             }
@@ -45,10 +47,15 @@ internal static class BenchCommand
                 throw new ArgumentException("--model is required.");
             }
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException or CommandLineException)
         {
             await Console.Error.WriteLineAsync($"codellama-lsp bench: {e.Message} {Usage}").ConfigureAwait(false);
             return 2;
+        }
+
+        if (cpu)
+        {
+            return SpeculativeBench.RunOnCpu(model, decodeTokens, Math.Max(1, repeats));
         }
 
         var device = CudaDevice.TryCreateCuda(out var whyNot);
@@ -217,7 +224,7 @@ internal static class BenchCommand
 
         // Speculative decoding through the session the server runs (it takes the decoder over; `using` above disposes it).
         var session = new CudaDecodingSession(decoder);
-        foreach (var (what, value) in SpeculativeBench.Measure(session, Tokens(512), decodeTokens, repeats))
+        foreach (var (what, value) in SpeculativeBench.Measure(session, Tokens(SpeculativeBench.PromptTokens), decodeTokens, repeats))
         {
             Row(what, value);
         }
