@@ -3,7 +3,10 @@
 // tokens that followed their latest earlier occurrence are proposed. Code actions mostly copy code they were
 // shown (Fix, Generate documentation), so such drafts are often right, and a wrong one costs only the rows it
 // adds to one verification pass (IDecodingSession.AdvanceWithDraft). The draft length adapts to how well
-// drafts have fared: it doubles after a draft was accepted whole and halves after a rejection.
+// drafts have fared: it doubles after a draft was accepted whole and halves after a rejection. Where the text
+// does not repeat, chance matches of one token keep proposing wrong drafts, and even a two-row pass costs more
+// than one row (much more on the CPU), so after a one-token draft fails drafting pauses for 1, 2, 4 ... up to
+// MaxPause steps, until a draft is accepted again.
 namespace CodeLlamaLsp.Inference.Engine;
 
 /// <summary>Proposes drafts for one generation from its prompt and answer. Not thread-safe.</summary>
@@ -18,7 +21,12 @@ public sealed class PromptLookupDrafter
     /// <summary>The longest draft: on the GPU 16 rows cost about what one does; beyond that they stop being free.</summary>
     public const int MaxDraftLength = 16;
 
+    /// <summary>The longest pause in drafting after failed one-token drafts, in steps.</summary>
+    public const int MaxPause = 16;
+
     private readonly List<int> _tokens;
+    private int _pause; // steps the last pause lasted (0: none since the last acceptance)
+    private int _stepsToSkip; // steps left in the current pause
 
     /// <summary>Starts from <paramref name="prompt"/>; <see cref="Append"/> adds each answer token as it is emitted.</summary>
     public PromptLookupDrafter(IEnumerable<int> prompt)
@@ -41,13 +49,19 @@ public sealed class PromptLookupDrafter
 
     /// <summary>
     /// Proposes up to min(<see cref="DraftLength"/>, <paramref name="limit"/>) tokens to follow the tokens so far, or
-    /// none when the last 1..<see cref="MaxNgram"/> tokens occur nowhere earlier.
+    /// none when the last 1..<see cref="MaxNgram"/> tokens occur nowhere earlier or drafting pauses (one call is one step).
     /// </summary>
     public int[] Draft(int limit)
     {
         int length = Math.Min(DraftLength, limit);
         if (length <= 0)
         {
+            return [];
+        }
+
+        if (_stepsToSkip > 0)
+        {
+            _stepsToSkip--;
             return [];
         }
 
@@ -90,6 +104,16 @@ public sealed class PromptLookupDrafter
         ArgumentOutOfRangeException.ThrowIfGreaterThan(accepted, drafted);
         Drafted += drafted;
         Accepted += accepted;
+        if (accepted == 0 && drafted == 1 && DraftLength == 1)
+        {
+            _pause = Math.Min(MaxPause, Math.Max(1, _pause * 2));
+            _stepsToSkip = _pause;
+        }
+        else if (accepted > 0)
+        {
+            _pause = 0;
+        }
+
         DraftLength = accepted == drafted
             ? Math.Min(MaxDraftLength, DraftLength * 2)
             : Math.Clamp(Math.Max(accepted + 1, DraftLength / 2), 1, MaxDraftLength);

@@ -1,6 +1,6 @@
 // Prompt lookup drafts: the tokens after the latest earlier occurrence of the last 3, 2 or 1 tokens, a
-// repeating pattern continued past the end of the text, nothing without a match, and the draft length
-// adapting to how much of each draft was accepted.
+// repeating pattern continued past the end of the text, nothing without a match, the draft length
+// adapting to how much of each draft was accepted, and drafting pausing longer after each failed one-token draft.
 using CodeLlamaLsp.Inference.Engine;
 
 namespace CodeLlamaLsp.Inference.Tests.Engine;
@@ -97,5 +97,29 @@ public class PromptLookupDrafterTests
         drafter.Record(8, 6);
 
         Assert.That(drafter.DraftLength, Is.EqualTo(7));
+    }
+
+    [Test]
+    public void Failed_one_token_drafts_pause_drafting_for_longer_each_time_until_one_is_accepted()
+    {
+        var drafter = new PromptLookupDrafter(Enumerable.Repeat(7, 10));
+        foreach (var _ in Enumerable.Range(0, 3))
+        {
+            drafter.Record(drafter.Draft(limit: 16).Length, 0); // 8, 4, 2 drafted; down to length 1
+        }
+
+        var steps = new List<int>();
+        for (int step = 0; step < 16; step++)
+        {
+            var draft = drafter.Draft(limit: 16);
+            steps.Add(draft.Length);
+            if (draft.Length > 0)
+            {
+                drafter.Record(draft.Length, step < 10 ? 0 : 1);
+            }
+        }
+
+        // Pauses of 1, 2 and 4 steps after each failure; the draft at step 10 is accepted, which ends pausing.
+        Assert.That(steps, Is.EqualTo(new[] { 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 2, 2, 2, 2, 2 }));
     }
 }
