@@ -20,7 +20,7 @@ public sealed class InferenceSession : IDecodingSession
     private readonly KvCache _cache;
     private Sampler? _sampler;
     private List<int> _context = []; // what the repetition penalty sees: prompt and answer so far
-    private float[] _draftLogits = []; // [1 + draft, vocab] of the last verification, kept between steps
+    private float[] _draftLogits = []; // [1 + draft, vocab] of a verification, reused by the next one
 
     public InferenceSession(LlamaModel model, int contextLength, int maxBatchTokens = DefaultMaxBatchTokens)
     {
@@ -138,10 +138,11 @@ public sealed class InferenceSession : IDecodingSession
     }
 
     /// <summary>
-    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows. Each row's logits
-    /// are bit for bit those of a one-row step (the CPU ops compute every row alone, in the same order), and the
-    /// sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's. A draft longer
-    /// than the batch buffers hold is cut (verifying fewer tokens is still exact).
+    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows. On the CPU backend
+    /// each row's logits are bit for bit those of a one-row step (its ops compute every row alone, in the same order),
+    /// and the sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's; a backend
+    /// whose batched kernels round differently (CUDA's GEMM) may flip near-ties. A draft longer than the batch buffers
+    /// hold is cut (verifying fewer tokens is still exact).
     /// </summary>
     public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
     {
