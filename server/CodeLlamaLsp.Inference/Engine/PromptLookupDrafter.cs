@@ -6,7 +6,8 @@
 // drafts have fared: it doubles after a draft was accepted whole and halves after a rejection. Where the text
 // does not repeat, chance matches of one token keep proposing wrong drafts, and even a two-row pass costs more
 // than one row (much more on the CPU), so after a one-token draft fails drafting pauses for 1, 2, 4 ... up to
-// MaxPause steps, until a draft is accepted again.
+// MaxPause steps, until a draft is accepted again. Advance is the speculative step itself (draft, verify,
+// adapt), shared by InProcessGenerator and bench.
 namespace CodeLlamaLsp.Inference.Engine;
 
 /// <summary>Proposes drafts for one generation from its prompt and answer. Not thread-safe.</summary>
@@ -18,7 +19,7 @@ public sealed class PromptLookupDrafter
     /// <summary>The first draft length: the issue's 8-token drafts, before any evidence.</summary>
     public const int InitialDraftLength = 8;
 
-    /// <summary>The longest draft: on the GPU 16 rows cost about what one does; beyond that they stop being free.</summary>
+    /// <summary>The longest draft: on the GPU a pass of 16 rows should cost at most 1.3x one row (the prefill issue); beyond that rows stop being nearly free.</summary>
     public const int MaxDraftLength = 16;
 
     /// <summary>The longest pause in drafting after failed one-token drafts, in steps.</summary>
