@@ -10,7 +10,6 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
-    private Action<AcceleratorStream, KernelConfig, GptqGemvArgs>? gemvMma; // loaded on first use: it is not the default
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -56,28 +55,12 @@ internal sealed class CudaKernels
     /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
     public long Launches { get; private set; }
 
-    /// <summary>
-    /// GPTQ GEMVs (fewer than <see cref="CudaLinear.GemmMinRows"/> rows) through the experimental tensor-core kernel
-    /// (<see cref="GptqGemvMmaKernels"/>) when true, else the fp32 SIMT kernel (<see cref="GptqGemvKernels"/>, the
-    /// default: on the H200 the tensor-core one took 27.9 ms per decode step's GEMVs against 12.5, see docs/performance.md).
-    /// CODELLAMA_GEMV=mma selects it at start-up, for comparisons.
-    /// </summary>
-    public static bool UseMmaGemv { get; set; } = string.Equals(Environment.GetEnvironmentVariable("CODELLAMA_GEMV"), "mma", StringComparison.OrdinalIgnoreCase);
-
     public void Gemv(GptqGemvArgs args, int rows)
     {
-        if (UseMmaGemv)
-        {
-            args.ColumnsPerBlock = GptqGemvMmaKernels.ColumnsPerBlock;
-            args.Rows = rows;
-            int mmaTiles = (args.OutFeatures + GptqGemvMmaKernels.ColumnsPerBlock - 1) / GptqGemvMmaKernels.ColumnsPerBlock;
-            var kernel = gemvMma ??= accelerator.LoadKernel<GptqGemvArgs>(GptqGemvMmaKernels.Gemv);
-            Launch(() => kernel(Stream, new KernelConfig(mmaTiles * rows, GptqGemvMmaKernels.BlockThreads), args));
-            return;
-        }
-
-        // Narrow blocks when the layer has few columns, so a layer still spreads over every multiprocessor.
-        args.ColumnsPerBlock = args.OutFeatures / 32 >= 2 * accelerator.NumMultiprocessors ? 32 : 16;
+        // The widest column tile that still gives every multiprocessor two blocks: wide tiles read longer contiguous
+        // runs per packed word row, narrow ones spread a layer with few columns over the whole GPU.
+        int blocksWanted = 2 * accelerator.NumMultiprocessors;
+        args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
