@@ -145,79 +145,126 @@ internal static class GptqGemvKernels
         a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
     }
 
-    /// <summary>One thread's K slice on CUDA: chunks c0 .. c1 - 1 of columns col0 .. col0 + 3, with the next chunk's loads in flight.</summary>
+    /// <summary>
+    /// One thread's K slice on CUDA: chunks c0 .. c1 - 1 of columns col0 .. col0 + 3, with the next chunk's loads in
+    /// flight while the current one is computed. Every index advances by addition: no division or 64-bit multiply in
+    /// the loop (a first version recomputed them per chunk and spent a third of its instructions there).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1)
     {
+        int n = a.OutFeatures;
+        int bits = a.Bits;
+        int rowsPerWord = 32 / bits;
+        int chunksPerGroup = a.GroupSize / rowsPerWord / ChunkWords;
+        int g = c0 / chunksPerGroup;
+        var cursor = new ChunkCursor
+        {
+            Weight = ((long)c0 * n) + (col0 / 4),
+            Input = (((long)row * (a.InFeatures / 2)) + ((long)c0 * ChunkWords * (rowsPerWord / 2))) / 4,
+            Zero = ((long)g * (n / rowsPerWord)) + (col0 / rowsPerWord),
+            Scale = (((long)g * n) + col0) / 4,
+            InGroup = c0 - (g * chunksPerGroup),
+        };
+        var step = new ChunkStep
+        {
+            WordRow = n / 4,
+            Input = bits == 4 ? 4 : 2,
+            Zero = n / rowsPerWord,
+            Scale = n / 4,
+            ChunksPerGroup = chunksPerGroup,
+        };
+        var views = new ChunkViews
+        {
+            Weights = a.QWeight.Cast<Words4>(),
+            Input = a.Input.Cast<Words4>(),
+            Zeros = a.QZeros,
+            Scales = a.Scales.Cast<Words2>(),
+        };
+
+        // -(1024 + z) and -(64 + z) in both fp16 lanes are z * 0x00010001 + K1024 and z * 0x00100010 + K64, where the
+        // constants carry the sign, 0x6400 = 1024.0 or 0x5400 = 64.0 (16 z is z in 64.0's mantissa) and the v1 zero offset.
+        uint off = (uint)a.ZeroOffset;
+        uint k1024 = 0xE400E400u + (off * 0x00010001u);
+        uint k64 = 0xD400D400u + (off * 0x00100010u);
+        int zeroShift = bits * (col0 % rowsPerWord);
+
         var total = default(Acc4);
-        var current = LoadChunk(a, row, col0, c0);
+        var current = LoadChunk(views, cursor, step, bits);
         for (int c = c0; c < c1; c++)
         {
-            // The last iteration reloads its own chunk instead of branching: the loop body stays branch-free.
-            var next = LoadChunk(a, row, col0, XMin(c + 1, c1 - 1));
-            total = a.Bits == 4 ? AddChunk4(a, current, total, col0) : AddChunk8(a, current, total, col0);
+            // The last iteration reloads its own chunk rather than branching around the load.
+            if (c + 1 < c1)
+            {
+                cursor = Advance(cursor, step);
+            }
+
+            var next = LoadChunk(views, cursor, step, bits);
+            total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
         }
 
         return total;
     }
 
-    /// <summary>The loads of chunk <paramref name="c"/>: weights of 4 word rows x 4 columns, activations, zero word, scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static GemvChunk LoadChunk(GptqGemvArgs a, int row, int col0, int c)
+    private static ChunkCursor Advance(ChunkCursor c, ChunkStep s)
     {
-        int n = a.OutFeatures;
-        int rowsPerWord = 32 / a.Bits;
-        int w = c * ChunkWords;
-        long at = ((long)w * n) + col0;
-        var ch = default(GemvChunk);
-        ch.Q0 = DeviceMath.Load4(a.QWeight, at);
-        ch.Q1 = DeviceMath.Load4(a.QWeight, at + n);
-        ch.Q2 = DeviceMath.Load4(a.QWeight, at + (2L * n));
-        ch.Q3 = DeviceMath.Load4(a.QWeight, at + (3L * n));
-
-        // Activations: rpw / 2 half2 words per packed word, 8 (8-bit) or 16 (4-bit) per chunk.
-        long xAt = ((long)row * (a.InFeatures / 2)) + ((long)w * (rowsPerWord / 2));
-        ch.X0 = DeviceMath.Load4(a.Input, xAt);
-        ch.X1 = DeviceMath.Load4(a.Input, xAt + 4);
-        if (a.Bits == 4)
+        c.Weight += 4L * s.WordRow;
+        c.Input += s.Input;
+        c.InGroup++;
+        if (c.InGroup == s.ChunksPerGroup)
         {
-            ch.X2 = DeviceMath.Load4(a.Input, xAt + 8);
-            ch.X3 = DeviceMath.Load4(a.Input, xAt + 12);
+            c.InGroup = 0;
+            c.Zero += s.Zero;
+            c.Scale += s.Scale;
         }
 
-        int g = w / (a.GroupSize / rowsPerWord);
-        ch.Zeros = a.QZeros[((long)g * (n / rowsPerWord)) + (col0 / rowsPerWord)];
-        ch.Scales = a.Scales.Cast<Words2>()[(((long)g * n) + col0) / 4];
+        return c;
+    }
+
+    /// <summary>The loads of one chunk: weights of 4 word rows x 4 columns, activations, zero word, scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits)
+    {
+        var ch = default(GemvChunk);
+        ch.Q0 = v.Weights[c.Weight];
+        ch.Q1 = v.Weights[c.Weight + s.WordRow];
+        ch.Q2 = v.Weights[c.Weight + (2L * s.WordRow)];
+        ch.Q3 = v.Weights[c.Weight + (3L * s.WordRow)];
+
+        // Activations: rpw / 2 half2 words per packed word, 16 (4-bit) or 8 (8-bit) per chunk.
+        ch.X0 = v.Input[c.Input];
+        ch.X1 = v.Input[c.Input + 1];
+        if (bits == 4)
+        {
+            ch.X2 = v.Input[c.Input + 2];
+            ch.X3 = v.Input[c.Input + 3];
+        }
+
+        ch.Zeros = v.Zeros[c.Zero];
+        ch.Scales = v.Scales[c.Scale];
         return ch;
     }
 
     /// <summary>Adds one 4-bit chunk: 4 words x 8 inputs for each of the 4 columns, scaled by the group's scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddChunk4(GptqGemvArgs a, GemvChunk ch, Acc4 total, int col0)
+    private static Acc4 AddChunk4(GemvChunk ch, Acc4 total, int zeroShift, uint k1024, uint k64)
     {
-        int shift = 4 * (col0 % 8);
-        uint off = (uint)a.ZeroOffset;
-        uint zA = ((ch.Zeros >> shift) & 0xFu) + off;
-        uint zB = ((ch.Zeros >> (shift + 4)) & 0xFu) + off;
-        uint zC = ((ch.Zeros >> (shift + 8)) & 0xFu) + off;
-        uint zD = ((ch.Zeros >> (shift + 12)) & 0xFu) + off;
-        total.A = ScaledWords4(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, zA, ch, DeviceMath.Low(ch.Scales.X), total.A);
-        total.B = ScaledWords4(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, zB, ch, DeviceMath.High(ch.Scales.X), total.B);
-        total.C = ScaledWords4(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, zC, ch, DeviceMath.Low(ch.Scales.Y), total.C);
-        total.D = ScaledWords4(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, zD, ch, DeviceMath.High(ch.Scales.Y), total.D);
+        uint z = ch.Zeros >> zeroShift;
+        total.A = ScaledWords4(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, z & 0xFu, k1024, k64, ch, DeviceMath.Low(ch.Scales.X), total.A);
+        total.B = ScaledWords4(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, (z >> 4) & 0xFu, k1024, k64, ch, DeviceMath.High(ch.Scales.X), total.B);
+        total.C = ScaledWords4(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, (z >> 8) & 0xFu, k1024, k64, ch, DeviceMath.Low(ch.Scales.Y), total.C);
+        total.D = ScaledWords4(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, (z >> 12) & 0xFu, k1024, k64, ch, DeviceMath.High(ch.Scales.Y), total.D);
         return total;
     }
 
     /// <summary>total + scale * sum over the chunk's 4 words of one column (4-bit).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float ScaledWords4(uint q0, uint q1, uint q2, uint q3, uint zero, GemvChunk ch, float scale, float total)
+    private static float ScaledWords4(uint q0, uint q1, uint q2, uint q3, uint zero, uint k1024, uint k64, GemvChunk ch, float scale, float total)
     {
-        // -(1024 + z) and -(64 + z) in both fp16 lanes: 1024 + z is 0x6400 + z, 64 + z is 0x5400 + 16 z (exact for z < 64).
-        uint nz1024 = 0x8000u | (0x6400u + zero);
-        uint nz64 = 0x8000u | (0x5400u + (zero << 4));
-        nz1024 |= nz1024 << 16;
-        nz64 |= nz64 << 16;
+        uint nz1024 = (zero * 0x00010001u) + k1024;
+        uint nz64 = (zero * 0x00100010u) + k64;
         float part = Dot4Bit(q0, nz1024, nz64, ch.X0, 0f);
         part = Dot4Bit(q1, nz1024, nz64, ch.X1, part);
         part = Dot4Bit(q2, nz1024, nz64, ch.X2, part);
@@ -255,27 +302,21 @@ internal static class GptqGemvKernels
 
     /// <summary>Adds one 8-bit chunk: 4 words x 4 inputs for each of the 4 columns, scaled by the group's scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddChunk8(GptqGemvArgs a, GemvChunk ch, Acc4 total, int col0)
+    private static Acc4 AddChunk8(GemvChunk ch, Acc4 total, int zeroShift, uint k1024)
     {
-        int shift = 8 * (col0 % 4);
-        uint off = (uint)a.ZeroOffset;
-        uint zA = ((ch.Zeros >> shift) & 0xFFu) + off;
-        uint zB = ((ch.Zeros >> (shift + 8)) & 0xFFu) + off;
-        uint zC = ((ch.Zeros >> (shift + 16)) & 0xFFu) + off;
-        uint zD = ((ch.Zeros >> (shift + 24)) & 0xFFu) + off;
-        total.A = ScaledWords8(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, zA, ch, DeviceMath.Low(ch.Scales.X), total.A);
-        total.B = ScaledWords8(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, zB, ch, DeviceMath.High(ch.Scales.X), total.B);
-        total.C = ScaledWords8(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, zC, ch, DeviceMath.Low(ch.Scales.Y), total.C);
-        total.D = ScaledWords8(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, zD, ch, DeviceMath.High(ch.Scales.Y), total.D);
+        uint z = ch.Zeros >> zeroShift;
+        total.A = ScaledWords8(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, (z & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.Low(ch.Scales.X), total.A);
+        total.B = ScaledWords8(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, ((z >> 8) & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.High(ch.Scales.X), total.B);
+        total.C = ScaledWords8(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, ((z >> 16) & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.Low(ch.Scales.Y), total.C);
+        total.D = ScaledWords8(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, (z >> 24) * 0x00010001u, k1024, ch, DeviceMath.High(ch.Scales.Y), total.D);
         return total;
     }
 
     /// <summary>total + scale * sum over the chunk's 4 words of one column (8-bit: two words per Dot8Bit).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float ScaledWords8(uint q0, uint q1, uint q2, uint q3, uint zero, GemvChunk ch, float scale, float total)
+    private static float ScaledWords8(uint q0, uint q1, uint q2, uint q3, uint zeroPair, uint k1024, GemvChunk ch, float scale, float total)
     {
-        uint nz = 0x8000u | (0x6400u + zero);
-        nz |= nz << 16;
+        uint nz = zeroPair + k1024;
         float part = Dot8Bit(q0, q1, nz, ch.X0, 0f);
         part = Dot8Bit(q2, q3, nz, ch.X1, part);
         return total + (part * scale);
@@ -363,6 +404,35 @@ internal static class GptqGemvKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMin(int a, int b) => a < b ? a : b;
+}
+
+/// <summary>Where a thread's next chunk is, in units of each view's element.</summary>
+internal struct ChunkCursor
+{
+    public long Weight;
+    public long Input;
+    public long Zero;
+    public long Scale;
+    public int InGroup;
+}
+
+/// <summary>How far a <see cref="ChunkCursor"/> moves per chunk (Input, WordRow) and per group (Zero, Scale).</summary>
+internal struct ChunkStep
+{
+    public long WordRow;
+    public long Input;
+    public long Zero;
+    public long Scale;
+    public int ChunksPerGroup;
+}
+
+/// <summary>The GEMV's inputs as the element types the chunk loads read.</summary>
+internal struct ChunkViews
+{
+    public ArrayView<Words4> Weights;
+    public ArrayView<Words4> Input;
+    public ArrayView<uint> Zeros;
+    public ArrayView<Words2> Scales;
 }
 
 /// <summary>What one thread loads for one 4-word chunk of the GEMV (see <see cref="GptqGemvKernels.Gemv"/>).</summary>
