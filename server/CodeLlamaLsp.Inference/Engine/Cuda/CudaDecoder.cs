@@ -110,6 +110,13 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
     public static int GemmMinRows => CudaLinear.GemmMinRows;
 
+    /// <summary>Experiment (bench): the GEMV's L2 prefetch distance in chunks; takes effect at the next graph capture.</summary>
+    public static int GemvPrefetchChunks
+    {
+        get => CudaKernels.GemvPrefetchChunks;
+        set => CudaKernels.GemvPrefetchChunks = value;
+    }
+
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 
@@ -309,9 +316,7 @@ public sealed partial class CudaDecoder : IDisposable
 
             // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
             RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
-            k.Rope(qkvv, rows, qkvWidth, 0, c.NumHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
-            k.Rope(qkvv, rows, qkvWidth, hidden, c.NumKvHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
-            k.StoreKv(qkvv.SubView(hidden), qkvv.SubView(hidden + kvDim), rows, qkvWidth, c.NumKvHeads, hd, cache.Capacity, backend.StartView, cache.LayerK(i), cache.LayerV(i));
+            k.RotateAndStore(qkvv, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, cache.Capacity, backend.StartView, rope.Cos.View, rope.Sin.View, cache.LayerK(i), cache.LayerV(i));
             backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.InputLayout);
             l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
 

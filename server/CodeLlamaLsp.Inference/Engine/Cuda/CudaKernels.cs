@@ -16,6 +16,7 @@ internal sealed class CudaKernels
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
@@ -38,6 +39,7 @@ internal sealed class CudaKernels
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
         rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
         storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
+        rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
@@ -52,6 +54,12 @@ internal sealed class CudaKernels
 
     public AcceleratorStream Stream { get; }
 
+    /// <summary>Experiment: GEMV L2 prefetch distance in chunks (CODELLAMA_GEMV_PREFETCH, default 4).</summary>
+    public static int GemvPrefetchChunks { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CODELLAMA_GEMV_PREFETCH"), out int d) ? d : 4;
+
+    /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
+    private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
+
     /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
     public long Launches { get; private set; }
 
@@ -62,6 +70,7 @@ internal sealed class CudaKernels
         int blocksWanted = 2 * accelerator.NumMultiprocessors;
         args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
+        args.PrefetchChunks = accelerator.AcceleratorType == AcceleratorType.Cuda ? GemvPrefetchChunks : 0;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
     }
@@ -82,16 +91,24 @@ internal sealed class CudaKernels
     }
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps) =>
-        Launch(() => rmsNorm(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps));
+        Launch(() => rmsNorm(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps));
 
     public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>
-        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps, layout));
+        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps, layout));
 
     public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
         Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));
 
     public void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int rows, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
         Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), kSrc, vSrc, stride, kvHeads, headDim, capacity, start, k, v));
+
+    /// <summary>RoPE on the q and k heads of qkv rows, k and v stored into one layer's cache (the decode path's fused form).</summary>
+    public void RotateAndStore(ArrayView<float> qkv, int rows, int stride, int heads, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin, ArrayView<ushort> k, ArrayView<ushort> v)
+    {
+        int pairs = (heads + kvHeads) * (headDim / 2);
+        var grid = new Index2D((pairs + RopeKernels.BlockThreads - 1) / RopeKernels.BlockThreads, rows);
+        Launch(() => rotateAndStore(Stream, new KernelConfig(grid, new Index2D(RopeKernels.BlockThreads, 1)), qkv, stride, heads, kvHeads, headDim, capacity, start, cos, sin, k, v));
+    }
 
     public void Attention(AttentionArgs args, int rows)
     {

@@ -45,6 +45,12 @@ internal struct GptqGemvArgs
 
     /// <summary>Input rows in this launch.</summary>
     public int Rows;
+
+    /// <summary>Device address of <see cref="QWeight"/>'s first element, for L2 prefetches (inline PTX takes no views).</summary>
+    public long QWeightAddress;
+
+    /// <summary>How many chunks ahead of the one being computed the GEMV prefetches weights into L2 (0: none).</summary>
+    public int PrefetchChunks;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -189,6 +195,15 @@ internal static class GptqGemvKernels
         uint k64 = 0xD400D400u + (off * 0x00100010u);
         int zeroShift = bits * (col0 % rowsPerWord);
 
+        // L2 prefetches keep DRAM busy further ahead than the registers can: the chunk being computed and the next one
+        // are in registers, chunks up to PrefetchChunks ahead are already on their way into L2.
+        long fetched = cursor.Weight;
+        long last = cursor.Weight + ((long)(c1 - 1 - c0) * 4 * step.WordRow);
+        for (int d = 2; d <= a.PrefetchChunks; d++)
+        {
+            fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
+        }
+
         var total = default(Acc4);
         var current = LoadChunk(views, cursor, step, bits);
         for (int c = c0; c < c1; c++)
@@ -199,12 +214,30 @@ internal static class GptqGemvKernels
                 cursor = Advance(cursor, step);
             }
 
+            if (a.PrefetchChunks > 1)
+            {
+                fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
+            }
+
             var next = LoadChunk(views, cursor, step, bits);
             total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
         }
 
         return total;
+    }
+
+    /// <summary>Prefetches the 4 word rows (this thread's 16 bytes of each) of the chunk at Words4 index min(at, last) into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long PrefetchChunk(long baseAddress, long at, long last, long wordRow)
+    {
+        long chunk = at < last ? at : last;
+        long address = baseAddress + (16L * chunk);
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address);
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (16L * wordRow));
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (32L * wordRow));
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (48L * wordRow));
+        return chunk;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
