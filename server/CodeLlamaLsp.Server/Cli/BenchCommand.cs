@@ -178,6 +178,19 @@ internal static class BenchCommand
         decoder.GreedyDecode(1, Math.Min(32, decodeTokens), useGraph: false);
         double eagerSec = eager.Elapsed.TotalSeconds / Math.Min(32, decodeTokens);
         Row("decode at context 0 without CUDA graph", $"{1 / eagerSec:F1} tok/s ({eagerSec * 1000:F2} ms/token); {decoder.LaunchesPerDecodeStep} kernels per step");
+        if (Environment.GetEnvironmentVariable("CODELLAMA_BENCH_PREFETCH_SWEEP") is { Length: > 0 } sweep)
+        {
+            int keep = CudaDecoder.GemvPrefetchChunks;
+            foreach (int d in Ints(sweep))
+            {
+                CudaDecoder.GemvPrefetchChunks = d;
+                double t = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
+                Row($"experiment: GEMVs of one step, L2 prefetch {d} chunks ahead", $"{t * 1000:F2} ms -> {weightBytes / t / 1e12:F2} TB/s");
+            }
+
+            CudaDecoder.GemvPrefetchChunks = keep;
+        }
+
         double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
         Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
 

@@ -110,6 +110,13 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
     public static int GemmMinRows => CudaLinear.GemmMinRows;
 
+    /// <summary>Experiment (bench): the GEMV's L2 prefetch distance in chunks; takes effect at the next graph capture.</summary>
+    public static int GemvPrefetchChunks
+    {
+        get => CudaKernels.GemvPrefetchChunks;
+        set => CudaKernels.GemvPrefetchChunks = value;
+    }
+
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 

@@ -54,6 +54,9 @@ internal sealed class CudaKernels
 
     public AcceleratorStream Stream { get; }
 
+    /// <summary>Experiment: GEMV L2 prefetch distance in chunks (CODELLAMA_GEMV_PREFETCH, default 4).</summary>
+    public static int GemvPrefetchChunks { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CODELLAMA_GEMV_PREFETCH"), out int d) ? d : 4;
+
     /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
     private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
 
@@ -62,25 +65,14 @@ internal sealed class CudaKernels
 
     public void Gemv(GptqGemvArgs args, int rows)
     {
-        // A block per column tile of the layout; K is split over more blocks until there are about 8 per multiprocessor
-        // (several waves, so no multiprocessor idles through a long tail), keeping at least 2 chunks per thread.
-        // Callers that cannot take atomic sums (a non-zeroed output shared with other layers) pass KSplits = 1.
-        args.ColumnsPerBlock = 1 << args.TileShift;
+        // The widest column tile that still gives every multiprocessor two blocks: wide tiles read longer contiguous
+        // runs per packed word row, narrow ones spread a layer with few columns over the whole GPU.
+        int blocksWanted = 2 * accelerator.NumMultiprocessors;
+        args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
-        int tiles = args.OutFeatures / args.ColumnsPerBlock;
-        if (args.KSplits != 1)
-        {
-            int chunks = args.InFeatures / (32 / args.Bits) / 4;
-            int kSlices = GptqGemvKernels.BlockThreads / (args.ColumnsPerBlock / 4);
-            int wanted = ((8 * accelerator.NumMultiprocessors) + (tiles * rows) - 1) / (tiles * rows);
-            args.KSplits = Math.Clamp(wanted, 1, Math.Max(1, chunks / (2 * kSlices)));
-            if (args.KSplits > 1 && args.Accumulate == 0)
-            {
-                args.Output.SubView(args.OutputOffset, (long)rows * args.OutputStride).MemSetToZero(Stream);
-            }
-        }
-
-        Launch(() => gemv(Stream, new KernelConfig(tiles * rows * args.KSplits, GptqGemvKernels.BlockThreads), args));
+        args.PrefetchChunks = accelerator.AcceleratorType == AcceleratorType.Cuda ? GemvPrefetchChunks : 0;
+        int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
+        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
     }
 
     /// <summary>The tiled tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>

@@ -18,9 +18,8 @@ internal sealed class CudaLinear : PreparedLinear
     private readonly bool hasPermutation;
     private readonly int groupSize;
     private readonly int zeroOffset;
-    private readonly int tileShift;
 
-    private CudaLinear(string name, int inFeatures, int outFeatures, int bits, MemoryBuffer1D<uint, Stride1D.Dense> weight, MemoryBuffer1D<uint, Stride1D.Dense>? qzeros, MemoryBuffer1D<ushort, Stride1D.Dense>? scales, MemoryBuffer1D<ushort, Stride1D.Dense> bias, bool hasBias, MemoryBuffer1D<int, Stride1D.Dense> inversePermutation, bool hasPermutation, int groupSize, int zeroOffset, int tileShift)
+    private CudaLinear(string name, int inFeatures, int outFeatures, int bits, MemoryBuffer1D<uint, Stride1D.Dense> weight, MemoryBuffer1D<uint, Stride1D.Dense>? qzeros, MemoryBuffer1D<ushort, Stride1D.Dense>? scales, MemoryBuffer1D<ushort, Stride1D.Dense> bias, bool hasBias, MemoryBuffer1D<int, Stride1D.Dense> inversePermutation, bool hasPermutation, int groupSize, int zeroOffset)
         : base(name, inFeatures, outFeatures)
     {
         Bits = bits;
@@ -33,7 +32,6 @@ internal sealed class CudaLinear : PreparedLinear
         this.hasPermutation = hasPermutation;
         this.groupSize = groupSize;
         this.zeroOffset = zeroOffset;
-        this.tileShift = tileShift;
     }
 
     /// <summary>
@@ -58,13 +56,12 @@ internal sealed class CudaLinear : PreparedLinear
 
     public static CudaLinear Upload(GpuMemory memory, GptqHostMatrix m)
     {
-        int tileShift = GptqHostMatrix.TileShiftFor(m.OutFeatures);
-        var weight = memory.Upload(m.TiledQWeight(tileShift), m.Name + ".qweight");
+        var weight = memory.Upload(m.QWeight, m.Name + ".qweight");
         var zeros = memory.Upload(m.QZeros, m.Name + ".qzeros");
         var scales = memory.Upload(m.Scales, m.Name + ".scales");
         var bias = memory.Upload(m.Bias ?? [0], m.Name + ".bias");
         var perm = memory.Upload(m.InversePermutation ?? [0], m.Name + ".g_idx");
-        return new CudaLinear(m.Name, m.InFeatures, m.OutFeatures, m.Bits, weight, zeros, scales, bias, m.Bias != null, perm, m.InversePermutation != null, m.GroupSize, m.ZerosAreV2 ? 0 : 1, tileShift);
+        return new CudaLinear(m.Name, m.InFeatures, m.OutFeatures, m.Bits, weight, zeros, scales, bias, m.Bias != null, perm, m.InversePermutation != null, m.GroupSize, m.ZerosAreV2 ? 0 : 1);
     }
 
     public static CudaLinear Upload(GpuMemory memory, DenseLinearWeights d)
@@ -86,7 +83,7 @@ internal sealed class CudaLinear : PreparedLinear
         ushort[]? biasBits = d.Bias != null ? ToHalfBits(d.Bias) : null;
         var bias = memory.Upload(biasBits ?? [0], d.Name + ".bias");
         var perm = memory.Upload(new int[1], d.Name + ".perm");
-        return new CudaLinear(d.Name, d.InFeatures, d.OutFeatures, 16, weight, null, null, bias, biasBits != null, perm, false, 0, 0, 0);
+        return new CudaLinear(d.Name, d.InFeatures, d.OutFeatures, 16, weight, null, null, bias, biasBits != null, perm, false, 0, 0);
     }
 
     /// <summary>An fp16 [out, in] matrix (lm_head) from a raw tensor.</summary>
@@ -151,10 +148,7 @@ internal sealed class CudaLinear : PreparedLinear
             Accumulate = accumulate ? 1 : 0,
             OutputStride = outStride,
             OutputOffset = 0,
-            TileShift = tileShift,
-
-            // Atomic K splits need the output rows to be this layer's alone (or to hold the residual it adds to).
-            KSplits = accumulate || outStride == OutFeatures ? 0 : 1,
+            QWeightAddress = weight.NativePtr.ToInt64(),
         };
         if (rows >= GemmMinRows)
         {

@@ -182,7 +182,7 @@ internal static class GptqGemmKernels
         int col = colBase + ((tid & 15) * 4);
         if (wr < wordRows && word < (a.InFeatures >> (log2Pairs + 1)) && col < a.OutFeatures)
         {
-            l.B = DeviceMath.Load4(a.QWeight, GptqGemvKernels.WeightIndex(a, word, col));
+            l.B = DeviceMath.Load4(a.QWeight, ((long)word * a.OutFeatures) + col);
         }
 
         return l;

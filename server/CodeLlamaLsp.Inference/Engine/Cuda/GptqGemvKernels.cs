@@ -10,10 +10,7 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 /// <summary>Arguments of <see cref="GptqGemvKernels.Gemv"/>.</summary>
 internal struct GptqGemvArgs
 {
-    /// <summary>
-    /// Packed words, rows sorted by group (act-order resolved at load time), in column tiles: [out / T, in / rpw, T]
-    /// with T = 1 &lt;&lt; <see cref="TileShift"/>, so a block reading whole rows of a tile reads one contiguous run.
-    /// </summary>
+    /// <summary>[in / rpw, out] packed words, rows sorted by group (act-order resolved at load time).</summary>
     public ArrayView<uint> QWeight;
 
     /// <summary>[groups, out / rpw] packed zeros, same bit order as qweight columns.</summary>
@@ -49,11 +46,11 @@ internal struct GptqGemvArgs
     /// <summary>Input rows in this launch.</summary>
     public int Rows;
 
-    /// <summary>log2 of the column tile width T of <see cref="QWeight"/>'s layout (see <see cref="GptqGemvKernels.WeightIndex"/>).</summary>
-    public int TileShift;
+    /// <summary>Device address of <see cref="QWeight"/>'s first element, for L2 prefetches (inline PTX takes no views).</summary>
+    public long QWeightAddress;
 
-    /// <summary>GEMV: blocks that split K for one column tile; above 1 they add their sums atomically into a zeroed or residual output.</summary>
-    public int KSplits;
+    /// <summary>How many chunks ahead of the one being computed the GEMV prefetches weights into L2 (0: none).</summary>
+    public int PrefetchChunks;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -66,19 +63,18 @@ internal struct Acc4
 }
 
 /// <summary>
-/// GPTQ GEMV. Launch geometry: grid (rows * out / T * KSplits), group <see cref="BlockThreads"/> threads, with
-/// ColumnsPerBlock = T, the width of the weight layout's column tiles (up to 128); block b serves row b % rows,
-/// column tile (b / rows) % tiles and K split b / rows / tiles, so with several rows the blocks that share a weight
-/// tile run back to back and all but the first read it from L2. A thread owns 4 adjacent output columns (one
-/// 16-byte load per packed word row); T / 4 threads span the tile and the others split the split's packed rows
-/// into contiguous ranges of whole 4-word chunks: since a tile's rows are contiguous in the layout, a warp reads
-/// one contiguous run. Slices are reduced through shared memory; K splits (several blocks per tile, so a layer
-/// with few tiles still fills the GPU) add their sums with atomics.
-/// Bit layout read: packed word (w, n) holds inputs w*rpw .. w*rpw + rpw - 1 of column n, low bits first,
+/// GPTQ GEMV. Launch geometry: grid (rows * ceil(out / ColumnsPerBlock)), group <see cref="BlockThreads"/> threads;
+/// block b serves row b % rows and column tile b / rows, so with several rows (prefill) the blocks that
+/// share a weight tile run back to back and all but the first read it from L2.
+/// ColumnsPerBlock is 16 or 32: a thread owns 4 adjacent output columns (one 16-byte load per packed word
+/// row), ColumnsPerBlock / 4 threads span the columns and the remaining threads split the packed rows
+/// (K) into contiguous ranges of whole 4-word chunks, then reduce through shared memory (no atomics).
+/// Bit layout read: qweight word [w, n] holds inputs w*rpw .. w*rpw + rpw - 1 of column n, low bits first,
 /// rpw = 32 / bits; zero of group g, column n sits in qzeros[g, n / rpw] at bit bits * (n % rpw).
-/// Two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
+/// On CUDA two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
 /// is the half2 (1024 + q_j, 1024 + q_{j+rpw/2}); adding -(1024 + zero) gives q - zero exactly, and one
-/// fma.f16x2 multiplies it with the matching activation pair. Group sums are fp32 and scaled once per group.
+/// fma.f16x2 multiplies it with the matching activation pair (fast mode; the precise mode converts q - zero
+/// to fp32 and accumulates in fp32). Group sums are fp32 and scaled once per group.
 /// </summary>
 internal static class GptqGemvKernels
 {
@@ -104,17 +100,13 @@ internal static class GptqGemvKernels
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
-        int tiles = a.OutFeatures / a.ColumnsPerBlock;
         int row = Grid.IdxX % a.Rows;
-        int tile = (Grid.IdxX / a.Rows) % tiles;
-        int split = Grid.IdxX / a.Rows / tiles;
+        int tile = Grid.IdxX / a.Rows;
         int col0 = (tile * a.ColumnsPerBlock) + (ct * 4);
         int chunks = a.InFeatures / (32 / a.Bits) / ChunkWords;
-        int perSplit = (chunks + a.KSplits - 1) / a.KSplits;
-        int splitEnd = XMin(chunks, (split + 1) * perSplit);
-        int perSlice = (perSplit + kSlices - 1) / kSlices;
-        int c0 = (split * perSplit) + (kt * perSlice);
-        int c1 = XMin(splitEnd, c0 + perSlice);
+        int perSlice = (chunks + kSlices - 1) / kSlices;
+        int c0 = kt * perSlice;
+        int c1 = XMin(chunks, c0 + perSlice);
 
         var total = default(Acc4);
         if (col0 < a.OutFeatures && c0 < c1)
@@ -133,36 +125,17 @@ internal static class GptqGemvKernels
         if (tid < a.ColumnsPerBlock)
         {
             int col = (tile * a.ColumnsPerBlock) + tid;
-            float sum = 0f;
-            for (int k = 0; k < kSlices; k++)
+            if (col < a.OutFeatures)
             {
-                sum += shared[(k * a.ColumnsPerBlock) + tid];
-            }
-
-            if (a.KSplits == 1)
-            {
-                StoreOutput(a, row, col, sum);
-            }
-            else
-            {
-                // The host zeroed the output unless it holds the residual; split 0 adds the bias.
-                if (split == 0 && a.HasBias != 0)
+                float sum = 0f;
+                for (int k = 0; k < kSlices; k++)
                 {
-                    sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
+                    sum += shared[(k * a.ColumnsPerBlock) + tid];
                 }
 
-                Atomic.Add(ref a.Output[((long)row * a.OutputStride) + a.OutputOffset + col], sum);
+                StoreOutput(a, row, col, sum);
             }
         }
-    }
-
-    /// <summary>Index in <see cref="GptqGemvArgs.QWeight"/> of packed word row <paramref name="word"/>, column <paramref name="col"/> (the tiled layout).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static long WeightIndex(GptqGemvArgs a, int word, int col)
-    {
-        int words = a.InFeatures / (32 / a.Bits);
-        int tileMask = (1 << a.TileShift) - 1;
-        return ((long)(col >> a.TileShift) * words << a.TileShift) + ((long)word << a.TileShift) + (col & tileMask);
     }
 
     /// <summary>Adds the bias (if any) to one finished output and writes it, or adds it to what is there (fused residual).</summary>
@@ -191,10 +164,9 @@ internal static class GptqGemvKernels
         int rowsPerWord = 32 / bits;
         int chunksPerGroup = a.GroupSize / rowsPerWord / ChunkWords;
         int g = c0 / chunksPerGroup;
-        int tileWidth = 1 << a.TileShift;
         var cursor = new ChunkCursor
         {
-            Weight = WeightIndex(a, c0 * ChunkWords, col0) / 4,
+            Weight = ((long)c0 * n) + (col0 / 4),
             Input = (((long)row * (a.InFeatures / 2)) + ((long)c0 * ChunkWords * (rowsPerWord / 2))) / 4,
             Zero = ((long)g * (n / rowsPerWord)) + (col0 / rowsPerWord),
             Scale = (((long)g * n) + col0) / 4,
@@ -202,7 +174,7 @@ internal static class GptqGemvKernels
         };
         var step = new ChunkStep
         {
-            WordRow = tileWidth / 4,
+            WordRow = n / 4,
             Input = bits == 4 ? 4 : 2,
             Zero = n / rowsPerWord,
             Scale = n / 4,
@@ -223,6 +195,15 @@ internal static class GptqGemvKernels
         uint k64 = 0xD400D400u + (off * 0x00100010u);
         int zeroShift = bits * (col0 % rowsPerWord);
 
+        // L2 prefetches keep DRAM busy further ahead than the registers can: the chunk being computed and the next one
+        // are in registers, chunks up to PrefetchChunks ahead are already on their way into L2.
+        long fetched = cursor.Weight;
+        long last = cursor.Weight + ((long)(c1 - 1 - c0) * 4 * step.WordRow);
+        for (int d = 2; d <= a.PrefetchChunks; d++)
+        {
+            fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
+        }
+
         var total = default(Acc4);
         var current = LoadChunk(views, cursor, step, bits);
         for (int c = c0; c < c1; c++)
@@ -233,12 +214,30 @@ internal static class GptqGemvKernels
                 cursor = Advance(cursor, step);
             }
 
+            if (a.PrefetchChunks > 1)
+            {
+                fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
+            }
+
             var next = LoadChunk(views, cursor, step, bits);
             total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
         }
 
         return total;
+    }
+
+    /// <summary>Prefetches the 4 word rows (this thread's 16 bytes of each) of the chunk at Words4 index min(at, last) into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long PrefetchChunk(long baseAddress, long at, long last, long wordRow)
+    {
+        long chunk = at < last ? at : last;
+        long address = baseAddress + (16L * chunk);
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address);
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (16L * wordRow));
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (32L * wordRow));
+        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (48L * wordRow));
+        return chunk;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -403,7 +402,7 @@ internal static class GptqGemvKernels
             long xAt = ((long)row * (a.InFeatures / 2)) + ((long)w * pairs);
             for (int c = 0; c < 4; c++)
             {
-                uint q = a.QWeight[WeightIndex(a, w, col0 + c)];
+                uint q = a.QWeight[((long)w * a.OutFeatures) + col0 + c];
                 int zero = (int)(((zword >> (zShift + (bits * c))) & vmask) + (uint)a.ZeroOffset);
                 float part = 0f;
                 for (int j = 0; j < pairs; j++)

@@ -218,40 +218,6 @@ internal sealed class GptqHostMatrix
         }
     }
 
-    /// <summary>log2 of the widest column tile (up to 128 columns, at least 4) that divides <paramref name="outFeatures"/>.</summary>
-    public static int TileShiftFor(int outFeatures)
-    {
-        int shift = 7;
-        while (outFeatures % (1 << shift) != 0)
-        {
-            shift--;
-        }
-
-        return shift;
-    }
-
-    /// <summary>
-    /// The packed words in the kernels' tiled layout [out / T, in / rpw, T], T = 1 &lt;&lt; <paramref name="tileShift"/>:
-    /// a tile's rows are contiguous, so the GEMV's warps read long runs instead of T-column pieces spread one
-    /// out_features apart (which kept the 34B decode GEMVs near 2.5 TB/s on an H200).
-    /// </summary>
-    public uint[] TiledQWeight(int tileShift)
-    {
-        int tile = 1 << tileShift;
-        int words = InFeatures / RowsPerWord;
-        int n = OutFeatures;
-        var tiled = new uint[QWeight.Length];
-        Parallel.For(0, n / tile, t =>
-        {
-            long dst = (long)t * words * tile;
-            for (int w = 0; w < words; w++)
-            {
-                Array.Copy(QWeight, ((long)w * n) + ((long)t * tile), tiled, dst + ((long)w * tile), tile);
-            }
-        });
-        return tiled;
-    }
-
     /// <summary>Raw bytes of an array for uploads.</summary>
     public static ReadOnlySpan<byte> Bytes<T>(T[] values)
         where T : unmanaged => MemoryMarshal.AsBytes(values.AsSpan());
