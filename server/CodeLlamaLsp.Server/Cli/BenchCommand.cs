@@ -178,17 +178,17 @@ internal static class BenchCommand
         decoder.GreedyDecode(1, Math.Min(32, decodeTokens), useGraph: false);
         double eagerSec = eager.Elapsed.TotalSeconds / Math.Min(32, decodeTokens);
         Row("decode at context 0 without CUDA graph", $"{1 / eagerSec:F1} tok/s ({eagerSec * 1000:F2} ms/token); {decoder.LaunchesPerDecodeStep} kernels per step");
-        if (Environment.GetEnvironmentVariable("CODELLAMA_BENCH_PREFETCH_SWEEP") is { Length: > 0 } sweep)
+        if (Environment.GetEnvironmentVariable("CODELLAMA_BENCH_GEMV_SWEEP") is { Length: > 0 })
         {
-            int keep = CudaDecoder.GemvPrefetchChunks;
-            foreach (int d in Ints(sweep))
+            var keep = CudaDecoder.GemvVariant;
+            foreach (var v in new[] { (0, 256), (1, 256), (0, 128), (1, 128) })
             {
-                CudaDecoder.GemvPrefetchChunks = d;
+                CudaDecoder.GemvVariant = v;
                 double t = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
-                Row($"experiment: GEMVs of one step, L2 prefetch {d} chunks ahead", $"{t * 1000:F2} ms -> {weightBytes / t / 1e12:F2} TB/s");
+                Row($"experiment: GEMVs of one step, activations at use {v.Item1}, {v.Item2} threads", $"{t * 1000:F2} ms -> {weightBytes / t / 1e12:F2} TB/s");
             }
 
-            CudaDecoder.GemvPrefetchChunks = keep;
+            CudaDecoder.GemvVariant = keep;
         }
 
         double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));

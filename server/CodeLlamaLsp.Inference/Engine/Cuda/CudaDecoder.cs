@@ -110,11 +110,11 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
     public static int GemmMinRows => CudaLinear.GemmMinRows;
 
-    /// <summary>Experiment (bench): the GEMV's L2 prefetch distance in chunks; takes effect at the next graph capture.</summary>
-    public static int GemvPrefetchChunks
+    /// <summary>Experiment (bench): GEMV variants (activations at use, block threads); take effect at the next graph capture.</summary>
+    public static (int ActivationsAtUse, int BlockThreads) GemvVariant
     {
-        get => CudaKernels.GemvPrefetchChunks;
-        set => CudaKernels.GemvPrefetchChunks = value;
+        get => (CudaKernels.GemvActivationsAtUse, CudaKernels.GemvBlockThreads);
+        set => (CudaKernels.GemvActivationsAtUse, CudaKernels.GemvBlockThreads) = value;
     }
 
     /// <summary>Kernel launches in one captured decode step.</summary>

@@ -10,6 +10,7 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemvAtUse;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -33,6 +34,7 @@ internal sealed class CudaKernels
         this.accelerator = accelerator;
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
+        gemvAtUse = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.GemvActivationsAtUse);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
@@ -54,8 +56,11 @@ internal sealed class CudaKernels
 
     public AcceleratorStream Stream { get; }
 
-    /// <summary>Experiment: GEMV L2 prefetch distance in chunks (CODELLAMA_GEMV_PREFETCH, default 4).</summary>
-    public static int GemvPrefetchChunks { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("CODELLAMA_GEMV_PREFETCH"), out int d) ? d : 4;
+    /// <summary>Experiment: GEMV activations loaded at use (1) or a chunk ahead (0).</summary>
+    public static int GemvActivationsAtUse { get; set; }
+
+    /// <summary>Experiment: GEMV block size (256 or 128 threads).</summary>
+    public static int GemvBlockThreads { get; set; } = 256;
 
     /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
     private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
@@ -70,9 +75,9 @@ internal sealed class CudaKernels
         int blocksWanted = 2 * accelerator.NumMultiprocessors;
         args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
-        args.PrefetchChunks = accelerator.AcceleratorType == AcceleratorType.Cuda ? GemvPrefetchChunks : 0;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
-        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
+        var kernel = GemvActivationsAtUse != 0 ? gemvAtUse : gemv;
+        Launch(() => kernel(Stream, new KernelConfig(tiles * rows, Math.Min(GemvBlockThreads, accelerator.MaxNumThreadsPerGroup)), args));
     }
 
     /// <summary>The tiled tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>

@@ -148,7 +148,6 @@ internal sealed class CudaLinear : PreparedLinear
             Accumulate = accumulate ? 1 : 0,
             OutputStride = outStride,
             OutputOffset = 0,
-            QWeightAddress = weight.NativePtr.ToInt64(),
         };
         if (rows >= GemmMinRows)
         {

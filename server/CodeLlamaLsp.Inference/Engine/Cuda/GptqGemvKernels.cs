@@ -45,12 +45,6 @@ internal struct GptqGemvArgs
 
     /// <summary>Input rows in this launch.</summary>
     public int Rows;
-
-    /// <summary>Device address of <see cref="QWeight"/>'s first element, for L2 prefetches (inline PTX takes no views).</summary>
-    public long QWeightAddress;
-
-    /// <summary>How many chunks ahead of the one being computed the GEMV prefetches weights into L2 (0: none).</summary>
-    public int PrefetchChunks;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -93,10 +87,16 @@ internal static class GptqGemvKernels
     /// flushed to fp32 once per word (8 products), so an fp16 sum never spans more than 8 terms. Group sums are scaled
     /// in fp32. The K slices of a block are reduced through shared memory in a fixed order: no atomics, deterministic.
     /// </summary>
-    public static void Gemv(GptqGemvArgs a)
+    public static void Gemv(GptqGemvArgs a) => GemvBody(a, false);
+
+    /// <summary>Experiment: the same with each chunk's activations loaded just before use (fewer registers).</summary>
+    public static void GemvActivationsAtUse(GptqGemvArgs a) => GemvBody(a, true);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GemvBody(GptqGemvArgs a, bool activationsAtUse)
     {
         int colThreads = a.ColumnsPerBlock / 4;
-        int kSlices = BlockThreads / colThreads;
+        int kSlices = Group.DimX / colThreads;
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
@@ -112,7 +112,7 @@ internal static class GptqGemvKernels
         if (col0 < a.OutFeatures && c0 < c1)
         {
             // One test of the backend for the whole slice, so the CUDA loop body is one straight-line block.
-            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1) : SliceManaged(a, row, col0, c0, c1);
+            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1, activationsAtUse) : SliceManaged(a, row, col0, c0, c1);
         }
 
         var shared = SharedMemory.Allocate<float>(1024);
@@ -157,7 +157,7 @@ internal static class GptqGemvKernels
     /// the loop (a first version recomputed them per chunk and spent a third of its instructions there).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1)
+    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1, bool activationsAtUse)
     {
         int n = a.OutFeatures;
         int bits = a.Bits;
@@ -195,49 +195,29 @@ internal static class GptqGemvKernels
         uint k64 = 0xD400D400u + (off * 0x00100010u);
         int zeroShift = bits * (col0 % rowsPerWord);
 
-        // L2 prefetches keep DRAM busy further ahead than the registers can: the chunk being computed and the next one
-        // are in registers, chunks up to PrefetchChunks ahead are already on their way into L2.
-        long fetched = cursor.Weight;
-        long last = cursor.Weight + ((long)(c1 - 1 - c0) * 4 * step.WordRow);
-        for (int d = 2; d <= a.PrefetchChunks; d++)
-        {
-            fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
-        }
-
         var total = default(Acc4);
-        var current = LoadChunk(views, cursor, step, bits);
+        var current = LoadChunk(views, cursor, step, bits, !activationsAtUse);
         for (int c = c0; c < c1; c++)
         {
+            long input = cursor.Input;
+
             // The last iteration reloads its own chunk rather than branching around the load.
             if (c + 1 < c1)
             {
                 cursor = Advance(cursor, step);
             }
 
-            if (a.PrefetchChunks > 1)
+            var next = LoadChunk(views, cursor, step, bits, !activationsAtUse);
+            if (activationsAtUse)
             {
-                fetched = PrefetchChunk(a.QWeightAddress, fetched + (4L * step.WordRow), last, step.WordRow);
+                current = LoadActivations(current, views, input, bits);
             }
 
-            var next = LoadChunk(views, cursor, step, bits);
             total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
         }
 
         return total;
-    }
-
-    /// <summary>Prefetches the 4 word rows (this thread's 16 bytes of each) of the chunk at Words4 index min(at, last) into L2.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long PrefetchChunk(long baseAddress, long at, long last, long wordRow)
-    {
-        long chunk = at < last ? at : last;
-        long address = baseAddress + (16L * chunk);
-        CudaAsm.Emit("prefetch.global.L2 [%0];", address);
-        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (16L * wordRow));
-        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (32L * wordRow));
-        CudaAsm.Emit("prefetch.global.L2 [%0];", address + (48L * wordRow));
-        return chunk;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -258,7 +238,7 @@ internal static class GptqGemvKernels
 
     /// <summary>The loads of one chunk: weights of 4 word rows x 4 columns, activations, zero word, scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits)
+    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits, bool activations)
     {
         var ch = default(GemvChunk);
         ch.Q0 = v.Weights[c.Weight];
@@ -266,17 +246,28 @@ internal static class GptqGemvKernels
         ch.Q2 = v.Weights[c.Weight + (2L * s.WordRow)];
         ch.Q3 = v.Weights[c.Weight + (3L * s.WordRow)];
 
-        // Activations: rpw / 2 half2 words per packed word, 16 (4-bit) or 8 (8-bit) per chunk.
-        ch.X0 = v.Input[c.Input];
-        ch.X1 = v.Input[c.Input + 1];
-        if (bits == 4)
+        if (activations)
         {
-            ch.X2 = v.Input[c.Input + 2];
-            ch.X3 = v.Input[c.Input + 3];
+            ch = LoadActivations(ch, v, c.Input, bits);
         }
 
         ch.Zeros = v.Zeros[c.Zero];
         ch.Scales = v.Scales[c.Scale];
+        return ch;
+    }
+
+    /// <summary>A chunk's activations: rpw / 2 half2 words per packed word, 16 (4-bit) or 8 (8-bit) per chunk.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static GemvChunk LoadActivations(GemvChunk ch, ChunkViews v, long input, int bits)
+    {
+        ch.X0 = v.Input[input];
+        ch.X1 = v.Input[input + 1];
+        if (bits == 4)
+        {
+            ch.X2 = v.Input[input + 2];
+            ch.X3 = v.Input[input + 3];
+        }
+
         return ch;
     }
 
