@@ -178,19 +178,6 @@ internal static class BenchCommand
         decoder.GreedyDecode(1, Math.Min(32, decodeTokens), useGraph: false);
         double eagerSec = eager.Elapsed.TotalSeconds / Math.Min(32, decodeTokens);
         Row("decode at context 0 without CUDA graph", $"{1 / eagerSec:F1} tok/s ({eagerSec * 1000:F2} ms/token); {decoder.LaunchesPerDecodeStep} kernels per step");
-        if (Environment.GetEnvironmentVariable("CODELLAMA_BENCH_GEMV_SWEEP") is { Length: > 0 })
-        {
-            var keep = CudaDecoder.GemvVariant;
-            foreach (var v in new[] { (0, 256), (1, 256), (0, 128), (1, 128) })
-            {
-                CudaDecoder.GemvVariant = v;
-                double t = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
-                Row($"experiment: GEMVs of one step, activations at use {v.Item1}, {v.Item2} threads", $"{t * 1000:F2} ms -> {weightBytes / t / 1e12:F2} TB/s");
-            }
-
-            CudaDecoder.GemvVariant = keep;
-        }
-
         double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
         Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
 

@@ -110,13 +110,6 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
     public static int GemmMinRows => CudaLinear.GemmMinRows;
 
-    /// <summary>Experiment (bench): GEMV variants (activations at use, block threads); take effect at the next graph capture.</summary>
-    public static (int ActivationsAtUse, int BlockThreads) GemvVariant
-    {
-        get => (CudaKernels.GemvActivationsAtUse, CudaKernels.GemvBlockThreads);
-        set => (CudaKernels.GemvActivationsAtUse, CudaKernels.GemvBlockThreads) = value;
-    }
-
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 

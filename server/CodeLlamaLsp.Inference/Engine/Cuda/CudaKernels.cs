@@ -10,7 +10,6 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
-    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemvAtUse;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -34,7 +33,6 @@ internal sealed class CudaKernels
         this.accelerator = accelerator;
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
-        gemvAtUse = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.GemvActivationsAtUse);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
@@ -56,12 +54,6 @@ internal sealed class CudaKernels
 
     public AcceleratorStream Stream { get; }
 
-    /// <summary>Experiment: GEMV activations loaded at use (1) or a chunk ahead (0).</summary>
-    public static int GemvActivationsAtUse { get; set; }
-
-    /// <summary>Experiment: GEMV block size (256 or 128 threads).</summary>
-    public static int GemvBlockThreads { get; set; } = 256;
-
     /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
     private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
 
@@ -76,8 +68,7 @@ internal sealed class CudaKernels
         args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
-        var kernel = GemvActivationsAtUse != 0 ? gemvAtUse : gemv;
-        Launch(() => kernel(Stream, new KernelConfig(tiles * rows, Math.Min(GemvBlockThreads, accelerator.MaxNumThreadsPerGroup)), args));
+        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
     }
 
     /// <summary>The tiled tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>

@@ -87,16 +87,10 @@ internal static class GptqGemvKernels
     /// flushed to fp32 once per word (8 products), so an fp16 sum never spans more than 8 terms. Group sums are scaled
     /// in fp32. The K slices of a block are reduced through shared memory in a fixed order: no atomics, deterministic.
     /// </summary>
-    public static void Gemv(GptqGemvArgs a) => GemvBody(a, false);
-
-    /// <summary>Experiment: the same with each chunk's activations loaded just before use (fewer registers).</summary>
-    public static void GemvActivationsAtUse(GptqGemvArgs a) => GemvBody(a, true);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void GemvBody(GptqGemvArgs a, bool activationsAtUse)
+    public static void Gemv(GptqGemvArgs a)
     {
         int colThreads = a.ColumnsPerBlock / 4;
-        int kSlices = Group.DimX / colThreads;
+        int kSlices = BlockThreads / colThreads;
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
@@ -112,7 +106,7 @@ internal static class GptqGemvKernels
         if (col0 < a.OutFeatures && c0 < c1)
         {
             // One test of the backend for the whole slice, so the CUDA loop body is one straight-line block.
-            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1, activationsAtUse) : SliceManaged(a, row, col0, c0, c1);
+            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1) : SliceManaged(a, row, col0, c0, c1);
         }
 
         var shared = SharedMemory.Allocate<float>(1024);
@@ -157,7 +151,7 @@ internal static class GptqGemvKernels
     /// the loop (a first version recomputed them per chunk and spent a third of its instructions there).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1, bool activationsAtUse)
+    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1)
     {
         int n = a.OutFeatures;
         int bits = a.Bits;
@@ -196,23 +190,16 @@ internal static class GptqGemvKernels
         int zeroShift = bits * (col0 % rowsPerWord);
 
         var total = default(Acc4);
-        var current = LoadChunk(views, cursor, step, bits, !activationsAtUse);
+        var current = LoadChunk(views, cursor, step, bits);
         for (int c = c0; c < c1; c++)
         {
-            long input = cursor.Input;
-
             // The last iteration reloads its own chunk rather than branching around the load.
             if (c + 1 < c1)
             {
                 cursor = Advance(cursor, step);
             }
 
-            var next = LoadChunk(views, cursor, step, bits, !activationsAtUse);
-            if (activationsAtUse)
-            {
-                current = LoadActivations(current, views, input, bits);
-            }
-
+            var next = LoadChunk(views, cursor, step, bits);
             total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
         }
@@ -238,7 +225,7 @@ internal static class GptqGemvKernels
 
     /// <summary>The loads of one chunk: weights of 4 word rows x 4 columns, activations, zero word, scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits, bool activations)
+    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits)
     {
         var ch = default(GemvChunk);
         ch.Q0 = v.Weights[c.Weight];
@@ -246,10 +233,7 @@ internal static class GptqGemvKernels
         ch.Q2 = v.Weights[c.Weight + (2L * s.WordRow)];
         ch.Q3 = v.Weights[c.Weight + (3L * s.WordRow)];
 
-        if (activations)
-        {
-            ch = LoadActivations(ch, v, c.Input, bits);
-        }
+        ch = LoadActivations(ch, v, c.Input, bits);
 
         ch.Zeros = v.Zeros[c.Zero];
         ch.Scales = v.Scales[c.Scale];
