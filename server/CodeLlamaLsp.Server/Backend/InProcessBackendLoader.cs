@@ -51,7 +51,7 @@ public sealed class InProcessBackendLoader(ILspLog log) : IModelBackendLoader
             ? Path.Combine(folder, "tokenizer.model")
             : throw new InvalidOperationException("the remote backend needs the model's tokenizer: set codellama.model to a folder that holds tokenizer.model");
         var tokenizer = SentencePieceTokenizer(tokenizerPath);
-        var generator = RemoteBackend.Create(settings.Endpoint, settings.RemoteModel, settings.ApiKeyEnv, settings.ContextSize ?? 16384, tokenizer, log: log.Info);
+        var generator = RemoteBackend.Create(settings.Endpoint, settings.RemoteModel, settings.ApiKeyEnv, settings.ContextSize ?? 16384, tokenizer, settings.AllowInsecureHttp, log.Info);
         return new ModelBackend(settings.RemoteModel ?? "remote", generator, new PromptingSuggestions(tokenizer, generator.Info), generator as IDisposable);
     }
 
