@@ -39,7 +39,12 @@ export function describeProblem(evidence: FailureEvidence): StartupProblem {
   }
   if (evidence.spawnErrorCode === "ENOENT" || evidence.spawnErrorCode === "EACCES") {
     const why = evidence.spawnErrorCode === "EACCES" ? "cannot be executed (permission denied)" : "was not found";
-    return { kind: "server-missing", message: `CodeLlama: the language server \`${evidence.command}\` ${why}. Install it with \`dotnet tool install --global codellama-lsp\`, build this checkout (\`dotnet build -c Release\`), or set \`codellama.serverPath\`.`, actions: ["openSettings", "showLog"] };
+    // Each way named here works as written: the platform .vsix carries the server; the tool is packed from a checkout.
+    return {
+      kind: "server-missing",
+      message: `CodeLlama: the language server \`${evidence.command}\` ${why}. Install the extension's .vsix for your platform (it carries the server), set \`codellama.serverPath\`, or install the .NET tool from a checkout: \`npm run pack-tool && dotnet tool install --global --add-source artifacts/tool --prerelease codellama-lsp\`.`,
+      actions: ["openSettings", "showLog"],
+    };
   }
   if (dotnetMissing.test(text)) {
     return { kind: "dotnet-missing", message: "CodeLlama: the server needs the .NET 10 runtime, which is missing or too old. Install .NET 10 from https://dot.net and restart the server.", actions: ["installDotnet", "showLog"] };
