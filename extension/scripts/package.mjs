@@ -2,8 +2,8 @@
 // rust-analyzer's extension does: `artifacts/codellama-lsp-<target>-<version>.vsix` at the repository root.
 // The server is self-contained (the .NET runtime inside, ~37 MB per .vsix against ~3 MB framework-dependent;
 // docs/vscode.md *Packaging* says why), so installing the .vsix and setting codellama.model is all a user does.
-// Targets: CODELLAMA_VSIX_TARGETS (comma-separated VS Code targets), else all of `targets` below; CI builds
-// linux-x64 only. The version comes from Nerdbank.GitVersioning (version.json + git height, through the nbgv tool
+// Targets: `--host` (this machine's platform only, what the end-to-end test installs), else CODELLAMA_VSIX_TARGETS
+// (comma-separated VS Code targets), else all of `targets` below; CI builds linux-x64 only. The version comes from Nerdbank.GitVersioning (version.json + git height, through the nbgv tool
 // that the npm package `nerdbank-gitversioning` runs with dotnet), the number `codellama-lsp --version` prints.
 // package.json stays unchanged; the published server is staged in extension/server/ and removed afterwards, so
 // a development checkout never starts a stale bundled server.
@@ -33,7 +33,9 @@ async function extensionVersion() {
 }
 
 function selectedTargets() {
-  const wanted = (process.env.CODELLAMA_VSIX_TARGETS ?? Object.keys(targets).join(",")).split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const host = `${process.platform}-${process.arch}`;
+  if (process.argv.includes("--host") && !(host in targets)) throw new Error(`No server target for this machine (${host}); known: ${Object.keys(targets).join(", ")}.`);
+  const wanted = (process.argv.includes("--host") ? host : (process.env.CODELLAMA_VSIX_TARGETS ?? Object.keys(targets).join(","))).split(",").map((t) => t.trim()).filter((t) => t !== "");
   const unknown = wanted.filter((t) => !(t in targets));
   if (unknown.length > 0) throw new Error(`Unknown CODELLAMA_VSIX_TARGETS ${unknown.join(", ")}; known: ${Object.keys(targets).join(", ")}.`);
   return wanted;
