@@ -25,7 +25,7 @@ export interface StartupProblem {
   actions: ProblemAction[];
 }
 
-const dotnetMissing = /You must install or update \.NET|framework 'Microsoft\.NETCore\.App', version '[^']*' \(x64\) was not found|No frameworks were found|dotnet: (command )?not found|The application to execute does not exist|A fatal error was encountered\. The library 'libhostpolicy/i;
+const dotnetMissing = /You must install or update \.NET|framework 'Microsoft\.NETCore\.App', version '[^']*' \(\w+\) was not found|No frameworks were found|dotnet: (command )?not found|The application to execute does not exist|A fatal error was encountered\. The library 'libhostpolicy/i;
 const modelMissing = /model\b[^\n]*(not found|does not exist|missing|no such)|(config\.json|safetensors|tokenizer\.model|quantize_config\.json)[^\n]*(not found|does not exist|missing)|no model (was )?(configured|given|set)|could not find (the )?model/i;
 const gpuMissing = /\bno (CUDA|GPU)\b|CUDA[^\n]*(not available|unavailable|not found|failed|error)|no (usable|compatible) (GPU|device|accelerator)|libcuda|compute capability|out of (GPU|device) memory/i;
 const remoteDown = /ECONNREFUSED|connection refused|endpoint[^\n]*(unreachable|not reachable|failed)|No connection could be made|HttpRequestException/i;
