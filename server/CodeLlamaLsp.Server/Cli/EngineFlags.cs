@@ -42,7 +42,7 @@ internal sealed class EngineFlags
         "  --revision R              branch or commit of a model id (default main)\n" +
         "  --device cpu|cuda|auto    where the model runs (default auto: CUDA when usable, else the CPU)\n" +
         "  --context-size N          context length in tokens (default min(max_position_embeddings, 4096))\n" +
-        "  --max-tokens N            most tokens to generate\n" +
+        "  --max-tokens N            most tokens to generate (default 512)\n" +
         "  --temperature T           0 is greedy (default 0.7)\n" +
         "  --top-k K, --top-p P      sampling filters (defaults 40, 0.95)\n" +
         "  --repetition-penalty X    1 is none (default 1, as in transformers)\n" +

@@ -64,7 +64,8 @@ internal static class GenerateCommand
                     default:
                         throw new CommandLineException($"unknown option '{name}'.");
                 }
-            });
+            },
+            positional: text => throw new CommandLineException($"unexpected argument '{text}' (the prompt goes after --prompt)."));
             if (flags.Model == null)
             {
                 throw new CommandLineException("--model is required.");
