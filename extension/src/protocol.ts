@@ -103,6 +103,7 @@ export interface ServerSettings {
   endpoint?: string;
   remoteModel?: string;
   apiKeyEnv?: string;
+  allowInsecureHttp?: boolean;
 }
 
 /** The keys of {@link ServerSettings}, in the order docs/lsp-extensions.md lists them. */
@@ -112,6 +113,7 @@ export const ServerSettingNames: readonly (keyof ServerSettings)[] = [
   "device",
   "contextSize",
   "maxTokens",
+  "maxPromptTokens",
   "temperature",
   "debounceMs",
   "promptMode",
@@ -120,4 +122,5 @@ export const ServerSettingNames: readonly (keyof ServerSettings)[] = [
   "endpoint",
   "remoteModel",
   "apiKeyEnv",
+  "allowInsecureHttp",
 ];

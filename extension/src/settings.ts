@@ -69,6 +69,7 @@ export function mapSettings(read: SettingReader, paths: PathContext = {}): Mappe
   if (remoteModel !== undefined) server.remoteModel = remoteModel;
   const apiKeyEnv = text(read("apiKeyEnv"));
   if (apiKeyEnv !== undefined) server.apiKeyEnv = apiKeyEnv;
+  if (read("allowInsecureHttp") === true) server.allowInsecureHttp = true;
   if (server.backend === "remote" && server.endpoint === undefined) {
     warnings.push(`${ConfigurationSection}.backend is "remote" but ${ConfigurationSection}.endpoint is empty: the server will report the missing endpoint.`);
   }

@@ -42,12 +42,16 @@ public sealed record ServerSettings
 
     public string? ApiKeyEnv { get; init; }
 
+    /// <summary>Lets the remote backend use plain http to a host that is not loopback (docs/scaling.md: a trusted network only).</summary>
+    public bool AllowInsecureHttp { get; init; }
+
     /// <summary>True when a change from this to <paramref name="other"/> needs the model loaded again.</summary>
     public bool NeedsReload(ServerSettings other)
     {
         ArgumentNullException.ThrowIfNull(other);
         return Model != other.Model || Revision != other.Revision || Device != other.Device || ContextSize != other.ContextSize
-            || Backend != other.Backend || Endpoint != other.Endpoint || RemoteModel != other.RemoteModel || ApiKeyEnv != other.ApiKeyEnv;
+            || Backend != other.Backend || Endpoint != other.Endpoint || RemoteModel != other.RemoteModel || ApiKeyEnv != other.ApiKeyEnv
+            || AllowInsecureHttp != other.AllowInsecureHttp;
     }
 
     /// <summary>
@@ -86,7 +90,7 @@ public sealed record ServerSettings
     /// <summary>
     /// Applies command-line flags: the engine flags shared with `generate` (Cli/EngineFlags: --model, --revision,
     /// --device, --context-size, --max-tokens, --temperature, also as --name=value) and the server's own
-    /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
+    /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --allow-insecure-http, --config).
     /// </summary>
     public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
     {
@@ -168,6 +172,7 @@ public sealed record ServerSettings
         "endpoint" => s with { Endpoint = Str(value) },
         "remoteModel" => s with { RemoteModel = Str(value) },
         "apiKeyEnv" => s with { ApiKeyEnv = Str(value) },
+        "allowInsecureHttp" => s with { AllowInsecureHttp = Bool(value) },
         _ => s, // Unknown names are ignored so newer clients can send settings older servers lack.
     };
 
@@ -176,6 +181,14 @@ public sealed record ServerSettings
         JsonValueKind.String => v.GetString() is { Length: > 0 } text ? text : null,
         JsonValueKind.Null => null,
         _ => throw new InvalidOperationException($"expected a string, got {v.ValueKind}"),
+    };
+
+    private static bool Bool(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.String when bool.TryParse(v.GetString(), out bool b) => b, // from a command-line flag
+        _ => throw new InvalidOperationException($"expected true or false, got {v.ValueKind}"),
     };
 
     private static double Number(JsonElement v) => v.ValueKind switch
