@@ -3,7 +3,8 @@
 // takes one word, that Tab takes the rest, and that Explain opens its side view. Screenshots and a summary
 // go to e2e-artifacts/ at the repository root. Opt-in: `npm run e2e` (installs code-server on first use).
 //   node e2e/run-e2e.mjs [--server real|stub]
-// real (default): the checkout's Release build of codellama-lsp with the tiny fixture on the CPU.
+// real (default): the server bundled in this machine's platform .vsix, exactly as a user installs it: only
+// codellama.model (the tiny fixture) and codellama.device (cpu) are set, no codellama.serverPath.
 // stub: e2e/stub-server.js, fixed answers over the same protocol (checks the extension alone).
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -56,9 +57,7 @@ function freePort() {
 
 function serverSettings() {
   if (mode === "stub") return { "codellama.serverPath": join(here, "stub-server.js") };
-  const dll = join(repoRoot, "server", "CodeLlamaLsp.Server", "bin", "Release", "net10.0", "codellama-lsp.dll");
-  if (!existsSync(dll)) throw new Error(`The server is not built (${dll}): run \`dotnet build -c Release server/CodeLlamaLsp.Server\`, or use --server stub.`);
-  return { "codellama.serverPath": dll, "codellama.model": fixture, "codellama.device": "cpu", "codellama.maxTokens": 12, "codellama.debounceMs": 50 };
+  return { "codellama.model": fixture, "codellama.device": "cpu" };
 }
 
 async function main() {
@@ -66,9 +65,11 @@ async function main() {
     console.log("code-server is not installed yet: running e2e/install-code-server.sh (several minutes).");
     execFileSync(join(here, "install-code-server.sh"), [codeServerDir], { stdio: "inherit" });
   }
+  // This machine's platform package (the one carrying a server that runs here), the newest if several versions lie there.
   const packaged = join(repoRoot, "artifacts");
-  const vsix = readdirSync(packaged).filter((f) => f.endsWith(".vsix")).sort((a, b) => statSync(join(packaged, a)).mtimeMs - statSync(join(packaged, b)).mtimeMs).pop();
-  if (vsix === undefined) throw new Error("No .vsix in artifacts/: run `npm run package` first.");
+  const platformPrefix = `codellama-lsp-${process.platform}-${process.arch}-`;
+  const vsix = readdirSync(packaged).filter((f) => f.startsWith(platformPrefix) && f.endsWith(".vsix")).sort((a, b) => statSync(join(packaged, a)).mtimeMs - statSync(join(packaged, b)).mtimeMs).pop();
+  if (vsix === undefined) throw new Error(`No ${platformPrefix}*.vsix in artifacts/: run \`node extension/scripts/package.mjs --host\` (or \`npm run e2e\`) first.`);
   mkdirSync(artifacts, { recursive: true });
 
   const work = mkdtempSync(join(tmpdir(), "codellama-e2e-"));
@@ -132,6 +133,10 @@ async function main() {
     const status = page.locator(".statusbar-item", { hasText: "CodeLlama" }).first();
     const ready = await waitFor(async () => (await status.innerHTML().catch(() => "")).includes("codicon-check"), 180_000);
     check("the status bar item reaches ready", ready, await status.getAttribute("aria-label").catch(() => "not found"));
+    if (mode === "real") {
+      const started = extensionLog(userData).match(/Starting (.*) \(found through (\w[\w-]*)\)/);
+      check("the extension starts the server bundled in the .vsix", started?.[2] === "bundled" && started[1].startsWith(extensions), started?.[0] ?? "no start line in the extension's log");
+    }
     await page.screenshot({ path: join(artifacts, "1-ready.png") });
 
     await page.locator(".monaco-editor .view-lines").first().click();

@@ -103,6 +103,7 @@ export interface ServerSettings {
   endpoint?: string;
   remoteModel?: string;
   apiKeyEnv?: string;
+  allowInsecureHttp?: boolean;
   speculative?: "auto" | "off";
 }
 
@@ -113,6 +114,7 @@ export const ServerSettingNames: readonly (keyof ServerSettings)[] = [
   "device",
   "contextSize",
   "maxTokens",
+  "maxPromptTokens",
   "temperature",
   "debounceMs",
   "promptMode",
@@ -121,5 +123,6 @@ export const ServerSettingNames: readonly (keyof ServerSettings)[] = [
   "endpoint",
   "remoteModel",
   "apiKeyEnv",
+  "allowInsecureHttp",
   "speculative",
 ];

@@ -1,11 +1,11 @@
-// Finds the codellama-lsp server to start: an explicit setting wins, then a build in this checkout,
-// then the .NET global tool's install folder, and last `codellama-lsp` on PATH.
+// Finds the codellama-lsp server to start: an explicit setting wins, then the server bundled in the platform
+// .vsix, then a build in this checkout, then the .NET global tool's install folder, and last `codellama-lsp` on PATH.
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
 /** Where the command came from, for the log and for the "not found" notification. */
-export type ServerSource = "setting" | "checkout" | "dotnet-tool" | "path";
+export type ServerSource = "setting" | "bundled" | "checkout" | "dotnet-tool" | "path";
 
 /** How to start the server: a command and its arguments. */
 export interface ServerCommand {
@@ -13,6 +13,12 @@ export interface ServerCommand {
   args: string[];
   source: ServerSource;
 }
+
+/**
+ * The folder of the extension where `npm run package` puts the published server (scripts/package.mjs); the
+ * platform .vsix files carry it, a development checkout does not.
+ */
+export const bundledServerFolder = "server";
 
 /** The machine facts resolution depends on, injectable for tests. */
 export interface ResolveEnvironment {
@@ -24,9 +30,10 @@ export interface ResolveEnvironment {
 
 /**
  * Resolves the server command. A configured path that ends in .dll runs through `dotnet`; any other
- * configured path is run as it is. Without a setting, the Release then Debug build of the checkout that
- * holds the extension is used, then `~/.dotnet/tools/codellama-lsp` (where `dotnet tool install --global`
- * puts it, often missing from the PATH an editor launched from a desktop sees), and last `codellama-lsp` on PATH.
+ * configured path is run as it is. Without a setting, the server bundled in the extension's platform package
+ * is used, then the Release then Debug build of the checkout that holds the extension (development),
+ * then `~/.dotnet/tools/codellama-lsp` (where `dotnet tool install --global` puts it, often missing from the
+ * PATH an editor launched from a desktop sees), and last `codellama-lsp` on PATH.
  */
 export function resolveServerCommand(
   configuredPath: string | undefined,
@@ -37,6 +44,12 @@ export function resolveServerCommand(
   if (configuredPath && configuredPath.trim() !== "") {
     return commandFor(configuredPath.trim(), "setting");
   }
+  const platform = environment.platform ?? process.platform;
+  const executable = platform === "win32" ? "codellama-lsp.exe" : "codellama-lsp";
+  const bundled = path.join(extensionDir, bundledServerFolder, executable);
+  if (exists(bundled)) {
+    return { command: bundled, args: [], source: "bundled" };
+  }
   const repoRoot = path.resolve(extensionDir, "..");
   for (const configuration of ["Release", "Debug"]) {
     const dll = path.join(repoRoot, "server", "CodeLlamaLsp.Server", "bin", configuration, "net10.0", "codellama-lsp.dll");
@@ -44,8 +57,6 @@ export function resolveServerCommand(
       return commandFor(dll, "checkout");
     }
   }
-  const platform = environment.platform ?? process.platform;
-  const executable = platform === "win32" ? "codellama-lsp.exe" : "codellama-lsp";
   const env = environment.env ?? process.env;
   const toolsHome = env.DOTNET_CLI_HOME || (environment.homeDir ?? os.homedir());
   const tool = path.join(toolsHome, ".dotnet", "tools", executable);

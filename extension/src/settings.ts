@@ -70,6 +70,7 @@ export function mapSettings(read: SettingReader, paths: PathContext = {}): Mappe
   if (remoteModel !== undefined) server.remoteModel = remoteModel;
   const apiKeyEnv = text(read("apiKeyEnv"));
   if (apiKeyEnv !== undefined) server.apiKeyEnv = apiKeyEnv;
+  if (read("allowInsecureHttp") === true) server.allowInsecureHttp = true;
   const speculative = oneOf(read("speculative"), speculativeModes, "speculative", warnings);
   if (speculative !== undefined) server.speculative = speculative;
   if (server.backend === "remote" && server.endpoint === undefined) {

@@ -25,7 +25,7 @@ export interface StartupProblem {
   actions: ProblemAction[];
 }
 
-const dotnetMissing = /You must install or update \.NET|framework 'Microsoft\.NETCore\.App', version '[^']*' \(x64\) was not found|No frameworks were found|dotnet: (command )?not found|The application to execute does not exist|A fatal error was encountered\. The library 'libhostpolicy/i;
+const dotnetMissing = /You must install or update \.NET|framework 'Microsoft\.NETCore\.App', version '[^']*' \(\w+\) was not found|No frameworks were found|dotnet: (command )?not found|The application to execute does not exist|A fatal error was encountered\. The library 'libhostpolicy/i;
 const modelMissing = /model\b[^\n]*(not found|does not exist|missing|no such)|(config\.json|safetensors|tokenizer\.model|quantize_config\.json)[^\n]*(not found|does not exist|missing)|no model (was )?(configured|given|set)|could not find (the )?model/i;
 const gpuMissing = /\bno (CUDA|GPU)\b|CUDA[^\n]*(not available|unavailable|not found|failed|error)|no (usable|compatible) (GPU|device|accelerator)|libcuda|compute capability|out of (GPU|device) memory/i;
 const remoteDown = /ECONNREFUSED|connection refused|endpoint[^\n]*(unreachable|not reachable|failed)|No connection could be made|HttpRequestException/i;
@@ -39,7 +39,12 @@ export function describeProblem(evidence: FailureEvidence): StartupProblem {
   }
   if (evidence.spawnErrorCode === "ENOENT" || evidence.spawnErrorCode === "EACCES") {
     const why = evidence.spawnErrorCode === "EACCES" ? "cannot be executed (permission denied)" : "was not found";
-    return { kind: "server-missing", message: `CodeLlama: the language server \`${evidence.command}\` ${why}. Install it with \`dotnet tool install --global codellama-lsp\`, build this checkout (\`dotnet build -c Release\`), or set \`codellama.serverPath\`.`, actions: ["openSettings", "showLog"] };
+    // Each way named here works as written: the platform .vsix carries the server; the tool is packed from a checkout.
+    return {
+      kind: "server-missing",
+      message: `CodeLlama: the language server \`${evidence.command}\` ${why}. Install the extension's .vsix for your platform (it carries the server), set \`codellama.serverPath\`, or install the .NET tool from a checkout: \`npm run pack-tool && dotnet tool install --global --add-source artifacts/tool --prerelease codellama-lsp\`.`,
+      actions: ["openSettings", "showLog"],
+    };
   }
   if (dotnetMissing.test(text)) {
     return { kind: "dotnet-missing", message: "CodeLlama: the server needs the .NET 10 runtime, which is missing or too old. Install .NET 10 from https://dot.net and restart the server.", actions: ["installDotnet", "showLog"] };

@@ -41,6 +41,18 @@ public class BackendLoaderTests
     }
 
     [Test]
+    public async Task Plain_http_to_another_host_is_refused_unless_allowInsecureHttp_is_set()
+    {
+        var settings = new ServerSettings { Backend = "remote", Endpoint = "http://gpu.example.com:8000", RemoteModel = "codellama-34b", Model = ReferenceCompletion.FixtureDir };
+
+        Assert.That(
+            async () => await Loader().LoadAsync(settings, NoProgress, CancellationToken.None),
+            Throws.Exception.With.Message.Contains("allowInsecureHttp").And.Message.Not.Contains(ReferenceCompletion.FixtureDir));
+        using var backend = await Loader().LoadAsync(settings with { AllowInsecureHttp = true }, NoProgress, CancellationToken.None);
+        Assert.That(backend.Name, Is.EqualTo("codellama-34b"));
+    }
+
+    [Test]
     public async Task The_remote_backend_uses_the_remote_model_name_and_the_local_tokenizer()
     {
         var settings = new ServerSettings { Backend = "remote", Endpoint = "http://127.0.0.1:9", RemoteModel = "codellama-34b", Model = ReferenceCompletion.FixtureDir };

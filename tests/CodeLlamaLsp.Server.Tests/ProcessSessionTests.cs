@@ -224,5 +224,11 @@ public class ProcessSessionTests
         Assert.That(shown.GetProperty("type").GetInt32(), Is.EqualTo(MessageType.Error));
         Assert.That((await client.DebugStatsAsync()).ModelState, Is.EqualTo(ServerStates.Error));
         Assert.That(await client.ShutdownAndExitAsync(), Is.Zero);
+
+        // An expected failure is one clear line: the stack trace (source paths) is for --log-level debug only.
+        var logLines = client.Notifications.Where(n => n.Method == "window/logMessage").Select(n => n.Params.GetProperty("message").GetString()!).ToList();
+        Assert.That(logLines, Has.Some.Contains("/nonexistent/codellama-model"));
+        Assert.That(logLines, Has.None.Contains("   at "));
+        Assert.That(client.Stderr, Does.Not.Contain("   at ").And.Not.Contain("Exception:"));
     }
 }

@@ -44,13 +44,19 @@ internal static class ServerProcess
     /// <summary>Runs the server with arguments until it exits; returns the exit code and stdout.</summary>
     public static async Task<(int ExitCode, string Stdout)> RunToEndAsync(params string[] args)
     {
+        var (exitCode, stdout, _) = await RunWithStderrAsync(args);
+        return (exitCode, stdout);
+    }
+
+    /// <summary>Runs the server with arguments until it exits; returns the exit code, stdout and stderr.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunWithStderrAsync(params string[] args)
+    {
         using var process = Process.Start(StartInfo(args)) ?? throw new InvalidOperationException("could not start codellama-lsp");
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         await process.WaitForExitAsync(timeout.Token);
-        await stderr;
-        return (process.ExitCode, await stdout);
+        return (process.ExitCode, await stdout, await stderr);
     }
 }

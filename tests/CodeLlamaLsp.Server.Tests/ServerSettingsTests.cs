@@ -29,6 +29,21 @@ public class ServerSettingsTests
     }
 
     [Test]
+    public void Allow_insecure_http_is_read_from_json_and_flags_and_needs_a_reload()
+    {
+        var problems = new List<string>();
+        using var json = JsonDocument.Parse("""{"allowInsecureHttp":true}""");
+        var fromJson = new ServerSettings().Merge(json.RootElement, problems);
+        var fromFlag = new ServerSettings().MergeArgs(["--allow-insecure-http", "true"], problems);
+
+        Assert.That(problems, Is.Empty);
+        Assert.That(new ServerSettings().AllowInsecureHttp, Is.False);
+        Assert.That(fromJson.AllowInsecureHttp, Is.True);
+        Assert.That(fromFlag.AllowInsecureHttp, Is.True);
+        Assert.That(new ServerSettings().NeedsReload(fromJson), Is.True);
+    }
+
+    [Test]
     public void Max_prompt_tokens_reaches_the_prompt_settings_from_json_and_flags()
     {
         var problems = new List<string>();

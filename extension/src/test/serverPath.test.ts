@@ -15,9 +15,21 @@ test("a configured executable runs as it is, whatever else exists", () => {
   assert.deepEqual(resolveServerCommand("  /usr/local/bin/codellama-lsp ", "/ext", () => true, linux), { command: "/usr/local/bin/codellama-lsp", args: [], source: "setting" });
 });
 
+test("without a setting the server bundled in the platform package wins over a checkout build", () => {
+  const bundled = path.join("/ext", "server", "codellama-lsp");
+  assert.deepEqual(resolveServerCommand("", "/ext", () => true, linux), { command: bundled, args: [], source: "bundled" });
+  const exe = path.join("/ext", "server", "codellama-lsp.exe");
+  assert.equal(resolveServerCommand(undefined, "/ext", (p) => p === exe, { ...linux, platform: "win32" }).command, exe);
+});
+
+test("a setting wins over the bundled server", () => {
+  assert.equal(resolveServerCommand("/opt/codellama-lsp", "/ext", () => true, linux).source, "setting");
+});
+
 test("without a setting the checkout's Release build is preferred over Debug", () => {
   const release = path.join("/repo", "server", "CodeLlamaLsp.Server", "bin", "Release", "net10.0", "codellama-lsp.dll");
   const found = resolveServerCommand("", "/repo/extension", (p) => p === release || p.includes("Debug"), linux);
+  // (no server/ folder inside extension/: a checkout is not a platform package)
   assert.deepEqual(found, { command: "dotnet", args: [release], source: "checkout" });
 });
 

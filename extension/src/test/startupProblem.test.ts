@@ -13,7 +13,9 @@ test("dotnet missing from PATH says to install .NET", () => {
 test("a missing server executable says how to install or point to it", () => {
   const problem = describeProblem({ command: "codellama-lsp", spawnErrorCode: "ENOENT" });
   assert.equal(problem.kind, "server-missing");
-  assert.match(problem.message, /dotnet tool install --global codellama-lsp/);
+  assert.match(problem.message, /\.vsix for your platform/);
+  // The install command must work as written (ToolPackageTests runs it): packed from a checkout, a prerelease off main.
+  assert.match(problem.message, /npm run pack-tool && dotnet tool install --global --add-source artifacts\/tool --prerelease codellama-lsp/);
   assert.match(problem.message, /codellama\.serverPath/);
 });
 

@@ -44,14 +44,19 @@ public sealed class InProcessBackendLoader(ILspLog log) : IModelBackendLoader
         }
     }
 
-    /// <summary>Remote engines take prompt text, but budgets are counted with the model's tokenizer, so `model` must name a folder holding it.</summary>
+    /// <summary>
+    /// Remote engines take prompt text, but budgets are counted with the model's tokenizer, so `model` must name a
+    /// folder (or a model id in the local Hugging Face cache, as for the in-process engine) holding tokenizer.model.
+    /// </summary>
     private ModelBackend ConnectRemote(ServerSettings settings)
     {
-        string tokenizerPath = settings.Model is { } folder && File.Exists(Path.Combine(folder, "tokenizer.model"))
+        const string needsTokenizer = "the remote backend needs the model's tokenizer: set codellama.model to a folder (or a cached model id) that holds tokenizer.model";
+        string folder = settings.Model is { } model ? ModelLocator.Resolve(model, settings.Revision).Directory : throw new InvalidOperationException(needsTokenizer);
+        string tokenizerPath = File.Exists(Path.Combine(folder, "tokenizer.model"))
             ? Path.Combine(folder, "tokenizer.model")
-            : throw new InvalidOperationException("the remote backend needs the model's tokenizer: set codellama.model to a folder that holds tokenizer.model");
+            : throw new InvalidOperationException(needsTokenizer);
         var tokenizer = SentencePieceTokenizer(tokenizerPath);
-        var generator = RemoteBackend.Create(settings.Endpoint, settings.RemoteModel, settings.ApiKeyEnv, settings.ContextSize ?? 16384, tokenizer, log: log.Info);
+        var generator = RemoteBackend.Create(settings.Endpoint, settings.RemoteModel, settings.ApiKeyEnv, settings.ContextSize ?? 16384, tokenizer, settings.AllowInsecureHttp, log.Info);
         return new ModelBackend(settings.RemoteModel ?? "remote", generator, new PromptingSuggestions(tokenizer, generator.Info), generator as IDisposable);
     }
 

@@ -56,7 +56,10 @@ public sealed class ModelHost : IDisposable
             return;
         }
 
-        string what = settings.Model ?? settings.RemoteModel ?? settings.Endpoint ?? "remote model";
+        // The remote backend's model folder only lends its tokenizer: name what is being reached instead.
+        string what = settings.Backend == "remote"
+            ? $"remote model {settings.RemoteModel ?? "(default)"} at {settings.Endpoint ?? "(no endpoint)"}"
+            : settings.Model ?? "the model";
         string progressToken = $"codellama-load-{Interlocked.Increment(ref _loadCount)}";
         bool useProgress = client is { SupportsWorkDoneProgress: true } && await TryCreateProgressAsync(client, progressToken, cancellationToken).ConfigureAwait(false);
         _status.Set(ServerStates.Loading, $"Loading {what}", 0);
@@ -105,7 +108,9 @@ public sealed class ModelHost : IDisposable
         catch (Exception ex)
         {
             string message = $"CodeLlama could not load {what}: {ex.Message}";
-            _log.Error(message + Environment.NewLine + ex);
+            // The message says what is wrong; the stack trace (source paths) only helps a developer.
+            _log.Error(message);
+            _log.Debug(ex.ToString());
             _status.Set(ServerStates.Error, message);
             client?.ShowMessage(MessageType.Error, message);
             if (useProgress)

@@ -145,20 +145,15 @@ internal static class BenchCommand
             Row($"prefill {p} tokens", $"{p / seconds:F0} tok/s ({seconds * 1000:F0} ms)");
         }
 
-        // Where prefill time goes: the GPTQ GEMMs of one 512-row chunk alone, as tensor-core throughput, in both modes;
-        // and the largest prompt with fp16 activations (fast mode: one mma per tile step instead of hi + lo).
+        // Where prefill time goes: the GPTQ GEMMs of one 512-row chunk alone, as tensor-core throughput.
         var cfg = decoder.Config;
         long kvDim = (long)cfg.NumKvHeads * cfg.HeadDim;
         long linearParams = cfg.NumLayers * ((cfg.HiddenSize * (cfg.HiddenSize + (2 * kvDim))) + ((long)cfg.HiddenSize * cfg.HiddenSize) + (3L * cfg.HiddenSize * cfg.IntermediateSize));
         int chunkRows = Math.Min(PrefillChunkRows, prompts.DefaultIfEmpty(PrefillChunkRows).Max());
-        foreach (bool precise in new[] { true, false })
-        {
-            decoder.Precise = precise;
-            double gemm = decoder.TimeLinearsOnly(Math.Max(3, repeats), chunkRows);
-            Row(
-                $"linear layers only, {chunkRows} rows ({(precise ? "precise: fp32 activations as fp16 hi + lo" : "fast: fp16 activations")})",
-                $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
-        }
+        double gemm = decoder.TimeLinearsOnly(Math.Max(3, repeats), chunkRows);
+        Row(
+            $"linear layers only, {chunkRows} rows (GEMM)",
+            $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
 
         // Small batches (a few typed tokens, speculative drafts): the GEMV reads weights once per row, the GEMM once per
         // 128 rows but pays for a whole row tile; this shows the cost per row on each side of CudaDecoder.GemmMinRows.
@@ -167,16 +162,6 @@ internal static class BenchCommand
             double t = decoder.TimeLinearsOnly(Math.Max(3, repeats), r);
             Row($"linear layers only, {r} rows ({(r >= CudaDecoder.GemmMinRows ? "GEMM" : "GEMV")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
         }
-
-        decoder.Precise = false;
-        if (prompts.Length > 0)
-        {
-            int p = prompts.Max();
-            double seconds = PrefillSeconds(p);
-            Row($"prefill {p} tokens, fast mode", $"{p / seconds:F0} tok/s ({seconds * 1000:F0} ms)");
-        }
-
-        decoder.Precise = true;
 
         foreach (int ctx in contexts)
         {
@@ -195,24 +180,6 @@ internal static class BenchCommand
             double floor = bytes / bandwidth;
             Row($"decode at context {ctx}", $"{1 / sec:F1} tok/s ({sec * 1000:F2} ms/token); floor {floor * 1000:F2} ms ({bytes / 1e9:F2} GB/token) -> {100 * floor / sec:F0}% of the bandwidth floor");
         }
-
-        // The fast mode accumulates GPTQ products in fp16 pairs: fewer instructions per byte, larger rounding error.
-        decoder.Precise = false;
-        var fast = new List<double>();
-        for (int r = 0; r < repeats; r++)
-        {
-            decoder.Reset();
-            var t = Stopwatch.StartNew();
-            decoder.GreedyDecode(1, decodeTokens);
-            fast.Add(t.Elapsed.TotalSeconds / decodeTokens);
-        }
-
-        double fastSec = Median(fast);
-        double fastFloor = (weightBytes + decoder.KvBytesPerToken(decodeTokens / 2)) / bandwidth;
-        Row("decode at context 0, fp16 accumulation", $"{1 / fastSec:F1} tok/s ({fastSec * 1000:F2} ms/token) -> {100 * fastFloor / fastSec:F0}% of the bandwidth floor");
-        double fastLinears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
-        Row("linear layers only, fp16 accumulation", $"{fastLinears * 1000:F2} ms -> {weightBytes / fastLinears / 1e12:F2} TB/s");
-        decoder.Precise = true;
 
         decoder.Reset();
         var eager = Stopwatch.StartNew();

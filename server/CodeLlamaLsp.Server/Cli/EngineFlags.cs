@@ -39,11 +39,26 @@ internal sealed class EngineFlags
     /// <summary>Speculative decoding from the prompt (GenerationOptions.Speculative); null keeps the default, auto.</summary>
     public SpeculativeMode? Speculative { get; private set; }
 
+    /// <summary>What --help prints for these flags, one per line, for every command that takes them.</summary>
+    public const string Help =
+        "  --model M                 GPTQ checkpoint folder, or a model id in the local Hugging Face cache\n" +
+        "  --revision R              branch or commit of a model id (default main)\n" +
+        "  --device cpu|cuda|auto    where the model runs (default auto: CUDA when usable, else the CPU)\n" +
+        "  --context-size N          context length in tokens (default min(max_position_embeddings, 4096))\n" +
+        "  --max-tokens N            most tokens to generate (default 512)\n" +
+        "  --temperature T           0 is greedy (default 0.7)\n" +
+        "  --top-k K, --top-p P      sampling filters (defaults 40, 0.95)\n" +
+        "  --repetition-penalty X    1 is none (default 1, as in transformers)\n" +
+        "  --seed S                  sampling seed\n" +
+        "  --speculative auto|off    speculative decoding from the prompt (default auto; same answer, docs/lsp-extensions.md)\n";
+
     /// <summary>
     /// Splits "--name=value" and reads "--name value" pairs. Calls <paramref name="other"/> for a flag this
     /// class does not know, with a function that takes its value; unknown flags there should throw.
+    /// Arguments that are not options, and every argument after "--" (so text may start with '-'), go to
+    /// <paramref name="positional"/>; without it they go to <paramref name="other"/> as well ("--" included).
     /// </summary>
-    public static void Parse(IReadOnlyList<string> args, EngineFlags flags, Action<string, Func<string>> other)
+    public static void Parse(IReadOnlyList<string> args, EngineFlags flags, Action<string, Func<string>> other, Action<string>? positional = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(flags);
@@ -51,6 +66,22 @@ internal sealed class EngineFlags
         for (int i = 0; i < args.Count; i++)
         {
             string arg = args[i];
+            if (positional != null && arg == "--")
+            {
+                foreach (string rest in args.Skip(i + 1))
+                {
+                    positional(rest);
+                }
+
+                return;
+            }
+
+            if (positional != null && (!arg.StartsWith('-') || arg == "-"))
+            {
+                positional(arg);
+                continue;
+            }
+
             string? inlineValue = null;
             if (arg.StartsWith("--", StringComparison.Ordinal) && arg.IndexOf('=', StringComparison.Ordinal) is > 2 and var eq)
             {

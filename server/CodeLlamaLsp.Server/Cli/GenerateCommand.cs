@@ -15,9 +15,21 @@ namespace CodeLlamaLsp.Server.Cli;
 internal static class GenerateCommand
 {
     public const string Usage =
-        "usage: codellama-lsp generate --model M [--revision R] [--device cpu|cuda|auto] [--context-size N] " +
-        "(--prompt TEXT | --prompt-ids 1,2,3[;1,2,4...]) [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] " +
-        "[--repetition-penalty X] [--seed S] [--speculative auto|off] [--json] [--dump-logits FILE]";
+        "usage: codellama-lsp generate --model M (--prompt TEXT | --prompt-ids 1,2,3[;1,2,4...]) [OPTIONS]\n" +
+        "Runs each prompt and prints the answer; timings and logs go to stderr.\n" +
+        EngineFlags.Help +
+        "  --prompt TEXT             the prompt as text (BOS is added)\n" +
+        "  --prompt-ids IDS          token ids; several prompts separated by ';' run through one generator\n" +
+        "  --json                    one JSON object per prompt: prompt_ids, ids, text, stop_reason,\n" +
+        "                            drafted_tokens, accepted_tokens (speculative decoding)\n" +
+        "  --dump-logits FILE        write the first prompt's last logits as JSON\n" +
+        "  --log-level debug         stack traces with failures\n";
+
+    /// <summary>
+    /// The CLI's sampling defaults: the seed's (GenerationOptions) except the repetition penalty, which is off
+    /// (1, as in transformers) so that --temperature 0 alone is greedy and matches reference ids.
+    /// </summary>
+    internal static readonly GenerationOptions Defaults = new() { RepetitionPenalty = 1f };
 
     /// <summary>Runs the command; results go to <paramref name="stdout"/>, logs and the one-line error to <paramref name="stderr"/>.</summary>
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
@@ -29,6 +41,7 @@ internal static class GenerateCommand
         List<int[]>? promptIds = null;
         bool json = false;
         string? dumpLogits = null;
+        bool debug = false;
         try
         {
             EngineFlags.Parse(args, flags, (name, value) =>
@@ -47,10 +60,14 @@ internal static class GenerateCommand
                     case "--dump-logits":
                         dumpLogits = value();
                         break;
+                    case "--log-level":
+                        debug = CommandLine.IsDebug(value());
+                        break;
                     default:
                         throw new CommandLineException($"unknown option '{name}'.");
                 }
-            });
+            },
+            positional: text => throw new CommandLineException($"unexpected argument '{text}' (the prompt goes after --prompt)."));
             if (flags.Model == null)
             {
                 throw new CommandLineException("--model is required.");
@@ -63,7 +80,7 @@ internal static class GenerateCommand
         }
         catch (CommandLineException e)
         {
-            await stderr.WriteLineAsync($"codellama-lsp generate: {e.Message}\n{Usage}").ConfigureAwait(false);
+            await stderr.WriteLineAsync(CommandLine.UsageError("generate", e.Message)).ConfigureAwait(false);
             return 2;
         }
 
@@ -82,7 +99,7 @@ internal static class GenerateCommand
                 await File.WriteAllTextAsync(dumpLogits, JsonSerializer.Serialize(logits), cancellationToken).ConfigureAwait(false);
             }
 
-            var options = flags.ToGenerationOptions(new GenerationOptions());
+            var options = flags.ToGenerationOptions(Defaults);
             foreach (var ids in prompts)
             {
                 await GenerateOneAsync(generator, ids, promptText ?? string.Empty, options, json, prompts.Count > 1, stdout, stderr, cancellationToken).ConfigureAwait(false);
@@ -92,7 +109,7 @@ internal static class GenerateCommand
         }
         catch (Exception e) when (e is ModelLoadException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or InvalidDataException or CommandLineException)
         {
-            await stderr.WriteLineAsync($"codellama-lsp generate: {e.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync(CommandLine.Failure("generate", e, debug)).ConfigureAwait(false);
             return 1;
         }
     }

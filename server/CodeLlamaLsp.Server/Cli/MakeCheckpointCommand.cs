@@ -9,7 +9,14 @@ namespace CodeLlamaLsp.Server.Cli;
 internal static class MakeCheckpointCommand
 {
     public const string Usage =
-        "usage: codellama-lsp make-checkpoint --shape 34b|13b|7b|tiny [--bits 4|8|16] [--group N|-1] [--act-order] [--seed N] [--tokenizer PATH] OUT_DIR";
+        "usage: codellama-lsp make-checkpoint --shape 34b|13b|7b|tiny [OPTIONS] OUT_DIR\n" +
+        "Writes a random GPTQ checkpoint of a real CodeLlama geometry (no weights can be downloaded for benchmarks).\n" +
+        "  --shape 34b|13b|7b|tiny   the geometry\n" +
+        "  --bits 4|8|16             quantization bits; 16 writes fp16 weights (default 4)\n" +
+        "  --group N|-1              GPTQ group size, -1 for one group (default 128)\n" +
+        "  --act-order               act-order (desc_act) with a shuffled g_idx\n" +
+        "  --seed N                  random seed (default 1)\n" +
+        "  --tokenizer PATH          a tokenizer.model to copy in\n";
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -22,7 +29,7 @@ internal static class MakeCheckpointCommand
         }
         catch (ArgumentException e)
         {
-            await Console.Error.WriteLineAsync($"codellama-lsp make-checkpoint: {e.Message.Split(" (Parameter")[0]} {Usage}").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync(CommandLine.UsageError("make-checkpoint", e.Message.Split(" (Parameter")[0])).ConfigureAwait(false);
             return 2;
         }
 

@@ -1,4 +1,4 @@
-// `codellama-lsp tokenize --model M TEXT`: prints the ids of TEXT (no BOS) as a JSON array, with the
+// `codellama-lsp tokenize --model M [--] TEXT`: prints the ids of TEXT (no BOS) as a JSON array, with the
 // model's own tokenizer, so prompts can be checked against sentencepiece and fed to `generate --prompt-ids`.
 using System.Text.Json;
 using CodeLlamaLsp.Inference.Loading;
@@ -8,7 +8,13 @@ namespace CodeLlamaLsp.Server.Cli;
 
 internal static class TokenizeCommand
 {
-    public const string Usage = "usage: codellama-lsp tokenize --model M [--revision R] TEXT";
+    public const string Usage =
+        "usage: codellama-lsp tokenize --model M [--revision R] [--] TEXT\n" +
+        "Prints the ids of TEXT (no BOS) as a JSON array, with the model's tokenizer.model.\n" +
+        "  --model M          GPTQ checkpoint folder, or a model id in the local Hugging Face cache\n" +
+        "  --revision R       branch or commit of a model id (default main)\n" +
+        "  --log-level debug  stack traces with failures\n" +
+        "  --                 ends the options: TEXT may then start with '-'\n";
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr)
     {
@@ -16,17 +22,14 @@ internal static class TokenizeCommand
         ArgumentNullException.ThrowIfNull(stderr);
         var flags = new EngineFlags();
         var texts = new List<string>();
+        bool debug = false;
         try
         {
-            EngineFlags.Parse(args, flags, (name, _) =>
-            {
-                if (name.StartsWith("--", StringComparison.Ordinal))
-                {
-                    throw new CommandLineException($"unknown option '{name}'.");
-                }
-
-                texts.Add(name);
-            });
+            EngineFlags.Parse(
+                args,
+                flags,
+                (name, value) => debug = name == "--log-level" ? CommandLine.IsDebug(value()) : throw new CommandLineException($"unknown option '{name}'."),
+                texts.Add);
             if (flags.Model == null || texts.Count != 1)
             {
                 throw new CommandLineException(flags.Model == null ? "--model is required." : "give exactly one TEXT argument.");
@@ -34,7 +37,7 @@ internal static class TokenizeCommand
         }
         catch (CommandLineException e)
         {
-            await stderr.WriteLineAsync($"codellama-lsp tokenize: {e.Message}\n{Usage}").ConfigureAwait(false);
+            await stderr.WriteLineAsync(CommandLine.UsageError("tokenize", e.Message)).ConfigureAwait(false);
             return 2;
         }
 
@@ -53,7 +56,7 @@ internal static class TokenizeCommand
         }
         catch (Exception e) when (e is ModelLoadException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            await stderr.WriteLineAsync($"codellama-lsp tokenize: {e.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync(CommandLine.Failure("tokenize", e, debug)).ConfigureAwait(false);
             return 1;
         }
     }

@@ -42,6 +42,9 @@ public sealed record ServerSettings
 
     public string? ApiKeyEnv { get; init; }
 
+    /// <summary>Lets the remote backend use plain http to a host that is not loopback (docs/scaling.md: a trusted network only).</summary>
+    public bool AllowInsecureHttp { get; init; }
+
     /// <summary>auto | off: speculative decoding from the prompt in the in-process engine (GenerationOptions.Speculative).</summary>
     public string Speculative { get; init; } = "auto";
 
@@ -50,7 +53,8 @@ public sealed record ServerSettings
     {
         ArgumentNullException.ThrowIfNull(other);
         return Model != other.Model || Revision != other.Revision || Device != other.Device || ContextSize != other.ContextSize
-            || Backend != other.Backend || Endpoint != other.Endpoint || RemoteModel != other.RemoteModel || ApiKeyEnv != other.ApiKeyEnv;
+            || Backend != other.Backend || Endpoint != other.Endpoint || RemoteModel != other.RemoteModel || ApiKeyEnv != other.ApiKeyEnv
+            || AllowInsecureHttp != other.AllowInsecureHttp;
     }
 
     /// <summary>
@@ -89,7 +93,7 @@ public sealed record ServerSettings
     /// <summary>
     /// Applies command-line flags: the engine flags shared with `generate` (Cli/EngineFlags: --model, --revision,
     /// --device, --context-size, --max-tokens, --temperature, --speculative, also as --name=value) and the server's own
-    /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --config).
+    /// (--max-prompt-tokens, --debounce-ms, --prompt-mode, --log-level, --backend, --endpoint, --remote-model, --api-key-env, --allow-insecure-http, --config).
     /// </summary>
     public ServerSettings MergeArgs(IReadOnlyList<string> args, ICollection<string> problems)
     {
@@ -172,6 +176,7 @@ public sealed record ServerSettings
         "endpoint" => s with { Endpoint = Str(value) },
         "remoteModel" => s with { RemoteModel = Str(value) },
         "apiKeyEnv" => s with { ApiKeyEnv = Str(value) },
+        "allowInsecureHttp" => s with { AllowInsecureHttp = Bool(value) },
         "speculative" => s with { Speculative = OneOf(value, "auto", "off") },
         _ => s, // Unknown names are ignored so newer clients can send settings older servers lack.
     };
@@ -181,6 +186,14 @@ public sealed record ServerSettings
         JsonValueKind.String => v.GetString() is { Length: > 0 } text ? text : null,
         JsonValueKind.Null => null,
         _ => throw new InvalidOperationException($"expected a string, got {v.ValueKind}"),
+    };
+
+    private static bool Bool(JsonElement v) => v.ValueKind switch
+    {
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        JsonValueKind.String when bool.TryParse(v.GetString(), out bool b) => b, // from a command-line flag
+        _ => throw new InvalidOperationException($"expected true or false, got {v.ValueKind}"),
     };
 
     private static double Number(JsonElement v) => v.ValueKind switch

@@ -8,6 +8,27 @@ namespace CodeLlamaLsp.Server.Lsp;
 
 public static class StdioCommand
 {
+    /// <summary>What `codellama-lsp --stdio --help` prints: the flags, named like the settings of docs/lsp-extensions.md.</summary>
+    public const string Usage =
+        "usage: codellama-lsp --stdio [OPTIONS]\n" +
+        "The language server on stdin/stdout (LSP, Content-Length framing); logs go to stderr.\n" +
+        "Each option is also a setting (initializationOptions, workspace/didChangeConfiguration; docs/lsp-extensions.md),\n" +
+        "and the client's settings override these.\n" +
+        "  --config FILE             JSON settings file (an object, or one with a \"codellama\" section)\n" +
+        "  --model M                 GPTQ checkpoint folder, or a model id in the local Hugging Face cache\n" +
+        "  --revision R              branch or commit of a model id (default main)\n" +
+        "  --device cpu|cuda|auto    where the model runs (default auto: CUDA when usable, else the CPU)\n" +
+        "  --context-size N          context length in tokens\n" +
+        "  --max-tokens N            most tokens per completion\n" +
+        "  --temperature T           0 is greedy\n" +
+        "  --speculative auto|off    speculative decoding from the prompt (default auto; same answer)\n" +
+        "  --max-prompt-tokens N     most prompt tokens for a completion (default 2048)\n" +
+        "  --debounce-ms N           wait after the last keystroke before generating (default 75)\n" +
+        "  --prompt-mode auto|instruct|infill\n" +
+        "  --log-level L             trace|debug|information|warning|error (stack traces at debug)\n" +
+        "  --backend in-process|remote, --endpoint URL, --remote-model NAME, --api-key-env VAR,\n" +
+        "  --allow-insecure-http true  the remote engine (docs/scaling.md)\n";
+
     public static async Task<int> RunAsync(string[] args)
     {
         var protocolOut = Console.OpenStandardOutput();

@@ -143,6 +143,7 @@ public class GenerateCommandTests
     [TestCase("--model", "M", "--prompt-ids", "1", "--device", "tpu", ExpectedResult = 2)]
     [TestCase("--model", "M", "--prompt-ids", "1", "--bogus", ExpectedResult = 2)]
     [TestCase("--model", "M", "--prompt-ids", "1", "--speculative", "on", ExpectedResult = 2)]
+    [TestCase("--model", "M", "--prompt", "a", "stray", ExpectedResult = 2)]
     public async Task<int> Bad_input_is_a_one_line_reason_and_a_non_zero_exit(params string[] args)
     {
         var (code, stdout, stderr) = await RunInProcessAsync(args);

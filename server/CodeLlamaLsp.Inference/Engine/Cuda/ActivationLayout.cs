@@ -35,20 +35,13 @@ internal static class ActivationLayout
 
     /// <summary>
     /// Writes input feature <paramref name="k"/> of row <paramref name="row"/> (row width <paramref name="width"/>) into
-    /// a consumer's input buffer: fp16 bits, or fp32 bits in the same buffer when the layout asks for fp32.
+    /// a consumer's fp16 input buffer.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(ArrayView<ushort> output, long row, int width, int k, float value, InputLayoutArgs layout)
     {
         int at = HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
-        if (layout.FloatValues != 0)
-        {
-            output.Cast<float>()[(row * width) + at] = value;
-        }
-        else
-        {
-            output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
-        }
+        output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
     }
 
     /// <summary>Host-side mirror of <see cref="HalfIndex"/> for tests and uploads.</summary>
@@ -79,7 +72,4 @@ internal struct InputLayoutArgs
 
     /// <summary>[in]: sorted position of original input feature k (length 1 when unused).</summary>
     public ArrayView<int> InversePermutation;
-
-    /// <summary>Non-zero: the consumer reads fp32 values (precise GPTQ mode) at the same slots; zero: fp16.</summary>
-    public int FloatValues;
 }

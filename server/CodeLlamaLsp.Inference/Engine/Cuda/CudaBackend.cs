@@ -162,7 +162,7 @@ public sealed class CudaBackend : IComputeBackend
         CheckRange(0, rows * w.InFeatures, i.Length, $"{w.Name} input");
         CheckRange(0, rows * w.OutFeatures, o.Length, $"{w.Name} output");
         halfScratch = Grow(halfScratch, ((long)rows * w.InFeatures) + 4, "linear-layer activations");
-        K.ToHalfLayout(i.Buffer.View, halfScratch.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, w.LayoutFor(precise: true));
+        K.ToHalfLayout(i.Buffer.View, halfScratch.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, w.InputLayout);
         w.Run(K, halfScratch.View, o.Buffer.View, rows, w.OutFeatures, accumulate: false);
     }
 

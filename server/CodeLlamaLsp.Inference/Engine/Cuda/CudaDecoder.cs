@@ -36,7 +36,6 @@ public sealed partial class CudaDecoder : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
     private CudaGraph? graph;
     private int position;
-    private bool precise = true;
 
     public CudaDecoder(CudaBackend backend, LlamaWeights weights, int contextLength, int maxBatchRows = 256, Action<double>? progress = null)
     {
@@ -105,24 +104,6 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Device bytes read per decoded token by the linear layers (weights, scales, zeros) and lm_head.</summary>
     public long WeightBytesPerToken => lmHead.SizeInBytes + layers.Sum(l => l.Bytes);
 
-    /// <summary>
-    /// GPTQ products accumulate in fp32 (true, the default: fixture logits within fp16-activation error) or in
-    /// fp16 pairs per packed word (false: fewer instructions per byte). Changing it drops the captured graph.
-    /// </summary>
-    public bool Precise
-    {
-        get => precise;
-        set
-        {
-            if (precise != value)
-            {
-                precise = value;
-                graph?.Dispose();
-                graph = null;
-            }
-        }
-    }
-
     /// <summary>KV-cache bytes read per decoded token at context length <paramref name="tokens"/>.</summary>
     public long KvBytesPerToken(int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
 
@@ -160,16 +141,16 @@ public sealed partial class CudaDecoder : IDisposable
             {
                 foreach (var q in l.Qkv)
                 {
-                    q.Run(k, xh.View, qkv.View, rows, qkvWidth, accumulate: false, Precise);
+                    q.Run(k, xh.View, qkv.View, rows, qkvWidth, accumulate: false);
                 }
 
-                l.O.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false, Precise);
+                l.O.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false);
                 foreach (var g in l.GateUp)
                 {
-                    g.Run(k, xh.View, gateUp.View, rows, 2 * c.IntermediateSize, accumulate: false, Precise);
+                    g.Run(k, xh.View, gateUp.View, rows, 2 * c.IntermediateSize, accumulate: false);
                 }
 
-                l.Down.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false, Precise);
+                l.Down.Run(k, xh.View, x.View, rows, c.HiddenSize, accumulate: false);
             }
 
             lmHead.Run(k, xh.View, logits.View, 1, c.VocabSize, accumulate: false);
@@ -328,21 +309,19 @@ public sealed partial class CudaDecoder : IDisposable
 
             // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
             RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
-            k.Rope(qkvv, rows, qkvWidth, 0, c.NumHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
-            k.Rope(qkvv, rows, qkvWidth, hidden, c.NumKvHeads, hd, backend.StartView, rope.Cos.View, rope.Sin.View);
-            k.StoreKv(qkvv.SubView(hidden), qkvv.SubView(hidden + kvDim), rows, qkvWidth, c.NumKvHeads, hd, cache.Capacity, backend.StartView, cache.LayerK(i), cache.LayerV(i));
-            backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.LayoutFor(Precise));
-            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
+            k.RotateAndStore(qkvv, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, cache.Capacity, backend.StartView, rope.Cos.View, rope.Sin.View, cache.LayerK(i), cache.LayerV(i));
+            backend.RunAttention(qkvv, qkvWidth, cache, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.InputLayout);
+            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
 
             // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
             RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
-            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.LayoutFor(Precise));
-            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true, Precise);
+            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.InputLayout);
+            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true);
         }
 
         int first = logitsForAllRows ? 0 : rows - 1;
         int outRows = rows - first;
-        k.RmsNormToHalf(xv.SubView((long)first * hidden), finalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, lmHead.LayoutFor(Precise));
+        k.RmsNormToHalf(xv.SubView((long)first * hidden), finalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, lmHead.InputLayout);
         lmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
     }
 
@@ -361,8 +340,8 @@ public sealed partial class CudaDecoder : IDisposable
         var xhalf = xh.View.AsContiguous().Cast<ushort>();
         if (parts.Length == 1)
         {
-            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].LayoutFor(Precise));
-            parts[0].Run(k, xh.View, output, rows, width, accumulate: false, Precise);
+            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].InputLayout);
+            parts[0].Run(k, xh.View, output, rows, width, accumulate: false);
             return;
         }
 
@@ -370,8 +349,8 @@ public sealed partial class CudaDecoder : IDisposable
         int offset = 0;
         foreach (var p in parts)
         {
-            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.LayoutFor(Precise));
-            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false, Precise);
+            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.InputLayout);
+            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false);
             offset += p.OutFeatures;
         }
     }

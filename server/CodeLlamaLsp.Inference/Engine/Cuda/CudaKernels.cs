@@ -10,13 +10,13 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
-    private Action<AcceleratorStream, KernelConfig, GptqGemvArgs>? gemvMma; // loaded on first use: it is not the default
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
@@ -39,6 +39,7 @@ internal sealed class CudaKernels
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
         rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
         storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
+        rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
@@ -53,31 +54,18 @@ internal sealed class CudaKernels
 
     public AcceleratorStream Stream { get; }
 
+    /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
+    private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
+
     /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
     public long Launches { get; private set; }
 
-    /// <summary>
-    /// GPTQ GEMVs (fewer than <see cref="CudaLinear.GemmMinRows"/> rows) through the experimental tensor-core kernel
-    /// (<see cref="GptqGemvMmaKernels"/>) when true, else the fp32 SIMT kernel (<see cref="GptqGemvKernels"/>, the
-    /// default: on the H200 the tensor-core one took 27.9 ms per decode step's GEMVs against 12.5, see docs/performance.md).
-    /// CODELLAMA_GEMV=mma selects it at start-up, for comparisons.
-    /// </summary>
-    public static bool UseMmaGemv { get; set; } = string.Equals(Environment.GetEnvironmentVariable("CODELLAMA_GEMV"), "mma", StringComparison.OrdinalIgnoreCase);
-
     public void Gemv(GptqGemvArgs args, int rows)
     {
-        if (UseMmaGemv)
-        {
-            args.ColumnsPerBlock = GptqGemvMmaKernels.ColumnsPerBlock;
-            args.Rows = rows;
-            int mmaTiles = (args.OutFeatures + GptqGemvMmaKernels.ColumnsPerBlock - 1) / GptqGemvMmaKernels.ColumnsPerBlock;
-            var kernel = gemvMma ??= accelerator.LoadKernel<GptqGemvArgs>(GptqGemvMmaKernels.Gemv);
-            Launch(() => kernel(Stream, new KernelConfig(mmaTiles * rows, GptqGemvMmaKernels.BlockThreads), args));
-            return;
-        }
-
-        // Narrow blocks when the layer has few columns, so a layer still spreads over every multiprocessor.
-        args.ColumnsPerBlock = args.OutFeatures / 32 >= 2 * accelerator.NumMultiprocessors ? 32 : 16;
+        // The widest column tile that still gives every multiprocessor two blocks: wide tiles read longer contiguous
+        // runs per packed word row, narrow ones spread a layer with few columns over the whole GPU.
+        int blocksWanted = 2 * accelerator.NumMultiprocessors;
+        args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
@@ -99,16 +87,24 @@ internal sealed class CudaKernels
     }
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps) =>
-        Launch(() => rmsNorm(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps));
+        Launch(() => rmsNorm(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps));
 
     public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>
-        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, RmsNormKernels.BlockThreads), input, weight, output, width, eps, layout));
+        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps, layout));
 
     public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
         Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));
 
     public void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int rows, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
         Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), kSrc, vSrc, stride, kvHeads, headDim, capacity, start, k, v));
+
+    /// <summary>RoPE on the q and k heads of qkv rows, k and v stored into one layer's cache (the decode path's fused form).</summary>
+    public void RotateAndStore(ArrayView<float> qkv, int rows, int stride, int heads, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin, ArrayView<ushort> k, ArrayView<ushort> v)
+    {
+        int pairs = (heads + kvHeads) * (headDim / 2);
+        var grid = new Index2D((pairs + RopeKernels.BlockThreads - 1) / RopeKernels.BlockThreads, rows);
+        Launch(() => rotateAndStore(Stream, new KernelConfig(grid, new Index2D(RopeKernels.BlockThreads, 1)), qkv, stride, heads, kvHeads, headDim, capacity, start, cos, sin, k, v));
+    }
 
     public void Attention(AttentionArgs args, int rows)
     {

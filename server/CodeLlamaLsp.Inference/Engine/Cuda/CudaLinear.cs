@@ -46,13 +46,12 @@ internal sealed class CudaLinear : PreparedLinear
 
     public override long SizeInBytes => weight.LengthInBytes + (qzeros?.LengthInBytes ?? 0) + (scales?.LengthInBytes ?? 0) + bias.LengthInBytes + inversePermutation.LengthInBytes;
 
-    /// <summary>How producers must write this layer's input (fp32 values in precise GPTQ mode, else fp16).</summary>
-    public InputLayoutArgs LayoutFor(bool precise) => new()
+    /// <summary>How producers must write this layer's fp16 input (pair order and act-order permutation).</summary>
+    public InputLayoutArgs InputLayout => new()
     {
         Bits = Bits,
         HasPermutation = hasPermutation ? 1 : 0,
         InversePermutation = inversePermutation.View,
-        FloatValues = precise && Bits != 16 ? 1 : 0,
     };
 
     public static CudaLinear Upload(GpuMemory memory, GptqHostMatrix m)
@@ -109,8 +108,8 @@ internal sealed class CudaLinear : PreparedLinear
         return r;
     }
 
-    /// <summary>output[rows, outStride] (+)= input W; input written as <see cref="LayoutFor"/>(<paramref name="precise"/>) says.</summary>
-    public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate, bool precise = true)
+    /// <summary>output[rows, outStride] (+)= input W; the fp16 input written as <see cref="InputLayout"/> says.</summary>
+    public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate)
     {
         if (Bits == 16)
         {
@@ -149,7 +148,6 @@ internal sealed class CudaLinear : PreparedLinear
             Accumulate = accumulate ? 1 : 0,
             OutputStride = outStride,
             OutputOffset = 0,
-            Precise = precise ? 1 : 0,
         };
         if (rows >= GemmMinRows)
         {

@@ -17,6 +17,13 @@ internal struct Words4
     public uint W;
 }
 
+/// <summary>Two 32-bit words read by one 8-byte load.</summary>
+internal struct Words2
+{
+    public uint X;
+    public uint Y;
+}
+
 /// <summary>Loads and fp16 pair arithmetic used inside kernels.</summary>
 internal static class DeviceMath
 {
@@ -28,56 +35,11 @@ internal static class DeviceMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Words4 Load4(ArrayView<uint> view, long index) => view.Cast<Words4>()[index / 4];
 
-    /// <summary>
-    /// One half2 multiply-add of dequantized weights: returns acc + (magic - negZero) * x lane-wise in fp16,
-    /// where <paramref name="magic"/> holds two fp16 values 1024 + q (built by or-ing a nibble or byte into
-    /// 0x6400) and <paramref name="negZero"/> holds -(1024 + zero) twice, so magic + negZero is q - zero exactly.
-    /// Only called on CUDA.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2SubFma(uint magic, uint negZero, uint x, uint acc)
-    {
-        CudaAsm.Emit(
-            "{ .reg .b32 t; add.rn.f16x2 t, %1, %2; fma.rn.f16x2 %0, t, %3, %4; }",
-            out uint result,
-            magic,
-            negZero,
-            x,
-            acc);
-        return result;
-    }
-
     /// <summary>Returns a + b lane-wise in fp16 (CUDA only): with a magic half2 and -(1024 + zero) it is q - zero, exactly.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Half2Add(uint a, uint b)
     {
         CudaAsm.Emit("add.rn.f16x2 %0, %1, %2;", out uint result, a, b);
-        return result;
-    }
-
-    /// <summary>Returns acc + a * b lane-wise in fp16 (CUDA only).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2Fma(uint a, uint b, uint acc)
-    {
-        CudaAsm.Emit("fma.rn.f16x2 %0, %1, %2, %3;", out uint result, a, b, acc);
-        return result;
-    }
-
-    /// <summary>
-    /// acc + lo(q - zero) * xLo + hi(q - zero) * xHi in fp32: the exact fp16 subtraction of the magic-number trick,
-    /// then both lanes converted and multiplied in fp32 (the precise accumulation mode; CUDA only).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Half2SubDot(uint magic, uint negZero, float xLo, float xHi, float acc)
-    {
-        CudaAsm.Emit(
-            "{ .reg .b32 t; .reg .f16 lo, hi; .reg .f32 a, b, r; add.rn.f16x2 t, %1, %2; mov.b32 {lo, hi}, t; cvt.f32.f16 a, lo; cvt.f32.f16 b, hi; fma.rn.f32 r, a, %3, %5; fma.rn.f32 %0, b, %4, r; }",
-            out float result,
-            magic,
-            negZero,
-            xLo,
-            xHi,
-            acc);
         return result;
     }
 
@@ -92,111 +54,6 @@ internal static class DeviceMath
             b,
             acc);
         return result;
-    }
-
-    /// <summary>Returns a * b lane-wise in fp16 (CUDA only). Used instead of an fma with a zero accumulator, which
-    /// ILGPU would fold into an immediate operand that f16x2 instructions do not accept.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2Mul(uint a, uint b)
-    {
-        CudaAsm.Emit("mul.rn.f16x2 %0, %1, %2;", out uint result, a, b);
-        return result;
-    }
-
-    /// <summary>Returns (magic + negZero) * scale lane-wise in fp16: a dequantized weight pair (CUDA only).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2SubMul(uint magic, uint negZero, uint scale)
-    {
-        CudaAsm.Emit(
-            "{ .reg .b32 t; add.rn.f16x2 t, %1, %2; mul.rn.f16x2 %0, t, %3; }",
-            out uint result,
-            magic,
-            negZero,
-            scale);
-        return result;
-    }
-
-    /// <summary>Sum of the two fp16 lanes of a half2, in fp32 (CUDA only).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Half2Sum(uint h)
-    {
-        CudaAsm.Emit(
-            "{ .reg .f16 lo, hi; .reg .f32 a, b; mov.b32 {lo, hi}, %1; cvt.f32.f16 a, lo; cvt.f32.f16 b, hi; add.f32 %0, a, b; }",
-            out float result,
-            h);
-        return result;
-    }
-
-    /// <summary>a + b lane-wise in fp16 on any backend (the CPU accelerator rounds each lane's fp32 sum to fp16).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2AddAny(uint a, uint b)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            return Half2Add(a, b);
-        }
-
-        return FloatToHalfBits(HalfBitsToFloat(a & 0xFFFFu) + HalfBitsToFloat(b & 0xFFFFu))
-            | (FloatToHalfBits(HalfBitsToFloat(a >> 16) + HalfBitsToFloat(b >> 16)) << 16);
-    }
-
-    /// <summary>a * b + c lane-wise in fp16 on any backend (exact on the CPU accelerator whenever the result is).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2FmaAny(uint a, uint b, uint c)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            return Half2Fma(a, b, c);
-        }
-
-        return FloatToHalfBits((HalfBitsToFloat(a & 0xFFFFu) * HalfBitsToFloat(b & 0xFFFFu)) + HalfBitsToFloat(c & 0xFFFFu))
-            | (FloatToHalfBits((HalfBitsToFloat(a >> 16) * HalfBitsToFloat(b >> 16)) + HalfBitsToFloat(c >> 16)) << 16);
-    }
-
-    /// <summary>
-    /// a * 1/16 + c lane-wise in fp16 on any backend. The constant lives inside the asm block: ILGPU would pass a
-    /// constant operand as an immediate, which f16x2 instructions do not accept (the driver's PTX JIT fails).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Half2FmaSixteenth(uint a, uint c)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("{ .reg .b32 s; mov.b32 s, 0x2C002C00; fma.rn.f16x2 %0, %1, s, %2; }", out uint result, a, c);
-            return result;
-        }
-
-        return FloatToHalfBits((HalfBitsToFloat(a & 0xFFFFu) * 0.0625f) + HalfBitsToFloat(c & 0xFFFFu))
-            | (FloatToHalfBits((HalfBitsToFloat(a >> 16) * 0.0625f) + HalfBitsToFloat(c >> 16)) << 16);
-    }
-
-    /// <summary>
-    /// Splits two fp32 values into hi = fp16(x) and lo = fp16(x - hi) half2 words (X = hi, Y = lo; low lane from
-    /// <paramref name="lo"/>), so hi + lo keeps about 22 bits of x through fp16 tensor-core inputs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Words2 SplitHalfPair(float lo, float hi)
-    {
-        var r = default(Words2);
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %2, %1;", out uint h, lo, hi);
-            CudaAsm.Emit(
-                "{ .reg .f16 a, b; .reg .f32 fa, fb, ea, eb; mov.b32 {a, b}, %1; cvt.f32.f16 fa, a; cvt.f32.f16 fb, b; sub.f32 ea, %2, fa; sub.f32 eb, %3, fb; cvt.rn.f16x2.f32 %0, eb, ea; }",
-                out uint l,
-                h,
-                lo,
-                hi);
-            r.X = h;
-            r.Y = l;
-            return r;
-        }
-
-        uint hLo = FloatToHalfBits(lo);
-        uint hHi = FloatToHalfBits(hi);
-        r.X = hLo | (hHi << 16);
-        r.Y = FloatToHalfBits(lo - HalfBitsToFloat(hLo)) | (FloatToHalfBits(hi - HalfBitsToFloat(hHi)) << 16);
-        return r;
     }
 
     /// <summary>d = a * b + c for one m16n8k16 tile (row-major A in a0..a3, column-major B in b0, b1; fp16 in, fp32 accumulate). CUDA only.</summary>

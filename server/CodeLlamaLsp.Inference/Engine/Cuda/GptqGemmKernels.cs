@@ -57,10 +57,10 @@ internal struct WeightFragments
 /// and one add.f16x2 of -(1024 + zero) each. Products of (q - zero) are exact; each group's sum is scaled in fp32.
 /// </para>
 /// <para>
-/// Precise mode (fp32 activations): each activation is split at tile load into hi = fp16(x) and lo = fp16(x - hi),
-/// and each step runs both through the tensor cores, so the product error is about 2^-22 instead of fp16's 2^-11.
-/// Fast mode reads the fp16 activations as they are. On ILGPU's CPU accelerator (tests) the mma is replaced by
-/// plain loops over the same shared tiles, so the tiling, grouping and bounds logic runs in CI too.
+/// Activations are fp16, products accumulate in fp32 (as in the field: Marlin, ExLlamaV2). A precise mode that split
+/// fp32 activations into fp16 hi + lo and ran two mmas per step was removed once the fixtures met their targets
+/// without it (docs/performance.md). On ILGPU's CPU accelerator (tests) the mma is replaced by plain loops over the
+/// same shared tiles, so the tiling, grouping and bounds logic runs in CI too.
 /// </para>
 /// </summary>
 internal static class GptqGemmKernels
@@ -87,8 +87,7 @@ internal static class GptqGemmKernels
 
     public static void Gemm(GptqGemvArgs a)
     {
-        var aHi = SharedMemory.Allocate<uint>(ATileWords);
-        var aLo = SharedMemory.Allocate<uint>(ATileWords);
+        var aTile = SharedMemory.Allocate<uint>(ATileWords);
         var bTile = SharedMemory.Allocate<uint>(BTileWords);
 
         int tid = Group.IdxX;
@@ -106,7 +105,6 @@ internal static class GptqGemmKernels
         int kPairs = a.InFeatures / 2;
         int steps = a.InFeatures / 16;
         int stepsPerGroup = a.GroupSize / 16;
-        int precise = a.Precise;
 
         var total = default(MmaWarpTile);
         var part = default(MmaWarpTile);
@@ -124,7 +122,7 @@ internal static class GptqGemmKernels
 
             // Everyone is done reading the previous tiles before they are overwritten.
             Group.Barrier();
-            StoreChunk(loads, aHi, aLo, bTile, tid, precise, bits);
+            StoreChunk(loads, aTile, bTile, tid, bits);
             Group.Barrier();
 
             for (int s = 0; s < ChunkPairs / 8; s++)
@@ -139,9 +137,7 @@ internal static class GptqGemmKernels
                     }
 
                     var b = LoadWeightFragments(bTile, warpCol + gid, s, tig, bits, nz0, nz1);
-                    part = precise != 0
-                        ? StepAll(part, aHi, aLo, 1, warpRow, s, lane, b, a, bTile, warpCol, colBase, g)
-                        : StepAll(part, aHi, aLo, 0, warpRow, s, lane, b, a, bTile, warpCol, colBase, g);
+                    part = StepAll(part, aTile, warpRow, s, lane, b, a, bTile, warpCol, colBase, g);
 
                     stepInGroup++;
                     if (stepInGroup == stepsPerGroup || step + 1 == steps)
@@ -166,32 +162,17 @@ internal static class GptqGemmKernels
     /// <summary>
     /// Issues the global loads of one chunk (activation pairs [chunk, chunk + 32) of rows rowBase.., and the packed
     /// word rows of the same inputs for columns colBase..+63); everything outside the matrices reads as zero.
-    /// Precise mode: fp32 values, two words per pair, 16 bytes = two pairs, 128 rows x 16 loads = 8 per thread.
-    /// Fast mode: one half2 word per pair, 16 bytes = four pairs, 4 per thread. Weights: 8 (4-bit) or 16 (8-bit)
+    /// Activations: one half2 word per pair, 16 bytes = four pairs, 4 per thread. Weights: 8 (4-bit) or 16 (8-bit)
     /// word rows x 16 loads, at most one per thread.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ChunkLoads LoadChunk(GptqGemvArgs a, int tid, int rowBase, int colBase, int chunk)
     {
         var l = default(ChunkLoads);
-        if (a.Precise != 0)
-        {
-            l.A0 = LoadActivation(a, rowBase + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A1 = LoadActivation(a, rowBase + 16 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A2 = LoadActivation(a, rowBase + 32 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A3 = LoadActivation(a, rowBase + 48 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A4 = LoadActivation(a, rowBase + 64 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A5 = LoadActivation(a, rowBase + 80 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A6 = LoadActivation(a, rowBase + 96 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-            l.A7 = LoadActivation(a, rowBase + 112 + (tid >> 4), chunk + ((tid & 15) * 2), 2);
-        }
-        else
-        {
-            l.A0 = LoadActivation(a, rowBase + (tid >> 3), chunk + ((tid & 7) * 4), 1);
-            l.A1 = LoadActivation(a, rowBase + 32 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
-            l.A2 = LoadActivation(a, rowBase + 64 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
-            l.A3 = LoadActivation(a, rowBase + 96 + (tid >> 3), chunk + ((tid & 7) * 4), 1);
-        }
+        l.A0 = LoadActivation(a, rowBase + (tid >> 3), chunk + ((tid & 7) * 4));
+        l.A1 = LoadActivation(a, rowBase + 32 + (tid >> 3), chunk + ((tid & 7) * 4));
+        l.A2 = LoadActivation(a, rowBase + 64 + (tid >> 3), chunk + ((tid & 7) * 4));
+        l.A3 = LoadActivation(a, rowBase + 96 + (tid >> 3), chunk + ((tid & 7) * 4));
 
         // Word row wr holds pairs [wr * pairsPerWord, ...): 4-bit 4 pairs per word, 8-bit 2.
         int log2Pairs = a.Bits == 4 ? 2 : 1;
@@ -207,9 +188,9 @@ internal static class GptqGemmKernels
         return l;
     }
 
-    /// <summary>16 bytes of row <paramref name="row"/> from pair <paramref name="pair"/> on (wordsPerPair 2: fp32, 1: half2), or zeros.</summary>
+    /// <summary>16 bytes (four half2 pairs) of row <paramref name="row"/> from pair <paramref name="pair"/> on, or zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words4 LoadActivation(GptqGemvArgs a, int row, int pair, int wordsPerPair)
+    private static Words4 LoadActivation(GptqGemvArgs a, int row, int pair)
     {
         int kPairs = a.InFeatures / 2;
         if (row >= a.Rows || pair >= kPairs)
@@ -217,50 +198,24 @@ internal static class GptqGemmKernels
             return default;
         }
 
-        return DeviceMath.Load4(a.Input, ((((long)row * kPairs) + pair) * wordsPerPair));
+        return DeviceMath.Load4(a.Input, ((long)row * kPairs) + pair);
     }
 
-    /// <summary>Writes the loads of <see cref="LoadChunk"/> into the shared tiles, splitting fp32 pairs into hi and lo halves.</summary>
+    /// <summary>Writes the loads of <see cref="LoadChunk"/> into the shared tiles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreChunk(ChunkLoads l, ArrayView<uint> aHi, ArrayView<uint> aLo, ArrayView<uint> bTile, int tid, int precise, int bits)
+    private static void StoreChunk(ChunkLoads l, ArrayView<uint> aTile, ArrayView<uint> bTile, int tid, int bits)
     {
-        if (precise != 0)
-        {
-            int at = ((tid >> 4) * AStride) + ((tid & 15) * 2);
-            StoreSplit(aHi, aLo, at, l.A0);
-            StoreSplit(aHi, aLo, at + (16 * AStride), l.A1);
-            StoreSplit(aHi, aLo, at + (32 * AStride), l.A2);
-            StoreSplit(aHi, aLo, at + (48 * AStride), l.A3);
-            StoreSplit(aHi, aLo, at + (64 * AStride), l.A4);
-            StoreSplit(aHi, aLo, at + (80 * AStride), l.A5);
-            StoreSplit(aHi, aLo, at + (96 * AStride), l.A6);
-            StoreSplit(aHi, aLo, at + (112 * AStride), l.A7);
-        }
-        else
-        {
-            int at = ((tid >> 3) * AStride) + ((tid & 7) * 4);
-            StoreWords(aHi, at, l.A0);
-            StoreWords(aHi, at + (32 * AStride), l.A1);
-            StoreWords(aHi, at + (64 * AStride), l.A2);
-            StoreWords(aHi, at + (96 * AStride), l.A3);
-        }
+        int at = ((tid >> 3) * AStride) + ((tid & 7) * 4);
+        StoreWords(aTile, at, l.A0);
+        StoreWords(aTile, at + (32 * AStride), l.A1);
+        StoreWords(aTile, at + (64 * AStride), l.A2);
+        StoreWords(aTile, at + (96 * AStride), l.A3);
 
         int wordRows = bits == 4 ? ChunkPairs / 4 : ChunkPairs / 2;
         if ((tid >> 4) < wordRows)
         {
             StoreWords(bTile, ((tid >> 4) * BStride) + ((tid & 15) * 4), l.B);
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreSplit(ArrayView<uint> aHi, ArrayView<uint> aLo, int at, Words4 v)
-    {
-        var s0 = DeviceMath.SplitHalfPair(Interop.IntAsFloat(v.X), Interop.IntAsFloat(v.Y));
-        var s1 = DeviceMath.SplitHalfPair(Interop.IntAsFloat(v.Z), Interop.IntAsFloat(v.W));
-        aHi[at] = s0.X;
-        aLo[at] = s0.Y;
-        aHi[at + 1] = s1.X;
-        aLo[at + 1] = s1.Y;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -296,29 +251,23 @@ internal static class GptqGemmKernels
     }
 
     /// <summary>
-    /// One k16 step of the warp's four m16 row blocks against both n8 tiles. The eight hi mmas are independent, and
-    /// so are the eight lo ones, so the tensor pipe never waits on one accumulator twice in a row.
+    /// One k16 step of the warp's four m16 row blocks against both n8 tiles. The eight mmas are independent, so the
+    /// tensor pipe never waits on one accumulator twice in a row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static MmaWarpTile StepAll(MmaWarpTile c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int warpRow, int s, int lane, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    private static MmaWarpTile StepAll(MmaWarpTile c, ArrayView<uint> aTile, int warpRow, int s, int lane, WeightFragments b, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
     {
         if (CudaAsm.IsSupported)
         {
             // A fragment: pairs tig and tig + 4 of rows gid and gid + 8 (the 36-word pitch puts the 32 reads in 32 banks).
             int at = ((warpRow + (lane >> 2)) * AStride) + (8 * s) + (lane & 3);
-            c = MmaRows(c, LoadFragment(aHi, at), LoadFragment(aHi, at + (16 * AStride)), LoadFragment(aHi, at + (32 * AStride)), LoadFragment(aHi, at + (48 * AStride)), b);
-            if (precise != 0)
-            {
-                c = MmaRows(c, LoadFragment(aLo, at), LoadFragment(aLo, at + (16 * AStride)), LoadFragment(aLo, at + (32 * AStride)), LoadFragment(aLo, at + (48 * AStride)), b);
-            }
-
-            return c;
+            return MmaRows(c, LoadFragment(aTile, at), LoadFragment(aTile, at + (16 * AStride)), LoadFragment(aTile, at + (32 * AStride)), LoadFragment(aTile, at + (48 * AStride)), b);
         }
 
-        c.M0 = ReferenceStep(c.M0, aHi, aLo, precise, warpRow, s, lane, a, bTile, warpCol, colBase, g);
-        c.M1 = ReferenceStep(c.M1, aHi, aLo, precise, warpRow + 16, s, lane, a, bTile, warpCol, colBase, g);
-        c.M2 = ReferenceStep(c.M2, aHi, aLo, precise, warpRow + 32, s, lane, a, bTile, warpCol, colBase, g);
-        c.M3 = ReferenceStep(c.M3, aHi, aLo, precise, warpRow + 48, s, lane, a, bTile, warpCol, colBase, g);
+        c.M0 = ReferenceStep(c.M0, aTile, warpRow, s, lane, a, bTile, warpCol, colBase, g);
+        c.M1 = ReferenceStep(c.M1, aTile, warpRow + 16, s, lane, a, bTile, warpCol, colBase, g);
+        c.M2 = ReferenceStep(c.M2, aTile, warpRow + 32, s, lane, a, bTile, warpCol, colBase, g);
+        c.M3 = ReferenceStep(c.M3, aTile, warpRow + 48, s, lane, a, bTile, warpCol, colBase, g);
         return c;
     }
 
@@ -337,18 +286,18 @@ internal static class GptqGemmKernels
     }
 
     /// <summary>CPU accelerator: the C-fragment elements of one m16 row block from the same tiles, by plain loops.</summary>
-    private static MmaFragmentPair ReferenceStep(MmaFragmentPair c, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, int tileRow, int s, int lane, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
+    private static MmaFragmentPair ReferenceStep(MmaFragmentPair c, ArrayView<uint> aTile, int tileRow, int s, int lane, GptqGemvArgs a, ArrayView<uint> bTile, int warpCol, int colBase, int g)
     {
         int r = tileRow + (lane >> 2);
         int cl = warpCol + (2 * (lane & 3));
-        c.N0.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl, colBase, s, g);
-        c.N0.C1 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 1, colBase, s, g);
-        c.N0.C2 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl, colBase, s, g);
-        c.N0.C3 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 1, colBase, s, g);
-        c.N1.C0 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 8, colBase, s, g);
-        c.N1.C1 += ReferenceDot(a, aHi, aLo, precise, bTile, r, cl + 9, colBase, s, g);
-        c.N1.C2 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 8, colBase, s, g);
-        c.N1.C3 += ReferenceDot(a, aHi, aLo, precise, bTile, r + 8, cl + 9, colBase, s, g);
+        c.N0.C0 += ReferenceDot(a, aTile, bTile, r, cl, colBase, s, g);
+        c.N0.C1 += ReferenceDot(a, aTile, bTile, r, cl + 1, colBase, s, g);
+        c.N0.C2 += ReferenceDot(a, aTile, bTile, r + 8, cl, colBase, s, g);
+        c.N0.C3 += ReferenceDot(a, aTile, bTile, r + 8, cl + 1, colBase, s, g);
+        c.N1.C0 += ReferenceDot(a, aTile, bTile, r, cl + 8, colBase, s, g);
+        c.N1.C1 += ReferenceDot(a, aTile, bTile, r, cl + 9, colBase, s, g);
+        c.N1.C2 += ReferenceDot(a, aTile, bTile, r + 8, cl + 8, colBase, s, g);
+        c.N1.C3 += ReferenceDot(a, aTile, bTile, r + 8, cl + 9, colBase, s, g);
         return c;
     }
 
@@ -363,7 +312,7 @@ internal static class GptqGemmKernels
     };
 
     /// <summary>CPU-accelerator stand-in for the mma: sum over the 8 pairs of step s of A[row] . (q - zero)[col].</summary>
-    private static float ReferenceDot(GptqGemvArgs a, ArrayView<uint> aHi, ArrayView<uint> aLo, int precise, ArrayView<uint> bTile, int tileRow, int tileCol, int colBase, int s, int g)
+    private static float ReferenceDot(GptqGemvArgs a, ArrayView<uint> aTile, ArrayView<uint> bTile, int tileRow, int tileCol, int colBase, int s, int g)
     {
         int col = colBase + tileCol;
         if (col >= a.OutFeatures)
@@ -379,15 +328,9 @@ internal static class GptqGemmKernels
         for (int q = 0; q < 8; q++)
         {
             int p = (8 * s) + q;
-            uint x = aHi[(tileRow * AStride) + p];
+            uint x = aTile[(tileRow * AStride) + p];
             float lo = DeviceMath.HalfBitsToFloat(x & 0xFFFFu);
             float hi = DeviceMath.HalfBitsToFloat(x >> 16);
-            if (precise != 0)
-            {
-                uint y = aLo[(tileRow * AStride) + p];
-                lo += DeviceMath.HalfBitsToFloat(y & 0xFFFFu);
-                hi += DeviceMath.HalfBitsToFloat(y >> 16);
-            }
 
             uint w = bTile[((p / pairsPerWord) * BStride) + tileCol];
             int shift = bits * (p % pairsPerWord);
@@ -506,16 +449,5 @@ internal struct ChunkLoads
     public Words4 A1;
     public Words4 A2;
     public Words4 A3;
-    public Words4 A4;
-    public Words4 A5;
-    public Words4 A6;
-    public Words4 A7;
     public Words4 B;
-}
-
-/// <summary>Two 32-bit words.</summary>
-internal struct Words2
-{
-    public uint X;
-    public uint Y;
 }

@@ -22,7 +22,7 @@ internal struct GptqGemvArgs
     /// <summary>[out] fp16 bias, or a dummy when <see cref="HasBias"/> is 0.</summary>
     public ArrayView<ushort> Bias;
 
-    /// <summary>[rows, in / 2] half2 words in the GPTQ activation layout (<see cref="ActivationLayout"/>); in precise mode [rows, in] fp32 at the same slots.</summary>
+    /// <summary>[rows, in / 2] half2 words in the GPTQ activation layout (<see cref="ActivationLayout"/>).</summary>
     public ArrayView<uint> Input;
 
     /// <summary>[rows, OutputStride] fp32; columns OutputOffset .. OutputOffset + out are written.</summary>
@@ -45,9 +45,6 @@ internal struct GptqGemvArgs
 
     /// <summary>Input rows in this launch.</summary>
     public int Rows;
-
-    /// <summary>Non-zero: products accumulate in fp32 (precise); zero: in fp16 pairs per packed word (fast).</summary>
-    public int Precise;
 }
 
 /// <summary>Four fp32 partial sums, one per output column a thread owns.</summary>
@@ -77,77 +74,57 @@ internal static class GptqGemvKernels
 {
     public const int BlockThreads = 256;
 
-    private const uint Magic = 0x64006400u;
+    /// <summary>Packed words per chunk: a chunk never straddles a group (GroupSize is a multiple of 4 words, checked on the host).</summary>
+    private const int ChunkWords = 4;
 
+    /// <summary>
+    /// The decode GEMV over fp16 activations (the GPTQ input layout of <see cref="ActivationLayout"/>). Each thread
+    /// owns 4 adjacent columns and a contiguous slice of 4-word chunks; per chunk it issues four 16-byte weight loads,
+    /// the chunk's activations, one zero word and one 8-byte scale load, and it issues the next chunk's loads before it
+    /// computes the current one (software pipelining: two chunks, 128 weight bytes per thread, in flight). Per packed
+    /// word and column the dequantization never converts: lop3 puts two nibbles into fp16 1024 + q, one add/fma.f16x2
+    /// removes the offset and the zero exactly, four fma.f16x2 multiply with the activations, and the half2 sum is
+    /// flushed to fp32 once per word (8 products), so an fp16 sum never spans more than 8 terms. Group sums are scaled
+    /// in fp32. The K slices of a block are reduced through shared memory in a fixed order: no atomics, deterministic.
+    /// </summary>
     public static void Gemv(GptqGemvArgs a)
     {
-        int colsPerBlock = a.ColumnsPerBlock;
-        int colThreads = colsPerBlock / 4;
-        int kThreads = BlockThreads / colThreads;
+        int colThreads = a.ColumnsPerBlock / 4;
+        int kSlices = BlockThreads / colThreads;
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
         int row = Grid.IdxX % a.Rows;
         int tile = Grid.IdxX / a.Rows;
-        int col0 = (tile * colsPerBlock) + (ct * 4);
-        int bits = a.Bits;
-        int rowsPerWord = 32 / bits;
-        int pairs = rowsPerWord / 2;
-        int words = a.InFeatures / rowsPerWord;
-        int wordsPerGroup = a.GroupSize / rowsPerWord;
-        int chunks = words / 4;
-        int chunksPerThread = (chunks + kThreads - 1) / kThreads;
-        int w0 = kt * chunksPerThread * 4;
-        int w1 = XMin(words, w0 + (chunksPerThread * 4));
-        long inputBase = (long)row * (a.InFeatures / 2);
-        uint mask = bits == 4 ? 0x000F000Fu : 0x00FF00FFu;
+        int col0 = (tile * a.ColumnsPerBlock) + (ct * 4);
+        int chunks = a.InFeatures / (32 / a.Bits) / ChunkWords;
+        int perSlice = (chunks + kSlices - 1) / kSlices;
+        int c0 = kt * perSlice;
+        int c1 = XMin(chunks, c0 + perSlice);
 
         var total = default(Acc4);
-        if (col0 < a.OutFeatures)
+        if (col0 < a.OutFeatures && c0 < c1)
         {
-            for (int w = w0; w < w1; w += 4)
-            {
-                // Chunks never straddle a group: GroupSize is a multiple of 4 packed words (checked on the host).
-                int g = w / wordsPerGroup;
-                var zeros = LoadZeros(a, g, col0, bits, rowsPerWord);
-                var part = default(Acc4);
-
-                // Four independent 16-byte loads issued before any use, so each thread keeps 64 bytes in flight.
-                long at = ((long)w * a.OutFeatures) + col0;
-                var q0 = DeviceMath.Load4(a.QWeight, at);
-                var q1 = DeviceMath.Load4(a.QWeight, at + a.OutFeatures);
-                var q2 = DeviceMath.Load4(a.QWeight, at + (2L * a.OutFeatures));
-                var q3 = DeviceMath.Load4(a.QWeight, at + (3L * a.OutFeatures));
-                long xAt = inputBase + ((long)w * pairs);
-                part = AddWord(part, q0, zeros, a.Input, xAt, bits, pairs, mask, a.Precise);
-                part = AddWord(part, q1, zeros, a.Input, xAt + pairs, bits, pairs, mask, a.Precise);
-                part = AddWord(part, q2, zeros, a.Input, xAt + (2 * pairs), bits, pairs, mask, a.Precise);
-                part = AddWord(part, q3, zeros, a.Input, xAt + (3 * pairs), bits, pairs, mask, a.Precise);
-
-                long sAt = ((long)g * a.OutFeatures) + col0;
-                total.A += part.A * DeviceMath.HalfBitsToFloat(a.Scales[sAt]);
-                total.B += part.B * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 1]);
-                total.C += part.C * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 2]);
-                total.D += part.D * DeviceMath.HalfBitsToFloat(a.Scales[sAt + 3]);
-            }
+            // One test of the backend for the whole slice, so the CUDA loop body is one straight-line block.
+            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1) : SliceManaged(a, row, col0, c0, c1);
         }
 
         var shared = SharedMemory.Allocate<float>(1024);
-        int slot = (kt * colsPerBlock) + (ct * 4);
+        int slot = (kt * a.ColumnsPerBlock) + (ct * 4);
         shared[slot] = total.A;
         shared[slot + 1] = total.B;
         shared[slot + 2] = total.C;
         shared[slot + 3] = total.D;
         Group.Barrier();
-        if (tid < colsPerBlock)
+        if (tid < a.ColumnsPerBlock)
         {
-            int col = (tile * colsPerBlock) + tid;
+            int col = (tile * a.ColumnsPerBlock) + tid;
             if (col < a.OutFeatures)
             {
                 float sum = 0f;
-                for (int k = 0; k < kThreads; k++)
+                for (int k = 0; k < kSlices; k++)
                 {
-                    sum += shared[(k * colsPerBlock) + tid];
+                    sum += shared[(k * a.ColumnsPerBlock) + tid];
                 }
 
                 StoreOutput(a, row, col, sum);
@@ -168,139 +145,324 @@ internal static class GptqGemvKernels
         a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
     }
 
-    /// <summary>Zeros of the 4 columns as raw integers (host checks out % rpw == 0, so one packed word holds them).</summary>
+    /// <summary>
+    /// One thread's K slice on CUDA: chunks c0 .. c1 - 1 of columns col0 .. col0 + 3, with the next chunk's loads in
+    /// flight while the current one is computed. Every index advances by addition: no division or 64-bit multiply in
+    /// the loop (a first version recomputed them per chunk and spent a third of its instructions there).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words4 LoadZeros(GptqGemvArgs a, int g, int col0, int bits, int rowsPerWord)
+    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1)
     {
-        uint word = a.QZeros[((long)g * (a.OutFeatures / rowsPerWord)) + (col0 / rowsPerWord)];
-        int shift = bits * (col0 % rowsPerWord);
-        uint zmask = (1u << bits) - 1u;
+        int n = a.OutFeatures;
+        int bits = a.Bits;
+        int rowsPerWord = 32 / bits;
+        int chunksPerGroup = a.GroupSize / rowsPerWord / ChunkWords;
+        int g = c0 / chunksPerGroup;
+        var cursor = new ChunkCursor
+        {
+            Weight = ((long)c0 * n) + (col0 / 4),
+            Input = (((long)row * (a.InFeatures / 2)) + ((long)c0 * ChunkWords * (rowsPerWord / 2))) / 4,
+            Zero = ((long)g * (n / rowsPerWord)) + (col0 / rowsPerWord),
+            Scale = (((long)g * n) + col0) / 4,
+            InGroup = c0 - (g * chunksPerGroup),
+        };
+        var step = new ChunkStep
+        {
+            WordRow = n / 4,
+            Input = bits == 4 ? 4 : 2,
+            Zero = n / rowsPerWord,
+            Scale = n / 4,
+            ChunksPerGroup = chunksPerGroup,
+        };
+        var views = new ChunkViews
+        {
+            Weights = a.QWeight.Cast<Words4>(),
+            Input = a.Input.Cast<Words4>(),
+            Zeros = a.QZeros,
+            Scales = a.Scales.Cast<Words2>(),
+        };
+
+        // -(1024 + z) and -(64 + z) in both fp16 lanes are z * 0x00010001 + K1024 and z * 0x00100010 + K64, where the
+        // constants carry the sign, 0x6400 = 1024.0 or 0x5400 = 64.0 (16 z is z in 64.0's mantissa) and the v1 zero offset.
         uint off = (uint)a.ZeroOffset;
-        var z = default(Words4);
-        z.X = ((word >> shift) & zmask) + off;
-        z.Y = ((word >> (shift + bits)) & zmask) + off;
-        z.Z = ((word >> (shift + (2 * bits))) & zmask) + off;
-        z.W = ((word >> (shift + (3 * bits))) & zmask) + off;
-        return z;
+        uint k1024 = 0xE400E400u + (off * 0x00010001u);
+        uint k64 = 0xD400D400u + (off * 0x00100010u);
+        int zeroShift = bits * (col0 % rowsPerWord);
+
+        var total = default(Acc4);
+        var current = LoadChunk(views, cursor, step, bits);
+        for (int c = c0; c < c1; c++)
+        {
+            // The last iteration reloads its own chunk rather than branching around the load.
+            if (c + 1 < c1)
+            {
+                cursor = Advance(cursor, step);
+            }
+
+            var next = LoadChunk(views, cursor, step, bits);
+            total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
+            current = next;
+        }
+
+        return total;
     }
 
-    /// <summary>Adds (q - zero) . x over the rpw inputs of one packed word row, for the 4 columns in <paramref name="q"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddWord(Acc4 acc, Words4 q, Words4 zeros, ArrayView<uint> input, long xAt, int bits, int pairs, uint mask, int precise)
+    private static ChunkCursor Advance(ChunkCursor c, ChunkStep s)
     {
-        if (CudaAsm.IsSupported && precise != 0 && pairs == 4)
+        c.Weight += 4L * s.WordRow;
+        c.Input += s.Input;
+        c.InGroup++;
+        if (c.InGroup == s.ChunksPerGroup)
         {
-            // 4-bit: the word's 8 fp32 activations are two 16-byte loads instead of eight 4-byte ones.
-            uint nzA = NegZeroPair(zeros.X);
-            uint nzB = NegZeroPair(zeros.Y);
-            uint nzC = NegZeroPair(zeros.Z);
-            uint nzD = NegZeroPair(zeros.W);
-            var x01 = DeviceMath.Load4(input, 2 * xAt);
-            var x23 = DeviceMath.Load4(input, (2 * xAt) + 4);
-            acc = AddPair(acc, q, nzA, nzB, nzC, nzD, 0, mask, Interop.IntAsFloat(x01.X), Interop.IntAsFloat(x01.Y));
-            acc = AddPair(acc, q, nzA, nzB, nzC, nzD, 4, mask, Interop.IntAsFloat(x01.Z), Interop.IntAsFloat(x01.W));
-            acc = AddPair(acc, q, nzA, nzB, nzC, nzD, 8, mask, Interop.IntAsFloat(x23.X), Interop.IntAsFloat(x23.Y));
-            return AddPair(acc, q, nzA, nzB, nzC, nzD, 12, mask, Interop.IntAsFloat(x23.Z), Interop.IntAsFloat(x23.W));
+            c.InGroup = 0;
+            c.Zero += s.Zero;
+            c.Scale += s.Scale;
         }
 
-        if (CudaAsm.IsSupported && precise != 0)
-        {
-            uint nzA = NegZeroPair(zeros.X);
-            uint nzB = NegZeroPair(zeros.Y);
-            uint nzC = NegZeroPair(zeros.Z);
-            uint nzD = NegZeroPair(zeros.W);
-            for (int j = 0; j < pairs; j++)
-            {
-                // Precise mode: the producer wrote fp32 activations into the same slots (two words per pair).
-                float lo = Interop.IntAsFloat(input[2 * (xAt + j)]);
-                float hi = Interop.IntAsFloat(input[(2 * (xAt + j)) + 1]);
-                int s = bits * j;
-                acc.A = DeviceMath.Half2SubDot(((q.X >> s) & mask) | Magic, nzA, lo, hi, acc.A);
-                acc.B = DeviceMath.Half2SubDot(((q.Y >> s) & mask) | Magic, nzB, lo, hi, acc.B);
-                acc.C = DeviceMath.Half2SubDot(((q.Z >> s) & mask) | Magic, nzC, lo, hi, acc.C);
-                acc.D = DeviceMath.Half2SubDot(((q.W >> s) & mask) | Magic, nzD, lo, hi, acc.D);
-            }
+        return c;
+    }
 
-            return acc;
+    /// <summary>The loads of one chunk: weights of 4 word rows x 4 columns, activations, zero word, scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static GemvChunk LoadChunk(ChunkViews v, ChunkCursor c, ChunkStep s, int bits)
+    {
+        var ch = default(GemvChunk);
+        ch.Q0 = v.Weights[c.Weight];
+        ch.Q1 = v.Weights[c.Weight + s.WordRow];
+        ch.Q2 = v.Weights[c.Weight + (2L * s.WordRow)];
+        ch.Q3 = v.Weights[c.Weight + (3L * s.WordRow)];
+
+        ch = LoadActivations(ch, v, c.Input, bits);
+
+        ch.Zeros = v.Zeros[c.Zero];
+        ch.Scales = v.Scales[c.Scale];
+        return ch;
+    }
+
+    /// <summary>A chunk's activations: rpw / 2 half2 words per packed word, 16 (4-bit) or 8 (8-bit) per chunk.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static GemvChunk LoadActivations(GemvChunk ch, ChunkViews v, long input, int bits)
+    {
+        ch.X0 = v.Input[input];
+        ch.X1 = v.Input[input + 1];
+        if (bits == 4)
+        {
+            ch.X2 = v.Input[input + 2];
+            ch.X3 = v.Input[input + 3];
         }
 
-        if (CudaAsm.IsSupported)
-        {
-            uint nzA = NegZeroPair(zeros.X);
-            uint nzB = NegZeroPair(zeros.Y);
-            uint nzC = NegZeroPair(zeros.Z);
-            uint nzD = NegZeroPair(zeros.W);
-            uint hA = 0;
-            uint hB = 0;
-            uint hC = 0;
-            uint hD = 0;
-            for (int j = 0; j < pairs; j++)
-            {
-                uint x = input[xAt + j];
-                int s = bits * j;
-                hA = DeviceMath.Half2SubFma(((q.X >> s) & mask) | Magic, nzA, x, hA);
-                hB = DeviceMath.Half2SubFma(((q.Y >> s) & mask) | Magic, nzB, x, hB);
-                hC = DeviceMath.Half2SubFma(((q.Z >> s) & mask) | Magic, nzC, x, hC);
-                hD = DeviceMath.Half2SubFma(((q.W >> s) & mask) | Magic, nzD, x, hD);
-            }
+        return ch;
+    }
 
-            acc.A += DeviceMath.Half2Sum(hA);
-            acc.B += DeviceMath.Half2Sum(hB);
-            acc.C += DeviceMath.Half2Sum(hC);
-            acc.D += DeviceMath.Half2Sum(hD);
-            return acc;
-        }
+    /// <summary>Adds one 4-bit chunk: 4 words x 8 inputs for each of the 4 columns, scaled by the group's scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Acc4 AddChunk4(GemvChunk ch, Acc4 total, int zeroShift, uint k1024, uint k64)
+    {
+        uint z = ch.Zeros >> zeroShift;
+        total.A = ScaledWords4(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, z & 0xFu, k1024, k64, ch, DeviceMath.Low(ch.Scales.X), total.A);
+        total.B = ScaledWords4(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, (z >> 4) & 0xFu, k1024, k64, ch, DeviceMath.High(ch.Scales.X), total.B);
+        total.C = ScaledWords4(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, (z >> 8) & 0xFu, k1024, k64, ch, DeviceMath.Low(ch.Scales.Y), total.C);
+        total.D = ScaledWords4(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, (z >> 12) & 0xFu, k1024, k64, ch, DeviceMath.High(ch.Scales.Y), total.D);
+        return total;
+    }
 
+    /// <summary>total + scale * sum over the chunk's 4 words of one column (4-bit).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScaledWords4(uint q0, uint q1, uint q2, uint q3, uint zero, uint k1024, uint k64, GemvChunk ch, float scale, float total)
+    {
+        uint nz1024 = (zero * 0x00010001u) + k1024;
+        uint nz64 = (zero * 0x00100010u) + k64;
+        float part = Dot4Bit(q0, nz1024, nz64, ch.X0, 0f);
+        part = Dot4Bit(q1, nz1024, nz64, ch.X1, part);
+        part = Dot4Bit(q2, nz1024, nz64, ch.X2, part);
+        part = Dot4Bit(q3, nz1024, nz64, ch.X3, part);
+        return total + (part * scale);
+    }
+
+    /// <summary>
+    /// acc + sum over the 8 nibbles of <paramref name="q"/> of (q_i - zero) * x_i, with x as the 4 half2 pairs (i, i + 4)
+    /// of the activation layout. Pairs 0 and 2 are (q &amp; 0x000F000F) | 0x6400 = 1024 + q, pairs 1 and 3 are
+    /// (q &amp; 0x00F000F0) | 0x6400 = 1024 + 16 q, scaled by 1/16 in the same fma that removes 64 + zero: all exact.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot4Bit(uint q, uint negZero1024, uint negZero64, Words4 x, float acc)
+    {
+        CudaAsm.Emit(
+            "{ .reg .b32 m1, m2, mg, s16, q8, t0, t1, t2, t3, d; .reg .f16 lo, hi; .reg .f32 flo, fhi; "
+            + "mov.b32 m1, 0x000F000F; mov.b32 m2, 0x00F000F0; mov.b32 mg, 0x64006400; mov.b32 s16, 0x2C002C00; "
+            + "lop3.b32 t0, %1, m1, mg, 0xEA; lop3.b32 t1, %1, m2, mg, 0xEA; shr.u32 q8, %1, 8; "
+            + "lop3.b32 t2, q8, m1, mg, 0xEA; lop3.b32 t3, q8, m2, mg, 0xEA; "
+            + "add.rn.f16x2 t0, t0, %2; fma.rn.f16x2 t1, t1, s16, %3; add.rn.f16x2 t2, t2, %2; fma.rn.f16x2 t3, t3, s16, %3; "
+            + "mul.rn.f16x2 d, t0, %4; fma.rn.f16x2 d, t1, %5, d; fma.rn.f16x2 d, t2, %6, d; fma.rn.f16x2 d, t3, %7, d; "
+            + "mov.b32 {lo, hi}, d; cvt.f32.f16 flo, lo; cvt.f32.f16 fhi, hi; add.f32 flo, flo, fhi; add.f32 %0, %8, flo; }",
+            out float result,
+            q,
+            negZero1024,
+            negZero64,
+            x.X,
+            x.Y,
+            x.Z,
+            x.W,
+            acc);
+        return result;
+    }
+
+    /// <summary>Adds one 8-bit chunk: 4 words x 4 inputs for each of the 4 columns, scaled by the group's scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Acc4 AddChunk8(GemvChunk ch, Acc4 total, int zeroShift, uint k1024)
+    {
+        uint z = ch.Zeros >> zeroShift;
+        total.A = ScaledWords8(ch.Q0.X, ch.Q1.X, ch.Q2.X, ch.Q3.X, (z & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.Low(ch.Scales.X), total.A);
+        total.B = ScaledWords8(ch.Q0.Y, ch.Q1.Y, ch.Q2.Y, ch.Q3.Y, ((z >> 8) & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.High(ch.Scales.X), total.B);
+        total.C = ScaledWords8(ch.Q0.Z, ch.Q1.Z, ch.Q2.Z, ch.Q3.Z, ((z >> 16) & 0xFFu) * 0x00010001u, k1024, ch, DeviceMath.Low(ch.Scales.Y), total.C);
+        total.D = ScaledWords8(ch.Q0.W, ch.Q1.W, ch.Q2.W, ch.Q3.W, (z >> 24) * 0x00010001u, k1024, ch, DeviceMath.High(ch.Scales.Y), total.D);
+        return total;
+    }
+
+    /// <summary>total + scale * sum over the chunk's 4 words of one column (8-bit: two words per Dot8Bit).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScaledWords8(uint q0, uint q1, uint q2, uint q3, uint zeroPair, uint k1024, GemvChunk ch, float scale, float total)
+    {
+        uint nz = zeroPair + k1024;
+        float part = Dot8Bit(q0, q1, nz, ch.X0, 0f);
+        part = Dot8Bit(q2, q3, nz, ch.X1, part);
+        return total + (part * scale);
+    }
+
+    /// <summary>
+    /// acc + sum over the 8 bytes of two consecutive words of (q_i - zero) * x_i; x holds each word's 2 half2 pairs
+    /// (i, i + 2): (q &amp; 0x00FF00FF) | 0x6400 and ((q &gt;&gt; 8) &amp; 0x00FF00FF) | 0x6400 are 1024 + q, exactly.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot8Bit(uint qa, uint qb, uint negZero1024, Words4 x, float acc)
+    {
+        CudaAsm.Emit(
+            "{ .reg .b32 m, mg, s, t0, t1, t2, t3, d; .reg .f16 lo, hi; .reg .f32 flo, fhi; "
+            + "mov.b32 m, 0x00FF00FF; mov.b32 mg, 0x64006400; "
+            + "lop3.b32 t0, %1, m, mg, 0xEA; shr.u32 s, %1, 8; lop3.b32 t1, s, m, mg, 0xEA; "
+            + "lop3.b32 t2, %2, m, mg, 0xEA; shr.u32 s, %2, 8; lop3.b32 t3, s, m, mg, 0xEA; "
+            + "add.rn.f16x2 t0, t0, %3; add.rn.f16x2 t1, t1, %3; add.rn.f16x2 t2, t2, %3; add.rn.f16x2 t3, t3, %3; "
+            + "mul.rn.f16x2 d, t0, %4; fma.rn.f16x2 d, t1, %5, d; fma.rn.f16x2 d, t2, %6, d; fma.rn.f16x2 d, t3, %7, d; "
+            + "mov.b32 {lo, hi}, d; cvt.f32.f16 flo, lo; cvt.f32.f16 fhi, hi; add.f32 flo, flo, fhi; add.f32 %0, %8, flo; }",
+            out float result,
+            qa,
+            qb,
+            negZero1024,
+            x.X,
+            x.Y,
+            x.Z,
+            x.W,
+            acc);
+        return result;
+    }
+
+    /// <summary>
+    /// The same slice on ILGPU's CPU accelerator (CI): plain fp32 arithmetic on the same layout, so the kernel's
+    /// indexing, slicing and reduction are tested everywhere.
+    /// </summary>
+    private static Acc4 SliceManaged(GptqGemvArgs a, int row, int col0, int c0, int c1)
+    {
+        int bits = a.Bits;
+        int rowsPerWord = 32 / bits;
+        int pairs = rowsPerWord / 2;
+        int wordsPerGroup = a.GroupSize / rowsPerWord;
         uint vmask = (1u << bits) - 1u;
-        for (int j = 0; j < pairs; j++)
+        int zShift = bits * (col0 % rowsPerWord);
+        var total = default(Acc4);
+        for (int w = c0 * ChunkWords; w < c1 * ChunkWords; w++)
         {
-            float lo;
-            float hi;
-            if (precise != 0)
+            int g = w / wordsPerGroup;
+            uint zword = a.QZeros[((long)g * (a.OutFeatures / rowsPerWord)) + (col0 / rowsPerWord)];
+            long xAt = ((long)row * (a.InFeatures / 2)) + ((long)w * pairs);
+            for (int c = 0; c < 4; c++)
             {
-                lo = Interop.IntAsFloat(input[2 * (xAt + j)]);
-                hi = Interop.IntAsFloat(input[(2 * (xAt + j)) + 1]);
-            }
-            else
-            {
-                uint x = input[xAt + j];
-                lo = DeviceMath.Low(x);
-                hi = DeviceMath.High(x);
-            }
+                uint q = a.QWeight[((long)w * a.OutFeatures) + col0 + c];
+                int zero = (int)(((zword >> (zShift + (bits * c))) & vmask) + (uint)a.ZeroOffset);
+                float part = 0f;
+                for (int j = 0; j < pairs; j++)
+                {
+                    uint x = a.Input[xAt + j];
+                    part += (((int)((q >> (bits * j)) & vmask) - zero) * DeviceMath.Low(x))
+                        + (((int)((q >> (bits * (j + pairs))) & vmask) - zero) * DeviceMath.High(x));
+                }
 
-            int sLo = bits * j;
-            int sHi = bits * (j + pairs);
-            acc.A += (((int)((q.X >> sLo) & vmask) - (int)zeros.X) * lo) + (((int)((q.X >> sHi) & vmask) - (int)zeros.X) * hi);
-            acc.B += (((int)((q.Y >> sLo) & vmask) - (int)zeros.Y) * lo) + (((int)((q.Y >> sHi) & vmask) - (int)zeros.Y) * hi);
-            acc.C += (((int)((q.Z >> sLo) & vmask) - (int)zeros.Z) * lo) + (((int)((q.Z >> sHi) & vmask) - (int)zeros.Z) * hi);
-            acc.D += (((int)((q.W >> sLo) & vmask) - (int)zeros.W) * lo) + (((int)((q.W >> sHi) & vmask) - (int)zeros.W) * hi);
+                float scale = DeviceMath.HalfBitsToFloat(a.Scales[((long)g * a.OutFeatures) + col0 + c]);
+                if (c == 0)
+                {
+                    total.A += part * scale;
+                }
+                else if (c == 1)
+                {
+                    total.B += part * scale;
+                }
+                else if (c == 2)
+                {
+                    total.C += part * scale;
+                }
+                else
+                {
+                    total.D += part * scale;
+                }
+            }
         }
 
-        return acc;
-    }
-
-    /// <summary>One half2 pair (shift <paramref name="s"/>) of the 4 columns, accumulated in fp32 (CUDA, precise mode).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddPair(Acc4 acc, Words4 q, uint nzA, uint nzB, uint nzC, uint nzD, int s, uint mask, float lo, float hi)
-    {
-        acc.A = DeviceMath.Half2SubDot(((q.X >> s) & mask) | Magic, nzA, lo, hi, acc.A);
-        acc.B = DeviceMath.Half2SubDot(((q.Y >> s) & mask) | Magic, nzB, lo, hi, acc.B);
-        acc.C = DeviceMath.Half2SubDot(((q.Z >> s) & mask) | Magic, nzC, lo, hi, acc.C);
-        acc.D = DeviceMath.Half2SubDot(((q.W >> s) & mask) | Magic, nzD, lo, hi, acc.D);
-        return acc;
-    }
-
-    /// <summary>-(1024 + zero) as fp16 in both lanes; exact for zero &lt;= 1024.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint NegZeroPair(uint zero)
-    {
-        // 1024 + z has exponent 10 (0x6400 = 1024.0) and mantissa z for z < 1024, so the bits are 0x6400 + z.
-        uint h = 0x8000u | (0x6400u + zero);
-        return h | (h << 16);
+        return total;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMin(int a, int b) => a < b ? a : b;
+}
+
+/// <summary>Where a thread's next chunk is, in units of each view's element.</summary>
+internal struct ChunkCursor
+{
+    public long Weight;
+    public long Input;
+    public long Zero;
+    public long Scale;
+    public int InGroup;
+}
+
+/// <summary>How far a <see cref="ChunkCursor"/> moves per chunk (Input, WordRow) and per group (Zero, Scale).</summary>
+internal struct ChunkStep
+{
+    public long WordRow;
+    public long Input;
+    public long Zero;
+    public long Scale;
+    public int ChunksPerGroup;
+}
+
+/// <summary>The GEMV's inputs as the element types the chunk loads read.</summary>
+internal struct ChunkViews
+{
+    public ArrayView<Words4> Weights;
+    public ArrayView<Words4> Input;
+    public ArrayView<uint> Zeros;
+    public ArrayView<Words2> Scales;
+}
+
+/// <summary>What one thread loads for one 4-word chunk of the GEMV (see <see cref="GptqGemvKernels.Gemv"/>).</summary>
+internal struct GemvChunk
+{
+    /// <summary>Packed word rows w .. w + 3, each holding the thread's 4 columns.</summary>
+    public Words4 Q0;
+    public Words4 Q1;
+    public Words4 Q2;
+    public Words4 Q3;
+
+    /// <summary>The chunk's activations as half2 words: 4 per word row for 4-bit (X0..X3), 2 per word row for 8-bit (X0, X1).</summary>
+    public Words4 X0;
+    public Words4 X1;
+    public Words4 X2;
+    public Words4 X3;
+
+    /// <summary>The packed zero word holding the 4 columns' zeros for the chunk's group.</summary>
+    public uint Zeros;
+
+    /// <summary>The 4 columns' fp16 scales for the chunk's group.</summary>
+    public Words2 Scales;
 }
 
 /// <summary>Arguments of <see cref="DenseGemvKernels.Gemv"/>.</summary>

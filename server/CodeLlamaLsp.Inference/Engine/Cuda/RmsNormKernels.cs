@@ -1,25 +1,38 @@
 // RMSNorm kernels: fp32 statistics, output either fp32 (the generic op) or fp16 written straight into the
 // input layout of the next linear layer (the fused decode path), saving one pass and one launch.
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>
-/// Launch geometry: grid (rows), group <see cref="BlockThreads"/>; each block strides over one row of
-/// <c>width</c> fp32 values, reduces the sum of squares through shared memory, then writes
-/// x * rsqrt(mean(x^2) + eps) * weight. Reads input [rows, width] fp32 and weight [width] fp32.
+/// Launch geometry: grid (rows), group of up to <see cref="MaxBlockThreads"/> threads (a multiple of 32); each block normalises one row of <c>width</c>
+/// fp32 values: x * rsqrt(mean(x^2) + eps) * weight. At batch 1 one block does the whole row, so the kernel is
+/// latency-bound: each thread issues <see cref="Unroll"/> independent loads per step (a first version with one
+/// dependent load per step of 256 threads took 25 us per call on an H200, 2.4 ms of every 34B decode step), and
+/// the sum of squares is reduced with warp shuffles. Reads input [rows, width] fp32 and weight [width] fp32.
 /// </summary>
 internal static class RmsNormKernels
 {
-    public const int BlockThreads = 256;
+    public const int MaxBlockThreads = 1024;
+    private const int Unroll = 4;
 
     public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps)
     {
         float inv = InverseRms(input, width, eps);
         long b = (long)Grid.IdxX * width;
-        for (int i = Group.IdxX; i < width; i += BlockThreads)
+        for (int i = Group.IdxX; i < width; i += Unroll * Group.DimX)
         {
-            output[b + i] = input[b + i] * inv * weight[i];
+            var v = Load(input, b, i, width);
+            var w = Load(weight, 0, i, width);
+            for (int u = 0; u < Unroll; u++)
+            {
+                int k = i + (u * Group.DimX);
+                if (k < width)
+                {
+                    output[b + k] = Get(v, u) * inv * Get(w, u);
+                }
+            }
         }
     }
 
@@ -28,37 +41,65 @@ internal static class RmsNormKernels
     {
         float inv = InverseRms(input, width, eps);
         long b = (long)Grid.IdxX * width;
-        for (int i = Group.IdxX; i < width; i += BlockThreads)
+        for (int i = Group.IdxX; i < width; i += Unroll * Group.DimX)
         {
-            ActivationLayout.Store(output, Grid.IdxX, width, i, input[b + i] * inv * weight[i], layout);
+            var v = Load(input, b, i, width);
+            var w = Load(weight, 0, i, width);
+            for (int u = 0; u < Unroll; u++)
+            {
+                int k = i + (u * Group.DimX);
+                if (k < width)
+                {
+                    ActivationLayout.Store(output, Grid.IdxX, width, k, Get(v, u) * inv * Get(w, u), layout);
+                }
+            }
         }
     }
 
     private static float InverseRms(ArrayView<float> input, int width, float eps)
     {
-        var partial = SharedMemory.Allocate<float>(BlockThreads);
         long b = (long)Grid.IdxX * width;
         float sum = 0f;
-        for (int i = Group.IdxX; i < width; i += BlockThreads)
+        for (int i = Group.IdxX; i < width; i += Unroll * Group.DimX)
         {
-            float v = input[b + i];
-            sum += v * v;
+            var v = Load(input, b, i, width);
+            sum += (v.A * v.A) + (v.B * v.B) + (v.C * v.C) + (v.D * v.D);
         }
 
-        partial[Group.IdxX] = sum;
-        Group.Barrier();
-        for (int s = BlockThreads / 2; s > 0; s /= 2)
+        for (int offset = 16; offset > 0; offset /= 2)
         {
-            if (Group.IdxX < s)
-            {
-                partial[Group.IdxX] += partial[Group.IdxX + s];
-            }
-
-            Group.Barrier();
+            sum += Warp.ShuffleDown(sum, offset);
         }
 
-        float mean = partial[0] / width;
+        var partial = SharedMemory.Allocate<float>(MaxBlockThreads / 32);
+        if (Warp.LaneIdx == 0)
+        {
+            partial[Warp.WarpIdx] = sum;
+        }
+
         Group.Barrier();
-        return 1f / MathF.Sqrt(mean + eps);
+        float total = 0f;
+        for (int w = 0; w < Group.DimX / 32; w++)
+        {
+            total += partial[w];
+        }
+
+        return 1f / MathF.Sqrt((total / width) + eps);
     }
+
+    /// <summary>Elements i, i + T, i + 2T, i + 3T of a row (T threads), zero past its end, loaded before any is used.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Acc4 Load(ArrayView<float> row, long b, int i, int width)
+    {
+        int t = Group.DimX;
+        var r = default(Acc4);
+        r.A = row[b + i];
+        r.B = i + t < width ? row[b + i + t] : 0f;
+        r.C = i + (2 * t) < width ? row[b + i + (2 * t)] : 0f;
+        r.D = i + (3 * t) < width ? row[b + i + (3 * t)] : 0f;
+        return r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Get(Acc4 v, int u) => u == 0 ? v.A : u == 1 ? v.B : u == 2 ? v.C : v.D;
 }

@@ -54,4 +54,46 @@ internal static class RopeKernels
             vCache[at] = (ushort)DeviceMath.FloatToHalfBits(vSrc[rowBase + e]);
         }
     }
+
+    /// <summary>
+    /// The decode path's fused form of <see cref="Rotate"/> (queries and keys) and <see cref="StoreKv"/>: one thread per
+    /// rotation pair of the q and k heads of one row of qkv [rows, stride] (q, then k, then v columns); q is rotated in
+    /// place, k rotated straight into the fp16 cache and v's pair copied beside it, at position start[0] + row.
+    /// Launch geometry: grid (ceil((heads + kvHeads) * headDim / 2 / BlockThreads), rows), group <see cref="BlockThreads"/>:
+    /// no thread loops, so the kernel costs one memory round trip instead of three launches of strided loops.
+    /// </summary>
+    public static void RotateAndStore(ArrayView<float> qkv, int stride, int heads, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin, ArrayView<ushort> kCache, ArrayView<ushort> vCache)
+    {
+        int half = headDim / 2;
+        int p = (Grid.IdxX * BlockThreads) + Group.IdxX;
+        if (p >= (heads + kvHeads) * half)
+        {
+            return;
+        }
+
+        int row = Grid.IdxY;
+        int pos = start[0] + row;
+        int h = p / half;
+        int i = p - (h * half);
+        long at = ((long)row * stride) + ((long)h * headDim) + i;
+        float c = cos[((long)pos * half) + i];
+        float s = sin[((long)pos * half) + i];
+        float a = qkv[at];
+        float b = qkv[at + half];
+        float ra = (a * c) - (b * s);
+        float rb = (b * c) + (a * s);
+        if (h < heads)
+        {
+            qkv[at] = ra;
+            qkv[at + half] = rb;
+            return;
+        }
+
+        long vAt = at + ((long)kvHeads * headDim);
+        long cacheAt = ((((long)(h - heads) * capacity) + pos) * headDim) + i;
+        kCache[cacheAt] = (ushort)DeviceMath.FloatToHalfBits(ra);
+        kCache[cacheAt + half] = (ushort)DeviceMath.FloatToHalfBits(rb);
+        vCache[cacheAt] = (ushort)DeviceMath.FloatToHalfBits(qkv[vAt]);
+        vCache[cacheAt + half] = (ushort)DeviceMath.FloatToHalfBits(qkv[vAt + half]);
+    }
 }
