@@ -21,7 +21,7 @@ public static class StdioCommand
         }
 
         log.Info($"codellama-lsp {ServerVersion.Informational} on stdio (pid {Environment.ProcessId})");
-        var server = new LanguageServer(protocolIn, protocolOut, settings, new InProcessBackendLoader(log), log);
+        var server = new LanguageServer(protocolIn, protocolOut, settings, new InProcessBackendLoader(log), log, OutputHangup.WhenStdoutClosedAsync);
         return await server.RunAsync().ConfigureAwait(false);
     }
 
