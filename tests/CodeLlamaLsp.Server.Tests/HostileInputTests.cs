@@ -149,6 +149,8 @@ public class HostileInputTests
         string text = server.Server.Context.Documents.Get(Uri).Text;
         Assert.That(text[..6], Is.EqualTo("yxyxyx"));
         Assert.That(text, Has.Length.EqualTo(line.Length));
-        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)));
+        // 0.2 s on an idle 2-core machine, 1.4 s with other suites running beside it; the edit-by-edit
+        // application it replaces took 4.7 s idle (a line index and a 5 MB copy per edit).
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(3)));
     }
 }

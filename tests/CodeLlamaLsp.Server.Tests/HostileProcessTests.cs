@@ -53,7 +53,8 @@ public class HostileProcessTests
         string revision = string.Concat(Enumerable.Repeat("../", 16)) + secret.Path.TrimStart('/');
 
         await client.NotifyAsync("workspace/didChangeConfiguration", new { settings = new { codellama = new { model = "org/name", revision } } });
-        await client.WaitForStatusAsync(ServerStates.Error, TimeSpan.FromSeconds(30));
+        // The first error status is "no model configured", from before the change: wait for the reload's.
+        await client.WaitForNotificationAsync(CustomMethods.Status, p => p.GetProperty("state").GetString() == ServerStates.Error && p.GetRawText().Contains("revision", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
         await client.DebugStatsAsync();
 
         var everything = string.Join("\n", client.Notifications.Select(n => n.Params.GetRawText())) + client.Stderr;
