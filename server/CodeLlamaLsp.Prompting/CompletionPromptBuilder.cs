@@ -47,6 +47,25 @@ public static class CompletionPromptBuilder
     /// <summary>Lines around the cursor used to detect the file's indentation.</summary>
     private const int IndentSampleLines = 400;
 
+    /// <summary>
+    /// An upper bound on the characters one token covers (Llama's longest piece is 16). Text longer than
+    /// budget x this cannot fit the budget, so a long line is cut to that before it is tokenized: the cost of a
+    /// completion follows the window used, not the length of a minified line.
+    /// </summary>
+    private const int MaxCharsPerToken = 32;
+
+    /// <summary>
+    /// The most of the cursor line kept on each side of the cursor (1M characters, more than any prompt budget
+    /// can use at <see cref="MaxCharsPerToken"/>), so a 15 MB one-line file is not copied whole per keystroke.
+    /// </summary>
+    private const int MaxCursorLineChars = 1 << 20;
+
+    /// <summary>What is kept of each line after the cursor for the repetition checks (longer than any answer).</summary>
+    private const int MaxNextLineChars = 1 << 16;
+
+    /// <summary>What indentation detection reads of each sample line.</summary>
+    private const int IndentSampleChars = 1024;
+
     /// <summary>Tokens kept free for the variation of section headers between the measured template and the real one.</summary>
     private const int SafetyTokens = 8;
 
@@ -106,7 +125,7 @@ public static class CompletionPromptBuilder
         linePrefix = KeepTail(linePrefix, prefixBudget, counter);
         int used = counter.CountText(linePrefix, addDummyPrefix: false);
         int first = cursorLine;
-        while (first > 0 && used + counter.CountWithNewline(lines[first - 1]) <= prefixBudget)
+        while (first > 0 && Fits(lines, first - 1, prefixBudget - used, counter))
         {
             first--;
             used += counter.CountWithNewline(lines[first]);
@@ -215,12 +234,13 @@ public static class CompletionPromptBuilder
         int line = lines.LineOf(cursor);
         int lineStart = lines.LineStart(line);
         int lineEnd = lines.LineEnd(line);
-        string linePrefix = snapshot.Text[lineStart..Math.Min(cursor, lineEnd)];
-        string lineSuffix = cursor <= lineEnd ? snapshot.Text[cursor..lineEnd] : string.Empty;
+        int prefixStart = Math.Max(lineStart, Math.Min(cursor, lineEnd) - MaxCursorLineChars);
+        string linePrefix = snapshot.Text[prefixStart..Math.Min(cursor, lineEnd)];
+        string lineSuffix = cursor <= lineEnd ? snapshot.Text[cursor..Math.Min(lineEnd, cursor + MaxCursorLineChars)] : string.Empty;
 
         int sampleFirst = Math.Max(0, line - (IndentSampleLines / 2));
         int sampleLast = Math.Min(lines.Count - 1, line + (IndentSampleLines / 2));
-        var indent = IndentStyle.Detect(Enumerable.Range(sampleFirst, sampleLast - sampleFirst + 1).Select(i => lines[i]));
+        var indent = IndentStyle.Detect(Enumerable.Range(sampleFirst, sampleLast - sampleFirst + 1).Select(i => lines.Head(i, IndentSampleChars)));
 
         bool opener = BlockSyntax.EndsWithOpener(linePrefix);
         bool multiLine = TextLines.IsBlank(lineSuffix) && (TextLines.IsBlank(linePrefix) || opener);
@@ -242,7 +262,7 @@ public static class CompletionPromptBuilder
         var next = new List<string>();
         for (int i = line + 1; i < lines.Count && next.Count < NextLinesKept; i++)
         {
-            next.Add(lines[i]);
+            next.Add(lines.Head(i, MaxNextLineChars));
         }
 
         return new CompletionContext
@@ -281,7 +301,7 @@ public static class CompletionPromptBuilder
         string head = KeepHead(lineSuffix, budget, counter);
         int used = counter.CountText(head, addDummyPrefix: false);
         int last = cursorLine;
-        while (last + 1 < lines.Count && used + counter.CountWithNewline(lines[last + 1]) <= budget)
+        while (last + 1 < lines.Count && Fits(lines, last + 1, budget - used, counter))
         {
             last++;
             used += counter.CountWithNewline(lines[last]);
@@ -291,9 +311,17 @@ public static class CompletionPromptBuilder
         return (text, used);
     }
 
+    /// <summary>Whether a whole line and its line break fit <paramref name="room"/> tokens; a line too long to fit is not tokenized.</summary>
+    private static bool Fits(TextLines lines, int line, int room, LineTokenCounter counter) =>
+        lines.LineLength(line) <= MaxChars(room) && counter.CountWithNewline(lines[line]) <= room;
+
+    /// <summary>The most characters <paramref name="tokens"/> tokens can cover (0 for a spent budget).</summary>
+    private static int MaxChars(int tokens) => (int)Math.Min(int.MaxValue, Math.Max(0L, tokens) * MaxCharsPerToken);
+
     /// <summary>The end of a very long line (minified code) that fits the budget.</summary>
     private static string KeepTail(string text, int budget, LineTokenCounter counter)
     {
+        text = text.Length > MaxChars(budget) ? text[^MaxChars(budget)..] : text;
         while (text.Length > 0 && counter.CountText(text, addDummyPrefix: false) > budget)
         {
             text = text[(text.Length / 4 + 1)..];
@@ -305,6 +333,7 @@ public static class CompletionPromptBuilder
     /// <summary>The start of a very long line that fits the budget.</summary>
     private static string KeepHead(string text, int budget, LineTokenCounter counter)
     {
+        text = text.Length > MaxChars(budget) ? text[..MaxChars(budget)] : text;
         while (text.Length > 0 && counter.CountText(text, addDummyPrefix: false) > budget)
         {
             text = text[..(text.Length * 3 / 4)];

@@ -55,6 +55,11 @@ internal sealed class TextLines
 
     public string this[int line] => _text[LineStart(line)..LineEnd(line)];
 
+    /// <summary>The first <paramref name="maxChars"/> characters of a line: all that indentation or a comparison needs of a very long one.</summary>
+    public string Head(int line, int maxChars) => _text.Substring(LineStart(line), Math.Min(maxChars, LineEnd(line) - LineStart(line)));
+
+    public int LineLength(int line) => LineEnd(line) - LineStart(line);
+
     /// <summary>The line holding an offset (an offset at a line break belongs to the line it ends).</summary>
     public int LineOf(int offset)
     {

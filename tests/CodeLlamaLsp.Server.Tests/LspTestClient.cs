@@ -155,6 +155,13 @@ public sealed class LspTestClient : IAsyncDisposable
         await _writer.WriteAsync(content);
     }
 
+    /// <summary>Writes bytes as they are, framing included or not (for framing and fuzz tests).</summary>
+    public async Task SendBytesAsync(ReadOnlyMemory<byte> bytes) => await _writer.WriteAsync(bytes);
+
+    /// <summary>The codes of error replies without an id (answers to unreadable messages) so far.</summary>
+    public IReadOnlyList<int> ParseErrors =>
+        _notifications.Where(n => n.Method == "$/errorWithoutId").Select(n => n.Params.GetProperty("code").GetInt32()).ToList();
+
     /// <summary>Waits for a notification of <paramref name="method"/> whose params satisfy <paramref name="match"/>.</summary>
     public async Task<JsonElement> WaitForNotificationAsync(string method, Func<JsonElement, bool>? match = null, TimeSpan? timeout = null)
     {
@@ -236,8 +243,9 @@ public sealed class LspTestClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Error replies without an id (the answer to an unparsable message) are recorded as "$/errorWithoutId"
-    /// instead of reaching JsonRpc, which would treat them as a protocol violation and hang up.
+    /// Error replies without an id (the answer to an unparsable message) are recorded as "$/errorWithoutId", and
+    /// answers to raw requests (string ids) as "$/rawResponse", instead of reaching JsonRpc, which would treat
+    /// them as a protocol violation and hang up.
     /// </summary>
     private sealed class TolerantMessageHandler(PipeWriter toServer, PipeReader fromServer, IJsonRpcMessageFormatter formatter, LspTestClient client)
         : HeaderDelimitedMessageHandler(toServer, fromServer, formatter)
@@ -247,12 +255,20 @@ public sealed class LspTestClient : IAsyncDisposable
             while (true)
             {
                 var message = await base.ReadCoreAsync(cancellationToken);
-                if (message is not JsonRpcError { RequestId.IsNull: true } error)
+                if (message is JsonRpcError { RequestId.IsNull: true } error)
+                {
+                    client.Record("$/errorWithoutId", JsonSerializer.SerializeToElement(new { code = (int)(error.Error?.Code ?? 0), message = error.Error?.Message }));
+                }
+                else if (message is IJsonRpcMessageWithId { RequestId.String: { } rawId } and (JsonRpcResult or JsonRpcError))
+                {
+                    // JsonRpc's own ids are numbers; a string id answers a request written with SendBytesAsync.
+                    client.Record("$/rawResponse", JsonSerializer.SerializeToElement(new { id = rawId, isError = message is JsonRpcError }));
+                }
+                else
                 {
                     return message;
                 }
 
-                client.Record("$/errorWithoutId", JsonSerializer.SerializeToElement(new { code = (int)(error.Error?.Code ?? 0), message = error.Error?.Message }));
                 ((IJsonRpcMessageBufferManager)this).DeserializationComplete(message);
             }
         }

@@ -78,20 +78,21 @@ public class TypingSimulationTests
         Assert.That(await client.ShutdownAndExitAsync(), Is.Zero);
     }
 
-    private static void Print(List<(double Ms, bool HasItem)> latencies, DebugStats stats, List<long> memory, long rss)
+    /// <summary>"n=.. p50=.. p90=.. p99=.. max=.." of latencies in milliseconds (also used by SoakTests).</summary>
+    internal static string Percentiles(IEnumerable<double> values)
     {
-        static string Percentiles(IEnumerable<double> values)
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0)
         {
-            var sorted = values.Order().ToArray();
-            if (sorted.Length == 0)
-            {
-                return "none";
-            }
-
-            double P(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
-            return string.Create(CultureInfo.InvariantCulture, $"n={sorted.Length} p50={P(0.5):F0} ms p90={P(0.9):F0} ms p99={P(0.99):F0} ms max={sorted[^1]:F0} ms");
+            return "none";
         }
 
+        double P(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+        return string.Create(CultureInfo.InvariantCulture, $"n={sorted.Length} p50={P(0.5):F0} ms p90={P(0.9):F0} ms p99={P(0.99):F0} ms max={sorted[^1]:F0} ms");
+    }
+
+    private static void Print(List<(double Ms, bool HasItem)> latencies, DebugStats stats, List<long> memory, long rss)
+    {
         TestContext.Out.WriteLine($"all requests:       {Percentiles(latencies.Select(l => l.Ms))}");
         TestContext.Out.WriteLine($"with a suggestion:  {Percentiles(latencies.Where(l => l.HasItem).Select(l => l.Ms))}");
         TestContext.Out.WriteLine($"generations started {stats.GenerationsStarted}, completed {stats.GenerationsCompleted}, superseded {stats.GenerationsSuperseded}, debounced {stats.RequestsDebounced}, cache hits {stats.CacheHits}, tokens {stats.TokensGenerated}, max in flight {stats.MaxInFlight}");

@@ -166,11 +166,14 @@ public static class CheckpointConfigReader
         return (new QuantizationConfig(bits, groupSize, descAct, sym, format == "gptq_v2"), GetString(root, "model_file_base_name"));
     }
 
+    /// <summary>Cap on config.json, quantize_config.json and the shard index (real ones are kilobytes; an index is under 1 MB).</summary>
+    public const int MaxJsonFileBytes = 16 * 1024 * 1024;
+
     internal static JsonDocument ParseJsonFile(string path)
     {
         try
         {
-            var bytes = File.ReadAllBytes(path);
+            var bytes = BoundedFile.ReadAllBytes(path, MaxJsonFileBytes);
             if (!System.Text.Unicode.Utf8.IsValid(bytes))
             {
                 throw new ModelLoadException($"{path}: not valid UTF-8.");
@@ -180,9 +183,10 @@ public static class CheckpointConfigReader
         }
         catch (JsonException e)
         {
-            throw new ModelLoadException($"{path}: not valid JSON ({e.Message}).", e);
+            // Only the position: the parser's message can quote the file's bytes, and the path came from a setting.
+            throw new ModelLoadException($"{path}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}).", e);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ModelLoadException($"{path}: cannot read ({e.Message}).", e);
         }

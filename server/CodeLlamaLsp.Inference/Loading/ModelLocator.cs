@@ -1,5 +1,7 @@
 // Turns the user's --model value into a folder: either a folder path, or a Hugging Face model id plus
-// revision resolved in the local Hugging Face cache (never downloaded).
+// revision resolved in the local Hugging Face cache (never downloaded). Model ids and revisions come from
+// editor settings, so they are validated as huggingface_hub and git validate them before they name a path:
+// neither can leave the cache folder, and what a refs file holds is never quoted back.
 using System.Text.RegularExpressions;
 
 namespace CodeLlamaLsp.Inference.Loading;
@@ -12,6 +14,12 @@ public static partial class ModelLocator
 {
     public const string DefaultRevision = "main";
 
+    /// <summary>A refs file holds one 40-character commit hash; anything larger is not one.</summary>
+    public const int MaxRefFileBytes = 1024;
+
+    // git allows longer ref names, but no real branch or tag is near this; it bounds the error messages too.
+    private const int MaxRevisionLength = 256;
+
     /// <summary>Resolves a folder path, or <c>org/name</c> at <paramref name="revision"/> (default main) in the HF cache.</summary>
     public static ModelLocation Resolve(string model, string? revision = null)
     {
@@ -22,12 +30,18 @@ public static partial class ModelLocator
             return new ModelLocation(full, Path.GetFileName(Path.TrimEndingDirectorySeparator(full)));
         }
 
-        if (!ModelIdPattern().IsMatch(model))
+        // huggingface_hub's validate_repo_id also refuses "--" and ".." (the cache folder joins parts with "--").
+        if (!ModelIdPattern().IsMatch(model) || model.Contains("--", StringComparison.Ordinal) || model.Contains("..", StringComparison.Ordinal))
         {
             throw new ModelLoadException($"model '{model}' not found: no such folder, and it is not a Hugging Face model id (org/name).");
         }
 
         revision = string.IsNullOrWhiteSpace(revision) ? DefaultRevision : revision;
+        if (RevisionProblem(revision) is { } problem)
+        {
+            throw new ModelLoadException($"revision of model '{model}' is not a valid branch, tag or commit name: {problem}.");
+        }
+
         var looked = new List<string>();
         foreach (string hub in CacheRoots())
         {
@@ -88,22 +102,87 @@ public static partial class ModelLocator
             return Directory.Exists(direct) ? direct : null;
         }
 
-        string refFile = Path.Combine(repo, "refs", revision);
+        string refs = Path.Combine(repo, "refs");
+        string refFile = Path.GetFullPath(Path.Combine(refs, revision));
+        if (!refFile.StartsWith(Path.GetFullPath(refs) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            // RevisionProblem already refuses every name that could do this; kept as the last line of defence.
+            throw new ModelLoadException($"revision '{revision}' names a path outside {refs}.");
+        }
+
         looked.Add(refFile);
         if (!File.Exists(refFile))
         {
             return null;
         }
 
-        string commit = File.ReadAllText(refFile).Trim();
+        string commit;
+        try
+        {
+            commit = System.Text.Encoding.ASCII.GetString(BoundedFile.ReadAllBytes(refFile, MaxRefFileBytes)).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelLoadException($"cannot read {refFile}: {e.Message}", e);
+        }
+
+        // The file's content is never quoted: only a valid commit hash is used, and only the path is reported.
+        if (!CommitPattern().IsMatch(commit))
+        {
+            throw new ModelLoadException($"{refFile} does not hold a 40-character commit hash; the Hugging Face cache is damaged.");
+        }
+
         string snapshot = Path.Combine(snapshots, commit);
-        if (!CommitPattern().IsMatch(commit) || !Directory.Exists(snapshot))
+        if (!Directory.Exists(snapshot))
         {
             looked.Add(snapshot);
             return null;
         }
 
         return snapshot;
+    }
+
+    /// <summary>
+    /// Why a revision is not a ref name git's check-ref-format would accept (one of its rules also keeps every
+    /// name inside refs/: no "..", no absolute path, no component starting with '.'), or null when it is fine.
+    /// </summary>
+    public static string? RevisionProblem(string revision)
+    {
+        ArgumentNullException.ThrowIfNull(revision);
+        if (revision.Length > MaxRevisionLength)
+        {
+            return $"longer than {MaxRevisionLength} characters";
+        }
+
+        if (revision == "@" || revision.Contains("@{", StringComparison.Ordinal))
+        {
+            return "'@' alone and '@{' are not allowed";
+        }
+
+        if (revision.Any(c => c < 0x20 || c == 0x7f || " ~^:?*[\\".Contains(c)))
+        {
+            return "control characters, spaces and ~ ^ : ? * [ \\ are not allowed";
+        }
+
+        if (revision.EndsWith('.') || revision.Contains("..", StringComparison.Ordinal))
+        {
+            return "'..' and a trailing '.' are not allowed";
+        }
+
+        foreach (string part in revision.Split('/'))
+        {
+            if (part.Length == 0)
+            {
+                return "empty path components (a leading, trailing or double '/') are not allowed";
+            }
+
+            if (part.StartsWith('.') || part.EndsWith(".lock", StringComparison.Ordinal))
+            {
+                return "a component may not start with '.' or end with '.lock'";
+            }
+        }
+
+        return null;
     }
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")]

@@ -74,13 +74,16 @@ public sealed class SentencePieceModel
 
     public bool IsBpe => ModelType == ModelTypeBpe;
 
+    /// <summary>Cap on tokenizer.model (Llama's is 500 KB; the largest sentencepiece vocabularies are a few MB).</summary>
+    public const int MaxFileBytes = 64 * 1024 * 1024;
+
     /// <summary>Parses a tokenizer.model file; errors name the file and what was malformed.</summary>
     public static SentencePieceModel Load(string path)
     {
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = Loading.BoundedFile.ReadAllBytes(path, MaxFileBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

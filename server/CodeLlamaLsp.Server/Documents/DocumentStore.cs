@@ -37,9 +37,10 @@ public sealed class DocumentStore
     public DocumentSnapshot Get(string uri) => TryGet(uri) ?? throw new UnknownDocumentException(uri);
 
     /// <summary>
-    /// Applies a didChange's edits in order. If any edit does not fit the text, the whole notification is
-    /// dropped (the document keeps its previous version) and the reason is logged: partial application would
-    /// desynchronise silently, while a dropped one is visible in the log.
+    /// Applies a didChange's edits in order. A version not newer than the document's is refused (a stale or
+    /// replayed notification would silently overwrite newer text). If any edit does not fit the text, the whole
+    /// notification is dropped (the document keeps its previous version) and the reason is logged: partial
+    /// application would desynchronise silently, while a dropped one is visible in the log.
     /// </summary>
     public bool Change(VersionedTextDocumentIdentifier id, IReadOnlyList<TextDocumentContentChangeEvent> changes)
     {
@@ -50,8 +51,68 @@ public sealed class DocumentStore
             return false;
         }
 
-        string text = doc.Text;
-        foreach (var change in changes ?? [])
+        if (id.Version <= doc.Version)
+        {
+            _log.Warn($"didChange of {id.Uri} to version {id.Version} is stale (the document is at version {doc.Version}); ignored");
+            return false;
+        }
+
+        changes ??= [];
+        string? error = null;
+        string? text = TryApplyInOnePass(doc.Text, changes) ?? ApplyInOrder(doc.Text, changes, out error);
+        if (text is null)
+        {
+            _log.Warn($"didChange of {id.Uri} to version {id.Version}: {error}; the change is ignored");
+            return false;
+        }
+
+        _documents[id.Uri] = doc.WithText(id.Version, text);
+        return true;
+    }
+
+    /// <summary>
+    /// The edits applied with one line index and one copy of the text, or null when they are not in the order
+    /// that allows it: each range ending at or before the previous one's start (VS Code's order for multi-cursor
+    /// edits), so every position still means what it meant in the original text. O(text + edits).
+    /// </summary>
+    private static string? TryApplyInOnePass(string text, IReadOnlyList<TextDocumentContentChangeEvent> changes)
+    {
+        if (changes.Count == 0 || changes.Any(c => c.Range is null))
+        {
+            return changes.Count == 0 ? text : null;
+        }
+
+        var index = new LineIndex(text);
+        var spans = new (int Start, int End, string? Text)[changes.Count];
+        int limit = text.Length;
+        for (int i = 0; i < changes.Count; i++)
+        {
+            if (index.TryGetOffset(changes[i].Range!.Start, out _) is not int start || index.TryGetOffset(changes[i].Range!.End, out _) is not int end
+                || end < start || end > limit)
+            {
+                return null; // out of order or invalid: ApplyInOrder decides, and names the problem
+            }
+
+            spans[i] = (start, end, changes[i].Text);
+            limit = start;
+        }
+
+        var result = new StringBuilder(text.Length + spans.Sum(s => (s.Text?.Length ?? 0) - (s.End - s.Start)));
+        int copied = 0;
+        foreach (var (start, end, insert) in spans.Reverse())
+        {
+            result.Append(text, copied, start - copied).Append(insert);
+            copied = end;
+        }
+
+        return result.Append(text, copied, text.Length - copied).ToString();
+    }
+
+    /// <summary>The edits applied one after another, each against the previous result; null with the reason when one does not fit.</summary>
+    private static string? ApplyInOrder(string text, IReadOnlyList<TextDocumentContentChangeEvent> changes, out string? error)
+    {
+        error = null;
+        foreach (var change in changes)
         {
             if (change.Range is null)
             {
@@ -60,25 +121,23 @@ public sealed class DocumentStore
             }
 
             var index = new LineIndex(text);
-            if (index.TryGetOffset(change.Range.Start, out string? error) is not int start
+            if (index.TryGetOffset(change.Range.Start, out error) is not int start
                 || index.TryGetOffset(change.Range.End, out error) is not int end)
             {
-                _log.Warn($"didChange of {id.Uri} to version {id.Version}: {error}; the change is ignored");
-                return false;
+                return null;
             }
 
             if (end < start)
             {
-                _log.Warn($"didChange of {id.Uri} to version {id.Version}: range end before start; the change is ignored");
-                return false;
+                error = "range end before start";
+                return null;
             }
 
             text = new StringBuilder(text.Length - (end - start) + (change.Text?.Length ?? 0))
                 .Append(text, 0, start).Append(change.Text).Append(text, end, text.Length - end).ToString();
         }
 
-        _documents[id.Uri] = doc.WithText(id.Version, text);
-        return true;
+        return text;
     }
 }
 

@@ -12,11 +12,14 @@ public sealed class LanguageServer
 {
     private readonly Stream _input;
     private readonly Stream _output;
+    private readonly Func<CancellationToken, Task>? _whenOutputClosed;
 
-    public LanguageServer(Stream input, Stream output, ServerSettings settings, IModelBackendLoader loader, LspLog log)
+    /// <param name="whenOutputClosed">Completes when the client has closed <paramref name="output"/> (stdio: <see cref="OutputHangup"/>); the server then ends as when input closes.</param>
+    public LanguageServer(Stream input, Stream output, ServerSettings settings, IModelBackendLoader loader, LspLog log, Func<CancellationToken, Task>? whenOutputClosed = null)
     {
         _input = input;
         _output = output;
+        _whenOutputClosed = whenOutputClosed;
         Context = new ServerContext(settings, log, loader, new ServerLifecycle());
     }
 
@@ -56,8 +59,18 @@ public sealed class LanguageServer
         rpc.StartListening();
         Context.Log.Attach(client);
 
-#pragma warning disable VSTHRD003 // Both tasks complete without needing this context.
-        var finished = await Task.WhenAny(Context.Lifecycle.ExitRequested, rpc.Completion).ConfigureAwait(false);
+        using var stopWatching = new CancellationTokenSource();
+        var outputClosed = _whenOutputClosed?.Invoke(stopWatching.Token) ?? Task.Delay(Timeout.Infinite, stopWatching.Token);
+
+#pragma warning disable VSTHRD003 // These tasks complete without needing this context.
+        var finished = await Task.WhenAny(Context.Lifecycle.ExitRequested, rpc.Completion, outputClosed).ConfigureAwait(false);
+        await stopWatching.CancelAsync().ConfigureAwait(false);
+        if (finished == outputClosed)
+        {
+            Context.Log.Warn("the client closed the server's output; exiting");
+            rpc.Dispose();
+        }
+
         Context.Scheduler.CancelAll();
         if (finished == Context.Lifecycle.ExitRequested && !await handler.WhenAllAnsweredAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false))
         {

@@ -1,5 +1,5 @@
-// JsonRpc with LSP error mapping: bad positions and unknown documents become InvalidParams, anything else
-// unexpected becomes InternalError; every failure is logged, and none of them stops the server.
+// JsonRpc with LSP error mapping: bad positions, unknown documents and params of the wrong JSON shape become
+// InvalidParams, anything else unexpected becomes InternalError; every failure is logged, and none of them stops the server.
 using System.Reflection;
 using CodeLlamaLsp.Server.Documents;
 using CodeLlamaLsp.Server.Protocol;
@@ -22,6 +22,12 @@ public sealed class LspJsonRpc : JsonRpc
     {
         ArgumentNullException.ThrowIfNull(request);
         var ex = exception is TargetInvocationException { InnerException: { } inner } ? inner : exception;
+        if (FindJsonError(ex) is { } json)
+        {
+            _log.Warn($"{request.Method}: params do not match the LSP types: {json.Message}");
+            return new JsonRpcError.ErrorDetail { Code = (JsonRpcErrorCode)LspErrorCodes.InvalidParams, Message = $"invalid params: {json.Message}" };
+        }
+
         switch (ex)
         {
             case OperationCanceledException:
@@ -37,5 +43,19 @@ public sealed class LspJsonRpc : JsonRpc
                 _log.Error($"{request.Method} failed: {ex}");
                 return new JsonRpcError.ErrorDetail { Code = (JsonRpcErrorCode)LspErrorCodes.InternalError, Message = $"{request.Method} failed: {ex.Message}" };
         }
+    }
+
+    /// <summary>The System.Text.Json error behind a failed argument conversion, if that is what failed.</summary>
+    private static System.Text.Json.JsonException? FindJsonError(Exception ex)
+    {
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is System.Text.Json.JsonException json)
+            {
+                return json;
+            }
+        }
+
+        return null;
     }
 }

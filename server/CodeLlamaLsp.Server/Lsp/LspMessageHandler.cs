@@ -1,9 +1,11 @@
-// Content-Length framing (StreamJsonRpc's HeaderDelimitedMessageHandler) made robust for editors: a body
-// that is not JSON-RPC gets a ParseError reply instead of closing the connection, and the lifecycle gate
+// Content-Length framing for the server: frames are read by LspFrameReader (bounded, resynchronising) and
+// written by StreamJsonRpc's HeaderDelimitedMessageHandler. A frame that is broken or refused, or a body that
+// is not JSON-RPC, gets one ParseError reply instead of closing the connection, and the lifecycle gate
 // answers requests that arrive before initialize (ServerNotInitialized) or after shutdown (InvalidRequest).
 // It also tracks which admitted requests still await their response on the wire, so that exit, which may
 // arrive right behind shutdown (or behind any request), does not end the process before those responses are
 // flushed.
+using System.Buffers;
 using System.IO.Pipelines;
 using CodeLlamaLsp.Server.Protocol;
 using StreamJsonRpc;
@@ -12,8 +14,11 @@ using StreamJsonRpc.Reflection;
 
 namespace CodeLlamaLsp.Server.Lsp;
 
-public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
+// IJsonRpcMessageBufferManager is implemented again here: the base class's version only releases messages it
+// read itself, and every message is now read by LspFrameReader.
+public sealed class LspMessageHandler : HeaderDelimitedMessageHandler, IJsonRpcMessageBufferManager
 {
+    private readonly LspFrameReader _frames;
     private readonly ServerLifecycle _lifecycle;
     private readonly ILspLog _log;
     private readonly object _gate = new();
@@ -31,16 +36,39 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
     {
         _lifecycle = lifecycle;
         _log = log;
+        _frames = new LspFrameReader(Reader!);
     }
+
+    /// <summary>Releases the parsed message's pooled buffers once JsonRpc has dispatched it (the body array is the message's own).</summary>
+    void IJsonRpcMessageBufferManager.DeserializationComplete(JsonRpcMessage message) =>
+        (message as IJsonRpcMessageBufferManager)?.DeserializationComplete(message);
 
     protected override async ValueTask<JsonRpcMessage?> ReadCoreAsync(CancellationToken cancellationToken)
     {
         while (true)
         {
+            var frame = await _frames.ReadAsync(cancellationToken).ConfigureAwait(false);
+            switch (frame.Kind)
+            {
+                case LspFrameKind.End:
+                    return null;
+                case LspFrameKind.Truncated:
+                    _log.Warn("the input ended inside a message; closing the connection");
+                    return null;
+                case LspFrameKind.Garbled:
+                    _log.Warn($"unreadable frame ({frame.Problem}); answered with ParseError and skipped to the next Content-Length header");
+                    await ReplyErrorAsync(RequestId.Null, LspErrorCodes.ParseError, $"Parse error: {frame.Problem}", cancellationToken).ConfigureAwait(false);
+                    continue;
+                case LspFrameKind.Refused:
+                    _log.Warn($"refused a message with {frame.Problem}; answered with ParseError");
+                    await ReplyErrorAsync(RequestId.Null, LspErrorCodes.ParseError, $"Parse error: refused a message with {frame.Problem}", cancellationToken).ConfigureAwait(false);
+                    continue;
+            }
+
             JsonRpcMessage? message;
             try
             {
-                message = await base.ReadCoreAsync(cancellationToken).ConfigureAwait(false);
+                message = Formatter.Deserialize(new ReadOnlySequence<byte>(frame.Body!));
             }
             catch (Exception ex) when (IsRecoverable(ex, cancellationToken))
             {
@@ -175,7 +203,7 @@ public sealed class LspMessageHandler : HeaderDelimitedMessageHandler
 
     private static bool IsRecoverable(Exception ex, CancellationToken cancellationToken) =>
         !cancellationToken.IsCancellationRequested
-        && ex is not (OperationCanceledException or EndOfStreamException or ObjectDisposedException or IOException or BadRpcHeaderException);
+        && ex is not (OperationCanceledException or ObjectDisposedException);
 
     private async Task ReplyErrorAsync(RequestId id, int code, string message, CancellationToken cancellationToken)
     {

@@ -1,13 +1,33 @@
 // The server's settings: one record with the names of docs/lsp-extensions.md, read from a JSON config file,
 // command-line flags, initializationOptions and workspace/didChangeConfiguration (section "codellama"),
-// each later source overriding the earlier ones field by field.
+// each later source overriding the earlier ones field by field. Every value is checked before it is taken
+// (numbers against a documented range, apiKeyEnv against a name pattern); a bad one is reported and the
+// previous value kept.
 using System.Globalization;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace CodeLlamaLsp.Server.Lsp;
 
-public sealed record ServerSettings
+public sealed partial record ServerSettings
 {
+    /// <summary>Cap on a --config file (a settings file is a few hundred bytes).</summary>
+    public const int MaxConfigFileBytes = 1024 * 1024;
+
+    /// <summary>
+    /// The accepted range of each numeric setting, inclusive (docs/lsp-extensions.md lists the same). Outside
+    /// them a value is a mistake, and some would break every completion (a 2^31 answer length overflows the
+    /// prompt budget, a NaN temperature fails the sampler, a 10^9 ms debounce never answers).
+    /// </summary>
+    public static IReadOnlyDictionary<string, (double Min, double Max)> NumericRanges { get; } = new Dictionary<string, (double Min, double Max)>
+    {
+        ["contextSize"] = (64, 131_072),
+        ["maxTokens"] = (1, 4_096),
+        ["maxPromptTokens"] = (64, 32_768),
+        ["temperature"] = (0, 2),
+        ["debounceMs"] = (0, 5_000),
+    };
+
     public string? Model { get; init; }
 
     public string? Revision { get; init; }
@@ -100,7 +120,7 @@ public sealed record ServerSettings
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(problems);
         var flags = new Cli.EngineFlags();
-        var own = new List<(string Name, string Value)>();
+        var own = new List<(string Flag, string Name, string Value)>();
         try
         {
             Cli.EngineFlags.Parse(args.Where(a => a != "--stdio").ToList(), flags, (name, value) =>
@@ -110,7 +130,7 @@ public sealed record ServerSettings
                     throw new Cli.CommandLineException($"unexpected argument '{name}'");
                 }
 
-                own.Add((ToCamelCase(name[2..]), value()));
+                own.Add((name[2..], ToCamelCase(name[2..]), value()));
             });
         }
         catch (Cli.CommandLineException ex)
@@ -124,12 +144,27 @@ public sealed record ServerSettings
             Model = flags.Model ?? Model,
             Revision = flags.Revision ?? Revision,
             Device = deviceGiven ? flags.Device.ToString().ToLowerInvariant() : Device,
-            ContextSize = flags.ContextSize > 0 ? flags.ContextSize : ContextSize,
-            MaxTokens = flags.MaxTokens ?? MaxTokens,
-            Temperature = flags.Temperature ?? Temperature,
             Speculative = flags.Speculative is { } speculative ? speculative.ToString().ToLowerInvariant() : Speculative,
         };
-        foreach (var (name, value) in own.Where(o => o.Name != "config"))
+
+        // The engine flags' numbers go through the same range checks as every other source.
+        var numbers = new List<(string Flag, string Name, string Value)>();
+        if (flags.ContextSize > 0)
+        {
+            numbers.Add(("--context-size", "contextSize", flags.ContextSize.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        if (flags.MaxTokens is { } maxTokens)
+        {
+            numbers.Add(("--max-tokens", "maxTokens", maxTokens.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        if (flags.Temperature is { } temperature)
+        {
+            numbers.Add(("--temperature", "temperature", temperature.ToString("R", CultureInfo.InvariantCulture)));
+        }
+
+        foreach (var (flag, name, value) in numbers.Concat(own.Where(o => o.Name != "config").Select(o => ("--" + o.Flag, o.Name, o.Value))))
         {
             try
             {
@@ -138,7 +173,7 @@ public sealed record ServerSettings
             }
             catch (Exception ex) when (ex is InvalidOperationException or FormatException)
             {
-                problems.Add($"flag --{name}: {ex.Message}");
+                problems.Add($"flag {flag}: {ex.Message}");
             }
         }
 
@@ -165,17 +200,17 @@ public sealed record ServerSettings
         "model" => s with { Model = Str(value) },
         "revision" => s with { Revision = Str(value) },
         "device" => s with { Device = OneOf(value, "cpu", "cuda", "auto") },
-        "contextSize" => s with { ContextSize = PositiveInt(value) },
-        "maxTokens" => s with { MaxTokens = PositiveInt(value) },
-        "maxPromptTokens" => s with { MaxPromptTokens = PositiveInt(value) },
-        "temperature" => s with { Temperature = (float)Number(value) },
-        "debounceMs" => s with { DebounceMs = Math.Max(0, (int)Number(value)) },
+        "contextSize" => s with { ContextSize = WholeInRange(name, value) },
+        "maxTokens" => s with { MaxTokens = WholeInRange(name, value) },
+        "maxPromptTokens" => s with { MaxPromptTokens = WholeInRange(name, value) },
+        "temperature" => s with { Temperature = (float)InRange(name, value) },
+        "debounceMs" => s with { DebounceMs = WholeInRange(name, value) },
         "promptMode" => s with { PromptMode = OneOf(value, "auto", "instruct", "infill") },
         "logLevel" => s with { LogLevel = Str(value) },
         "backend" => s with { Backend = OneOf(value, "in-process", "remote") },
         "endpoint" => s with { Endpoint = Str(value) },
         "remoteModel" => s with { RemoteModel = Str(value) },
-        "apiKeyEnv" => s with { ApiKeyEnv = Str(value) },
+        "apiKeyEnv" => s with { ApiKeyEnv = ApiKeyVariable(value) },
         "allowInsecureHttp" => s with { AllowInsecureHttp = Bool(value) },
         "speculative" => s with { Speculative = OneOf(value, "auto", "off") },
         _ => s, // Unknown names are ignored so newer clients can send settings older servers lack.
@@ -203,11 +238,34 @@ public sealed record ServerSettings
         _ => throw new InvalidOperationException($"expected a number, got {v.ValueKind}"),
     };
 
-    private static int PositiveInt(JsonElement v)
+    private static double InRange(string name, JsonElement v)
     {
         double d = Number(v);
-        return d >= 1 && d <= int.MaxValue && d == Math.Floor(d) ? (int)d : throw new InvalidOperationException($"expected a positive whole number, got {d}");
+        var (min, max) = NumericRanges[name];
+        return d >= min && d <= max ? d : throw new InvalidOperationException($"expected a number from {min} to {max}, got {d}");
     }
+
+    private static int WholeInRange(string name, JsonElement v)
+    {
+        double d = InRange(name, v);
+        return d == Math.Floor(d) ? (int)d : throw new InvalidOperationException($"expected a whole number, got {d}");
+    }
+
+    /// <summary>
+    /// apiKeyEnv names the variable whose value is sent to the endpoint as a bearer token. Settings can come from
+    /// a workspace the user did not write, so only names made for such keys are accepted: CODELLAMA_* or *_API_KEY
+    /// (never AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN, ...). docs/scaling.md states this rule.
+    /// </summary>
+    private static string? ApiKeyVariable(JsonElement v)
+    {
+        string? name = Str(v);
+        return name is null || ApiKeyVariablePattern().IsMatch(name)
+            ? name
+            : throw new InvalidOperationException($"'{name}' is not an API key variable name; use CODELLAMA_<NAME> or <NAME>_API_KEY (upper case, digits, '_')");
+    }
+
+    [GeneratedRegex("^(CODELLAMA_[A-Z0-9_]+|[A-Z][A-Z0-9_]*_API_KEY)$")]
+    private static partial Regex ApiKeyVariablePattern();
 
     private static string OneOf(JsonElement v, params string[] allowed)
     {

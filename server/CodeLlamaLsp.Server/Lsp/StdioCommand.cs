@@ -42,7 +42,7 @@ public static class StdioCommand
         }
 
         log.Info($"codellama-lsp {ServerVersion.Informational} on stdio (pid {Environment.ProcessId})");
-        var server = new LanguageServer(protocolIn, protocolOut, settings, new InProcessBackendLoader(log), log);
+        var server = new LanguageServer(protocolIn, protocolOut, settings, new InProcessBackendLoader(log), log, OutputHangup.WhenStdoutClosedAsync);
         return await server.RunAsync().ConfigureAwait(false);
     }
 
@@ -56,11 +56,16 @@ public static class StdioCommand
         {
             try
             {
-                using var doc = JsonDocument.Parse(File.ReadAllText(path));
+                using var doc = JsonDocument.Parse(Inference.Loading.BoundedFile.ReadAllBytes(path, ServerSettings.MaxConfigFileBytes));
                 var section = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("codellama", out var inner) ? inner : doc.RootElement;
                 settings = settings.Merge(section, problems);
             }
-            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            catch (JsonException ex)
+            {
+                // The position only: the parser's message may quote the file, which need not be a config file at all.
+                problems.Add($"config file {path}: not valid JSON (line {ex.LineNumber + 1}, byte {ex.BytePositionInLine + 1})");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 problems.Add($"config file {path}: {ex.Message}");
             }

@@ -88,7 +88,7 @@ public static class LspErrorCodes
     public const int RequestCancelled = -32800;
 }
 
-/// <summary>Serializer settings for every LSP message: camelCase names, absent instead of null.</summary>
+/// <summary>Serializer settings for every LSP message: camelCase names, absent instead of null, required fields required.</summary>
 public static class LspJson
 {
     public static void Configure(JsonSerializerOptions options)
@@ -97,6 +97,10 @@ public static class LspJson
         options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         options.PropertyNameCaseInsensitive = true;
         options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+
+        // A required LSP field that is missing (a record parameter without a default) fails deserialization,
+        // which answers InvalidParams, instead of reaching a handler as null.
+        options.RespectRequiredConstructorParameters = true;
     }
 
     public static JsonSerializerOptions Options { get; } = CreateOptions();

@@ -159,6 +159,37 @@ public class BrokenCheckpointTests
     }
 
     [Test]
+    public void Config_linked_to_an_endless_device_is_refused_at_its_size_cap()
+    {
+        using var folder = Fixtures.Copy(Fixtures.Mini4Bit);
+        File.Delete(folder.File("config.json"));
+        File.CreateSymbolicLink(folder.File("config.json"), "/dev/zero");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        Check(folder, folder.File("config.json"), "limit");
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(3L * CheckpointConfigReader.MaxJsonFileBytes), "bounded by the cap, not by the device");
+    }
+
+    [Test]
+    public void Config_that_is_not_json_is_reported_by_position_without_its_content()
+    {
+        using var folder = Fixtures.Copy(Fixtures.Mini4Bit);
+        File.WriteAllText(folder.File("config.json"), "root:x:0:0:secret-line\n");
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelLoader.Load(folder.Path).Dispose())!;
+        Assert.That(error.Message, Does.Contain("not valid JSON (line 1").And.Not.Contain("root").And.Not.Contain("'r'"));
+    }
+
+    [Test]
+    public void Tokenizer_linked_to_an_endless_device_is_refused_at_its_size_cap()
+    {
+        using var folder = new TempFolder();
+        File.CreateSymbolicLink(folder.File("tokenizer.model"), "/dev/zero");
+
+        Assert.That(() => CodeLlamaLsp.Inference.Tokenization.SentencePieceModel.Load(folder.File("tokenizer.model")), Throws.TypeOf<InvalidDataException>().With.Message.Contains("limit"));
+    }
+
+    [Test]
     public void Unsupported_architecture()
     {
         using var folder = Fixtures.Copy(Fixtures.Mini4Bit);

@@ -127,6 +127,63 @@ public class ModelLocatorTests
         Assert.That(location.Name, Is.EqualTo(Fixtures.Mini8Bit));
     }
 
+    [TestCase("../../../../../../../../etc/passwd")]
+    [TestCase("/etc/passwd")]
+    [TestCase("main/../../../secret")]
+    [TestCase("..")]
+    [TestCase(".hidden")]
+    [TestCase("main.lock")]
+    [TestCase("a//b")]
+    [TestCase("main\\..\\x")]
+    [TestCase("ma in")]
+    [TestCase("@{-1}")]
+    public void Revision_that_is_not_a_git_ref_name_is_refused_before_any_file_is_read(string revision)
+    {
+        Assert.That(() => ModelLocator.Resolve("org/name", revision), Throws.TypeOf<ModelLoadException>().With.Message.Contains("not a valid branch, tag or commit name"));
+    }
+
+    [TestCase("main")]
+    [TestCase("gptq-4bit-32g-actOrder_True")]
+    [TestCase("refs/pr/1")]
+    [TestCase("v1.0")]
+    public void Branch_tag_and_pr_names_are_valid_revisions(string revision)
+    {
+        Assert.That(ModelLocator.RevisionProblem(revision), Is.Null);
+    }
+
+    [TestCase("org/a..b")]
+    [TestCase("org/a--b")]
+    [TestCase("../org")]
+    public void Model_id_with_dots_or_double_dashes_is_not_a_model_id(string model)
+    {
+        Assert.That(() => ModelLocator.Resolve(model), Throws.TypeOf<ModelLoadException>().With.Message.Contains("not a Hugging Face model id"));
+    }
+
+    [Test]
+    public void A_ref_that_does_not_hold_a_commit_is_reported_by_path_never_by_content()
+    {
+        const string Secret = "root:x:0:0:secret-line-that-must-not-be-quoted";
+        string refs = Path.Combine(home.Path, "hub", "models--org--name", "refs");
+        Directory.CreateDirectory(refs);
+        File.WriteAllText(Path.Combine(refs, "main"), Secret);
+
+        var error = Assert.Throws<ModelLoadException>(() => ModelLocator.Resolve("org/name"))!;
+
+        Assert.That(error.Message, Does.Contain(Path.Combine(refs, "main")).And.Not.Contain("secret-line"));
+    }
+
+    [Test]
+    public void A_ref_linked_to_an_endless_device_is_refused_at_its_size_cap()
+    {
+        string refs = Path.Combine(home.Path, "hub", "models--org--name", "refs");
+        Directory.CreateDirectory(refs);
+        File.CreateSymbolicLink(Path.Combine(refs, "main"), "/dev/zero");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        Assert.That(() => ModelLocator.Resolve("org/name"), Throws.TypeOf<ModelLoadException>().With.Message.Contains("limit"));
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.LessThan(1 << 20), "a bounded read, not the whole device");
+    }
+
     // The hub stores each file once under blobs/ and links it from every snapshot that has it.
     private static string AddSnapshot(string hub, string modelId, string revision, string commit, string fixture)
     {
