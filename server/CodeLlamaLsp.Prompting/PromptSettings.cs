@@ -22,7 +22,7 @@ public sealed record PromptSettings
 
     /// <summary>
     /// Upper bound on prompt tokens, below the model's window, to keep the first suggestion in a file quick:
-    /// a cold prompt is prefilled whole before the first token (2,048 tokens of the 34B model took 3.1 s on an
+    /// a cold prompt is prefilled whole before the first token (2,048 tokens of the 34B model took 2.3 s on an
     /// H200, docs/performance.md; later keystrokes reuse the cached head). Peers cap lower still (Continue: 1,024).
     /// </summary>
     public int MaxPromptTokens { get; init; } = 2048;
