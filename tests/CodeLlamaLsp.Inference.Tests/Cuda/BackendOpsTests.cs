@@ -134,6 +134,8 @@ public class BackendOpsTests
     [TestCase("gpu", 64, 8, 128, 1, 8191, 48, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 300, 100, 2, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 1, 2047, 3, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 1, 100, 2, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 1, 300, 2, Category = "Gpu")]
     public void Attention_matches_the_cpu(string kind, int heads, int kvHeads, int headDim, int rows, int start, int layers)
     {
         using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);

@@ -75,7 +75,7 @@ internal static class AttentionKernels
 
         int pos = a.Start[0] + row;
         int len = pos + 1;
-        int chunk = (len + a.Splits - 1) / a.Splits;
+        int chunk = (len + UsedSplits(len, a.Splits) - 1) / UsedSplits(len, a.Splits);
         int begin = split * chunk;
         int end = begin + chunk;
         end = end < len ? end : len;
@@ -290,17 +290,30 @@ internal static class AttentionKernels
     }
 
     /// <summary>
-    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m). Launch geometry: grid (heads, rows),
-    /// group 128 threads (one per head dimension). Writes fp32 [rows, heads * headDim] when halfOutput is 0,
-    /// else fp16 into the o_proj input layout.
+    /// Splits that get keys for a row attending <paramref name="len"/> keys: at most one per 128-key tile, so a short
+    /// context does not pay for a long one's splits (the graph is captured once with the context's split count; the
+    /// length is read on the device). Splits past this one write an empty partial that Combine does not read.
     /// </summary>
-    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int UsedSplits(int len, int splits)
+    {
+        int tiles = (len + Tile - 1) / Tile;
+        return tiles < splits ? tiles : splits;
+    }
+
+    /// <summary>
+    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m), over the splits row start[0] + row
+    /// used (<see cref="UsedSplits"/>). Launch geometry: grid (heads, rows), group 128 threads (one per head
+    /// dimension). Writes fp32 [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
+    /// </summary>
+    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
     {
         int h = Grid.IdxX;
         int row = Grid.IdxY;
         int d = Group.IdxX;
+        int used = UsedSplits(start[0] + row + 1, splits);
         float m = float.NegativeInfinity;
-        for (int s = 0; s < splits; s++)
+        for (int s = 0; s < used; s++)
         {
             long at = ((((long)row * splits) + s) * heads) + h;
             float ms = partialMl[(at * 2) + 0];
@@ -309,7 +322,7 @@ internal static class AttentionKernels
 
         float total = 0f;
         float acc = 0f;
-        for (int s = 0; s < splits; s++)
+        for (int s = 0; s < used; s++)
         {
             long at = ((((long)row * splits) + s) * heads) + h;
             float ms = partialMl[(at * 2) + 0];

@@ -226,7 +226,7 @@ public sealed class CudaBackend : IComputeBackend
             output = partialMl.View;
         }
 
-        K.Combine(partialO.View, partialMl.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
+        K.Combine(partialO.View, partialMl.View, start.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
     }
 
     /// <summary>Sizes the attention partials for rows * splits query slots up front (graph capture cannot allocate).</summary>

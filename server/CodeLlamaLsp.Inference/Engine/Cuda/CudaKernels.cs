@@ -18,7 +18,7 @@ internal sealed class CudaKernels
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> silu;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> siluHalf;
@@ -41,7 +41,7 @@ internal sealed class CudaKernels
         storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
-        combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
+        combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
         silu = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.SiluMultiply);
         siluHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.SiluMultiplyToHalf);
@@ -114,8 +114,8 @@ internal sealed class CudaKernels
         Launch(() => attention(Stream, new KernelConfig(grid, new Index3D(AttentionKernels.BlockThreads, 1, 1)), args));
     }
 
-    public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
-        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
+    public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
+        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
 
     public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
         Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
