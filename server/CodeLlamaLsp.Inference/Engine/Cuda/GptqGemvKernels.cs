@@ -60,15 +60,15 @@ internal struct Acc4
 /// GPTQ GEMV. Launch geometry: grid (rows * ceil(out / ColumnsPerBlock)), group <see cref="BlockThreads"/> threads;
 /// block b serves row b % rows and column tile b / rows, so with several rows (prefill) the blocks that
 /// share a weight tile run back to back and all but the first read it from L2.
-/// ColumnsPerBlock is 16 or 32: a thread owns 4 adjacent output columns (one 16-byte load per packed word
-/// row), ColumnsPerBlock / 4 threads span the columns and the remaining threads split the packed rows
-/// (K) into contiguous ranges of whole 4-word chunks, then reduce through shared memory (no atomics).
+/// ColumnsPerBlock is 32, 64 or 128 (the widest that still gives every multiprocessor two blocks): a thread owns 4
+/// adjacent output columns (one 16-byte load per packed word row), ColumnsPerBlock / 4 threads span the columns and
+/// the remaining threads split the packed rows (K) into contiguous ranges of whole 4-word chunks, then reduce
+/// through shared memory in a fixed order (no atomics: deterministic).
 /// Bit layout read: qweight word [w, n] holds inputs w*rpw .. w*rpw + rpw - 1 of column n, low bits first,
 /// rpw = 32 / bits; zero of group g, column n sits in qzeros[g, n / rpw] at bit bits * (n % rpw).
-/// On CUDA two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
-/// is the half2 (1024 + q_j, 1024 + q_{j+rpw/2}); adding -(1024 + zero) gives q - zero exactly, and one
-/// fma.f16x2 multiplies it with the matching activation pair (fast mode; the precise mode converts q - zero
-/// to fp32 and accumulates in fp32). Group sums are fp32 and scaled once per group.
+/// Two values are dequantized per instruction: (word &gt;&gt; bits*j) &amp; 0x000F000F (or 0x00FF00FF) | 0x64006400
+/// is the half2 (1024 + q_j, 1024 + q_{j+rpw/2}); adding -(1024 + zero) gives q - zero exactly, and fma.f16x2
+/// multiplies it with the matching fp16 activation pair. Group sums are fp32 and scaled once per group.
 /// </summary>
 internal static class GptqGemvKernels
 {
