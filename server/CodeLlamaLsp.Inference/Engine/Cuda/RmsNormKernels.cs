@@ -17,27 +17,16 @@ internal static class RmsNormKernels
     public const int MaxBlockThreads = 1024;
     private const int Unroll = 4;
 
-    public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps)
-    {
-        float inv = InverseRms(input, width, eps);
-        long b = (long)Grid.IdxX * width;
-        for (int i = Group.IdxX; i < width; i += Unroll * Group.DimX)
-        {
-            var v = Load(input, b, i, width);
-            var w = Load(weight, 0, i, width);
-            for (int u = 0; u < Unroll; u++)
-            {
-                int k = i + (u * Group.DimX);
-                if (k < width)
-                {
-                    output[b + k] = Get(v, u) * inv * Get(w, u);
-                }
-            }
-        }
-    }
+    public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
+        Normalize(input, weight, width, eps, output, default, default, toHalf: false);
 
     /// <summary>Same, writing fp16 at <see cref="ActivationLayout.HalfIndex"/> of the consumer (output row stride = width).</summary>
-    public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout)
+    public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout) =>
+        Normalize(input, weight, width, eps, default, output, layout, toHalf: true);
+
+    /// <summary>One row: the statistics, then every element scaled and written as fp32 or into the fp16 layout.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Normalize(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, ArrayView<ushort> toHalfOutput, InputLayoutArgs layout, bool toHalf)
     {
         float inv = InverseRms(input, width, eps);
         long b = (long)Grid.IdxX * width;
@@ -50,7 +39,15 @@ internal static class RmsNormKernels
                 int k = i + (u * Group.DimX);
                 if (k < width)
                 {
-                    ActivationLayout.Store(output, Grid.IdxX, width, k, Get(v, u) * inv * Get(w, u), layout);
+                    float y = Get(v, u) * inv * Get(w, u);
+                    if (toHalf)
+                    {
+                        ActivationLayout.Store(toHalfOutput, Grid.IdxX, width, k, y, layout);
+                    }
+                    else
+                    {
+                        toFloat[b + k] = y;
+                    }
                 }
             }
         }
