@@ -5,8 +5,13 @@ namespace CodeLlamaLsp.Server.Tests;
 
 internal static class ServerProcess
 {
-    /// <summary>The server's dll, copied next to the test assembly by the project reference.</summary>
-    public static string ServerDll => Path.Combine(AppContext.BaseDirectory, "codellama-lsp.dll");
+    /// <summary>
+    /// The server's dll, copied next to the test assembly by the project reference; CODELLAMA_SERVER_DLL runs the
+    /// process tests against another build instead (e.g. an older commit, to see a regression test fail there).
+    /// </summary>
+    public static string ServerDll => Environment.GetEnvironmentVariable("CODELLAMA_SERVER_DLL") is { Length: > 0 } other
+        ? other
+        : Path.Combine(AppContext.BaseDirectory, "codellama-lsp.dll");
 
     /// <summary>Repository root, found by walking up to CodeLlamaLsp.sln (fixtures live at ../shared beside it).</summary>
     public static string RepoRoot
