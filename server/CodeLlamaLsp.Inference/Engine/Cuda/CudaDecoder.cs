@@ -297,7 +297,6 @@ public sealed partial class CudaDecoder : IDisposable
         var k = backend.Device.Kernels;
         int hidden = c.HiddenSize;
         int hd = c.HeadDim;
-        int kvDim = c.NumKvHeads * hd;
         var xv = x.View.AsContiguous();
         var xhalf = xh.View.AsContiguous().Cast<ushort>();
         var qkvv = qkv.View.AsContiguous();

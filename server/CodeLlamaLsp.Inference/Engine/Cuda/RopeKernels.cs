@@ -1,5 +1,6 @@
 // Rotary position embedding (HF rotate_half) and the KV-cache store. Positions come from device memory
 // so a captured CUDA graph replays correctly at every step.
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
@@ -26,12 +27,9 @@ internal static class RopeKernels
             int h = p / half;
             int i = p - (h * half);
             long at = rowBase + ((long)h * headDim) + i;
-            float a = x[at];
-            float b = x[at + half];
-            float c = cos[tableBase + i];
-            float s = sin[tableBase + i];
-            x[at] = (a * c) - (b * s);
-            x[at + half] = (b * c) + (a * s);
+            var r = RotatePair(x[at], x[at + half], cos[tableBase + i], sin[tableBase + i]);
+            x[at] = r.Re;
+            x[at + half] = r.Im;
         }
     }
 
@@ -76,24 +74,23 @@ internal static class RopeKernels
         int h = p / half;
         int i = p - (h * half);
         long at = ((long)row * stride) + ((long)h * headDim) + i;
-        float c = cos[((long)pos * half) + i];
-        float s = sin[((long)pos * half) + i];
-        float a = qkv[at];
-        float b = qkv[at + half];
-        float ra = (a * c) - (b * s);
-        float rb = (b * c) + (a * s);
+        var r = RotatePair(qkv[at], qkv[at + half], cos[((long)pos * half) + i], sin[((long)pos * half) + i]);
         if (h < heads)
         {
-            qkv[at] = ra;
-            qkv[at + half] = rb;
+            qkv[at] = r.Re;
+            qkv[at + half] = r.Im;
             return;
         }
 
         long vAt = at + ((long)kvHeads * headDim);
         long cacheAt = ((((long)(h - heads) * capacity) + pos) * headDim) + i;
-        kCache[cacheAt] = (ushort)DeviceMath.FloatToHalfBits(ra);
-        kCache[cacheAt + half] = (ushort)DeviceMath.FloatToHalfBits(rb);
+        kCache[cacheAt] = (ushort)DeviceMath.FloatToHalfBits(r.Re);
+        kCache[cacheAt + half] = (ushort)DeviceMath.FloatToHalfBits(r.Im);
         vCache[cacheAt] = (ushort)DeviceMath.FloatToHalfBits(qkv[vAt]);
         vCache[cacheAt + half] = (ushort)DeviceMath.FloatToHalfBits(qkv[vAt + half]);
     }
+
+    /// <summary>HF rotate_half on one pair: (a, b) turned by the angle whose cosine and sine are given.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (float Re, float Im) RotatePair(float a, float b, float cos, float sin) => ((a * cos) - (b * sin), (b * cos) + (a * sin));
 }
