@@ -40,8 +40,8 @@ public class BackendOpsTests
         yield return Case("sim", 256, 1032, 4, 64, false, false, true, 1);
         yield return Case("sim", 512, 4104, 8, 128, true, true, false, 1);
 
-        // Rows >= CudaLinear.GemmMinRows take the tiled GEMM: partial row and column tiles, several groups per
-        // staged chunk (g32), a K tail that is not a whole chunk (in 208), 8-bit, bias and v2 zeros.
+        // Rows >= CudaLinear.GemmMinRows take the tiled GEMM when the group size is a multiple of its 32-input stage
+        // (g16 falls back to the GEMV): partial row and column tiles, a group per stage (g32), 8-bit, bias, v2 zeros.
         yield return Case("sim", 256, 128, 4, 32, false, false, false, 16);
         yield return Case("sim", 208, 72, 8, 16, true, true, true, 133);
         yield return Case("sim", 256, 96, 4, 128, true, false, true, 20);
@@ -61,6 +61,12 @@ public class BackendOpsTests
         yield return Case("gpu", 22016, 8192, 4, 128, false, false, false, 512);
         yield return Case("gpu", 8192, 1024, 8, -1, true, false, true, 129);
         yield return Case("gpu", 8192, 8192, 4, 32, true, true, false, 77);
+
+        // The GEMM's partial tiles on the GPU: 1032 columns (8 of the last 128-column tile), 45 and 200 rows,
+        // 8-bit with 516 columns (one 16-byte weight chunk in the last tile), and a K tail (8-bit, in 1040).
+        yield return Case("gpu", 2048, 1032, 4, 128, true, false, true, 45);
+        yield return Case("gpu", 1024, 516, 8, 32, false, true, false, 200);
+        yield return Case("gpu", 1040, 256, 8, 32, false, false, false, 130);
     }
 
     private static TestCaseData Case(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)
@@ -81,6 +87,29 @@ public class BackendOpsTests
         double error = Numerics.RelativeL2(actual, expected);
         TestContext.Out.WriteLine($"relative L2 error {error:G3} ({(rows >= CudaLinear.GemmMinRows ? "tiled GEMM" : "GEMV")})");
         Assert.That(error, Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>
+    /// Speculative verification runs a step's row inside a batch (the four-row GEMV) where plain decoding runs it
+    /// alone (the one-row GEMV): greedy output is identical only if each row's result is the same bits both ways.
+    /// </summary>
+    [TestCase("sim", 256, 136, 4, 64, true, 7)]
+    [TestCase("sim", 128, 72, 8, 32, false, 5)]
+    [TestCase("gpu", 8192, 10240, 4, 128, false, 9, Category = "Gpu")]
+    [TestCase("gpu", 22016, 8192, 4, 128, true, 15, Category = "Gpu")]
+    [TestCase("gpu", 8192, 8192, 8, 128, true, 6, Category = "Gpu")]
+    public void Gemv_row_is_the_same_bits_alone_and_in_a_batch(string kind, int inF, int outF, int bits, int group, bool actOrder, int rows)
+    {
+        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var rng = new Random(inF + outF + rows);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2: false, bias: true);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var batch = RunLinear(gpu, w, x, rows).Actual;
+        for (int r = 0; r < rows; r++)
+        {
+            var alone = RunLinear(gpu, w, x[(r * inF)..((r + 1) * inF)], 1).Actual;
+            Assert.That(batch[(r * outF)..((r + 1) * outF)], Is.EqualTo(alone), $"row {r} of {rows}");
+        }
     }
 
     [TestCase("sim", 64, 72, 2)]

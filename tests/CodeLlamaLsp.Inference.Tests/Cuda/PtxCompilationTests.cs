@@ -19,6 +19,17 @@ public class PtxCompilationTests
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {
+                if (m.IsGenericMethodDefinition)
+                {
+                    // Row-count specializations (GptqGemvKernels.Gemv<TRows>): each one the launcher loads.
+                    foreach (var rows in new[] { typeof(OneRow), typeof(FourRows) })
+                    {
+                        yield return new TestCaseData(m.MakeGenericMethod(rows)).SetArgDisplayNames($"{type.Name}.{m.Name}<{rows.Name}>");
+                    }
+
+                    continue;
+                }
+
                 yield return new TestCaseData(m).SetArgDisplayNames($"{type.Name}.{m.Name}");
             }
         }
@@ -30,7 +41,7 @@ public class PtxCompilationTests
         var ptx = Compile(kernel);
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX_DIR") is { Length: > 0 } dir)
         {
-            File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}.ptx"), ptx);
+            File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}{(kernel.IsGenericMethod ? "." + kernel.GetGenericArguments()[0].Name : string.Empty)}.ptx"), ptx);
         }
 
         Assert.Multiple(() =>
@@ -45,7 +56,7 @@ public class PtxCompilationTests
     [Test]
     public void Gptq_gemv_uses_16_byte_loads_and_half2_math()
     {
-        var ptx = Compile(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!);
+        var ptx = Compile(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!.MakeGenericMethod(typeof(OneRow)));
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX") is { Length: > 0 } dump)
         {
             File.WriteAllText(dump, ptx);
@@ -60,7 +71,7 @@ public class PtxCompilationTests
     }
 
     [Test]
-    public void Gptq_gemm_uses_tensor_cores_and_16_byte_loads()
+    public void Gptq_gemm_streams_tiles_with_cp_async_into_tensor_cores()
     {
         var ptx = Compile(typeof(GptqGemmKernels).GetMethod(nameof(GptqGemmKernels.Gemm))!);
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_GEMM_PTX") is { Length: > 0 } dump)
@@ -71,7 +82,14 @@ public class PtxCompilationTests
         Assert.Multiple(() =>
         {
             Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
-            Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.[ub]32"), "vectorized tile loads");
+            Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "tiles streamed by cp.async");
+            Assert.That(ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), "activation fragments by ldmatrix");
+
+            // The inline PTX addresses shared memory by ILGPU's internal name for the kernel's first static
+            // allocation. If ILGPU renames it, re-aligns it or the kernel gains another allocation, this fails here
+            // rather than as a driver JIT error (or silent corruption) on a GPU.
+            Assert.That(ptx, Does.Match($@"\.shared \.align 16 \.b8 __shared_alloca0\[{GptqGemmKernels.SharedBytes}\];"), "the shared tile allocation inline PTX names");
+            Assert.That(ptx, Does.Not.Contain("__shared_alloca1"), "one shared allocation only");
         });
     }
 
@@ -100,7 +118,7 @@ public class PtxCompilationTests
     public void Gptq_gemv_compiled_by_the_device_uses_half2_math()
     {
         var device = TestDevices.Get("gpu");
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!);
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!.MakeGenericMethod(typeof(OneRow)));
         var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMV_PTX") is { Length: > 0 } dump)
         {

@@ -10,6 +10,7 @@ internal sealed class CudaKernels
 {
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
+    private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemvFourRows;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
@@ -32,7 +33,8 @@ internal sealed class CudaKernels
     {
         this.accelerator = accelerator;
         Stream = stream;
-        gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
+        gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv<OneRow>);
+        gemvFourRows = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv<FourRows>);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
@@ -60,21 +62,36 @@ internal sealed class CudaKernels
     /// <summary>Kernel launches issued so far (decode-step accounting in the bench).</summary>
     public long Launches { get; private set; }
 
+    /// <summary>
+    /// The GPTQ GEMV: one row per block for decode, up to four rows per block (each weight read once for them) for
+    /// small batches. The column tile depends on the layer only, never on the row count, so a row's result is the
+    /// same bits whichever kernel and batch computed it.
+    /// </summary>
     public void Gemv(GptqGemvArgs args, int rows)
     {
         // The widest column tile that still gives every multiprocessor two blocks: wide tiles read longer contiguous
         // runs per packed word row, narrow ones spread a layer with few columns over the whole GPU.
         int blocksWanted = 2 * accelerator.NumMultiprocessors;
-        args.ColumnsPerBlock = args.OutFeatures / 128 * rows >= blocksWanted ? 128 : args.OutFeatures / 64 * rows >= blocksWanted ? 64 : 32;
+        args.ColumnsPerBlock = args.OutFeatures / 128 >= blocksWanted ? 128 : args.OutFeatures / 64 >= blocksWanted ? 64 : 32;
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
-        Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
+        if (rows == 1)
+        {
+            Launch(() => gemv(Stream, new KernelConfig(tiles, GptqGemvKernels.BlockThreads), args));
+        }
+        else
+        {
+            int rowBlocks = (rows + 3) / 4;
+            Launch(() => gemvFourRows(Stream, new KernelConfig(tiles * rowBlocks, GptqGemvKernels.BlockThreads), args));
+        }
     }
 
-    /// <summary>The tiled tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>
+    /// <summary>The pipelined tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>
     public void Gemm(GptqGemvArgs args, int rows)
     {
         args.Rows = rows;
+        args.InputAddress = DeviceAddress(args.Input);
+        args.QWeightAddress = DeviceAddress(args.QWeight);
         int rowTiles = (rows + GptqGemmKernels.TileRows - 1) / GptqGemmKernels.TileRows;
         int colTiles = (args.OutFeatures + GptqGemmKernels.TileColumns - 1) / GptqGemmKernels.TileColumns;
         Launch(() => gemm(Stream, new KernelConfig(rowTiles * colTiles, GptqGemmKernels.BlockThreads), args));
@@ -140,6 +157,11 @@ internal sealed class CudaKernels
 
     public void Sample(SamplingArgs args) =>
         Launch(() => sample(Stream, new KernelConfig(1, Math.Min(SamplingKernels.BlockThreads, accelerator.MaxNumThreadsPerGroup)), args));
+
+    /// <summary>The device byte address of a view's first element, for kernels that address memory from inline PTX.</summary>
+    private static long DeviceAddress<T>(ArrayView<T> view)
+        where T : unmanaged =>
+        ((IArrayView)view).Buffer.NativePtr.ToInt64() + ((IContiguousArrayView)view).IndexInBytes;
 
     private KernelConfig Flat(int n)
     {

@@ -36,8 +36,8 @@ internal sealed class CudaLinear : PreparedLinear
 
     /// <summary>
     /// GPTQ launches with at least this many rows use the tiled tensor-core GEMM (dequantize once per 128 rows);
-    /// fewer rows use the GEMV, which reads each weight once per row but needs no row tile to fill. The bench
-    /// prints the cost per row on both sides of this threshold.
+    /// fewer rows, and layers whose group size the GEMM cannot tile, use the GEMV, which reads each weight once per
+    /// row but needs no row tile to fill. The bench prints the cost per row on both sides of this threshold.
     /// </summary>
     public const int GemmMinRows = 16;
 
@@ -149,7 +149,7 @@ internal sealed class CudaLinear : PreparedLinear
             OutputStride = outStride,
             OutputOffset = 0,
         };
-        if (rows >= GemmMinRows)
+        if (rows >= GemmMinRows && GptqGemmKernels.Supports(groupSize))
         {
             kernels.Gemm(args, rows);
         }

@@ -56,35 +56,6 @@ internal static class DeviceMath
         return result;
     }
 
-    /// <summary>d = a * b + c for one m16n8k16 tile (row-major A in a0..a3, column-major B in b0, b1; fp16 in, fp32 accumulate). CUDA only.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static MmaFragment Mma(MmaFragment c, Words4 x, uint b0, uint b1)
-    {
-        var d0 = new Ref<float> { Value = c.C0 };
-        var d1 = new Ref<float> { Value = c.C1 };
-        var d2 = new Ref<float> { Value = c.C2 };
-        var d3 = new Ref<float> { Value = c.C3 };
-        var x0 = new Input<uint> { Value = x.X };
-        var x1 = new Input<uint> { Value = x.Y };
-        var x2 = new Input<uint> { Value = x.Z };
-        var x3 = new Input<uint> { Value = x.W };
-        var y0 = new Input<uint> { Value = b0 };
-        var y1 = new Input<uint> { Value = b1 };
-        CudaAsm.EmitRef(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-            ref d0,
-            ref d1,
-            ref d2,
-            ref d3,
-            ref x0,
-            ref x1,
-            ref x2,
-            ref x3,
-            ref y0,
-            ref y1);
-        return new MmaFragment { C0 = d0.Value, C1 = d1.Value, C2 = d2.Value, C3 = d3.Value };
-    }
-
     /// <summary>Converts an fp16 bit pattern to fp32 on any backend.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HalfBitsToFloat(uint bits)
