@@ -90,8 +90,9 @@ public class BackendOpsTests
     }
 
     /// <summary>
-    /// Speculative verification runs a step's row inside a batch (the four-row GEMV) where plain decoding runs it
-    /// alone (the one-row GEMV): greedy output is identical only if each row's result is the same bits both ways.
+    /// Speculative verification runs a step's row inside a batch where plain decoding runs it alone: greedy output
+    /// is identical only if each row's GEMV result is the same bits both ways (the column tile must not depend on
+    /// the row count).
     /// </summary>
     [TestCase("sim", 256, 136, 4, 64, true, 7)]
     [TestCase("sim", 128, 72, 8, 32, false, 5)]

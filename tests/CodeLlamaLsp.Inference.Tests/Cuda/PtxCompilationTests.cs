@@ -19,17 +19,6 @@ public class PtxCompilationTests
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {
-                if (m.IsGenericMethodDefinition)
-                {
-                    // Row-count specializations (GptqGemvKernels.Gemv<TRows>): each one the launcher loads.
-                    foreach (var rows in new[] { typeof(OneRow), typeof(FourRows) })
-                    {
-                        yield return new TestCaseData(m.MakeGenericMethod(rows)).SetArgDisplayNames($"{type.Name}.{m.Name}<{rows.Name}>");
-                    }
-
-                    continue;
-                }
-
                 yield return new TestCaseData(m).SetArgDisplayNames($"{type.Name}.{m.Name}");
             }
         }
@@ -41,7 +30,7 @@ public class PtxCompilationTests
         var ptx = Compile(kernel);
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX_DIR") is { Length: > 0 } dir)
         {
-            File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}{(kernel.IsGenericMethod ? "." + kernel.GetGenericArguments()[0].Name : string.Empty)}.ptx"), ptx);
+            File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}.ptx"), ptx);
         }
 
         Assert.Multiple(() =>
@@ -56,7 +45,7 @@ public class PtxCompilationTests
     [Test]
     public void Gptq_gemv_uses_16_byte_loads_and_half2_math()
     {
-        var ptx = Compile(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!.MakeGenericMethod(typeof(OneRow)));
+        var ptx = Compile(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!);
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX") is { Length: > 0 } dump)
         {
             File.WriteAllText(dump, ptx);
@@ -118,7 +107,7 @@ public class PtxCompilationTests
     public void Gptq_gemv_compiled_by_the_device_uses_half2_math()
     {
         var device = TestDevices.Get("gpu");
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!.MakeGenericMethod(typeof(OneRow)));
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(GptqGemvKernels).GetMethod(nameof(GptqGemvKernels.Gemv))!);
         var ptx = ((PTXCompiledKernel)device.Accelerator.CompileKernel(entry)).PTXAssembly;
         if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_DEVICE_GEMV_PTX") is { Length: > 0 } dump)
         {

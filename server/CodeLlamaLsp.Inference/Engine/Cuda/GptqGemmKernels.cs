@@ -138,10 +138,7 @@ internal static class GptqGemmKernels
 
             uint stage = smem + (uint)(kt % Stages * StageChunks * 16);
             uint bBase = stage + (AChunks * 16);
-            for (int s = 0; s < 2; s++)
-            {
-                Step(stage, bBase, aRow, aHalf, s, warpCol + gid, tig, bits, consts);
-            }
+            Step(stage, bBase, aRow, aHalf, warpCol + gid, tig, bits, consts);
 
             inGroup++;
             if (inGroup == tilesPerGroup)
@@ -187,26 +184,31 @@ internal static class GptqGemmKernels
     }
 
     /// <summary>
-    /// One k16 step of the stage: the B fragments of the four n8 tiles, then per m16 row block an ldmatrix and four
-    /// mmas. Row block i's rows are 16 i further, which moves the swizzled address by exactly 1024 i bytes
-    /// ((r / 2) % 4 does not change when r grows by 16), so one address serves all four.
+    /// The stage's two k16 steps: the B fragments of the four n8 tiles for both steps (register sets fb and fc, so
+    /// the second step's shared loads and dequantization overlap the first step's mmas), then per step and m16 row
+    /// block an ldmatrix and four mmas. Row block i's rows are 16 i further, which moves the swizzled A address by
+    /// exactly 1024 i bytes ((r / 2) % 4 does not change when r grows by 16), so one address serves all four.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Step(uint stage, uint bBase, int aRow, int aHalf, int s, int col, int tig, int bits, GroupConstants g)
+    private static void Step(uint stage, uint bBase, int aRow, int aHalf, int col, int tig, int bits, GroupConstants g)
     {
         // Pair p = 8s + tig and p + 4 of column col: 4-bit words hold 4 pairs (word row p / 4, shift 4 * (p % 4)),
-        // 8-bit words 2 (word row p / 2, shift 8 * (p % 2)). Word rows are 128 words (512 bytes) apart.
-        int p = (8 * s) + tig;
-        int wr0 = bits == 4 ? p >> 2 : p >> 1;
+        // 8-bit words 2 (word row p / 2, shift 8 * (p % 2)). Word rows are 128 words (512 bytes) apart; step 1's
+        // pairs are 8 on: 2 word rows (4-bit) or 4 (8-bit), same shift.
+        int wr0 = bits == 4 ? tig >> 2 : tig >> 1;
         int wr1 = bits == 4 ? wr0 + 1 : wr0 + 2;
-        int shift = bits == 4 ? 4 * (p & 3) : 8 * (p & 1);
+        uint shift = (uint)(bits == 4 ? 4 * (tig & 3) : 8 * (tig & 1));
         uint mask = bits == 4 ? 0x000F000Fu : 0x00FF00FFu;
         uint w0 = bBase + (uint)(((wr0 * TileColumns) + col) * 4);
         uint w1 = bBase + (uint)(((wr1 * TileColumns) + col) * 4);
+        uint next = (uint)((bits == 4 ? 2 : 4) * TileColumns * 4);
 
-        CudaAsm.Emit(DequantizeTiles01, w0, w1, (uint)shift, mask, g.Z0, g.S0, g.Z1, g.S1);
-        CudaAsm.Emit(DequantizeTiles23, w0, w1, (uint)shift, mask, g.Z2, g.S2, g.Z3, g.S3);
-        CudaAsm.Emit(MmaStep, stage + (uint)(ChunkOf(aRow, (2 * s) + aHalf) * 16));
+        CudaAsm.Emit(DequantizeTiles01Step0, w0, w1, shift, mask, g.Z0, g.S0, g.Z1, g.S1);
+        CudaAsm.Emit(DequantizeTiles23Step0, w0, w1, shift, mask, g.Z2, g.S2, g.Z3, g.S3);
+        CudaAsm.Emit(DequantizeTiles01Step1, w0 + next, w1 + next, shift, mask, g.Z0, g.S0, g.Z1, g.S1);
+        CudaAsm.Emit(DequantizeTiles23Step1, w0 + next, w1 + next, shift, mask, g.Z2, g.S2, g.Z3, g.S3);
+        CudaAsm.Emit(MmaStep0, stage + (uint)(ChunkOf(aRow, aHalf) * 16));
+        CudaAsm.Emit(MmaStep1, stage + (uint)(ChunkOf(aRow, 2 + aHalf) * 16));
     }
 
     /// <summary>
@@ -411,11 +413,11 @@ internal static class GptqGemmKernels
     private const string Mma = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 ";
 
     private const string DeclareRegisters =
-        ".reg .f32 acc<64>; .reg .b32 fb<8>; " +
+        ".reg .f32 acc<64>; .reg .b32 fb<8>; .reg .b32 fc<8>; " +
         "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000; mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000; mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000; mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000; mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000; mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000; mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000; mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
 
     /// <summary>fb0..fb3 (n8 tiles 0, 1): %0, %1 the shared word addresses of pairs p and p + 4, %2 shift, %3 mask, %4/%5 and %6/%7 each tile's -(1024 + zero) and scale.</summary>
-    private const string DequantizeTiles01 =
+    private const string DequantizeTiles01Step0 =
         "{ .reg .b32 t; " +
         "ld.shared.u32 t, [%0]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb0, t, %5; " +
         "ld.shared.u32 t, [%1]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb1, t, %5; " +
@@ -423,8 +425,16 @@ internal static class GptqGemmKernels
         "ld.shared.u32 t, [%1+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb3, t, %7; " +
         "}";
 
-    /// <summary>fb4..fb7 (n8 tiles 2, 3), same operands as <see cref="DequantizeTiles01"/>.</summary>
-    private const string DequantizeTiles23 =
+    private const string DequantizeTiles01Step1 =
+        "{ .reg .b32 t; " +
+        "ld.shared.u32 t, [%0]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc0, t, %5; " +
+        "ld.shared.u32 t, [%1]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc1, t, %5; " +
+        "ld.shared.u32 t, [%0+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc2, t, %7; " +
+        "ld.shared.u32 t, [%1+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc3, t, %7; " +
+        "}";
+
+    /// <summary>fb4..fb7 (n8 tiles 2, 3), same operands as <see cref="DequantizeTiles01Step0"/>.</summary>
+    private const string DequantizeTiles23Step0 =
         "{ .reg .b32 t; " +
         "ld.shared.u32 t, [%0+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb4, t, %5; " +
         "ld.shared.u32 t, [%1+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb5, t, %5; " +
@@ -432,29 +442,61 @@ internal static class GptqGemmKernels
         "ld.shared.u32 t, [%1+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb7, t, %7; " +
         "}";
 
-    /// <summary>The 16 mmas of one k16 step: per m16 row block i an ldmatrix at %0 + 1024 i (16 rows of 64 bytes on) and four mmas.</summary>
-    private const string MmaStep =
-        "{ .reg .b32 fa<4>; " +
+    private const string DequantizeTiles23Step1 =
+        "{ .reg .b32 t; " +
+        "ld.shared.u32 t, [%0+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc4, t, %5; " +
+        "ld.shared.u32 t, [%1+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc5, t, %5; " +
+        "ld.shared.u32 t, [%0+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc6, t, %7; " +
+        "ld.shared.u32 t, [%1+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc7, t, %7; " +
+        "}";
+
+    /// <summary>The 16 mmas of one k16 step: the four row blocks' ldmatrix (row block i at %0 + 1024 i: 16 rows of 64 bytes on) into their own registers, so all four are in flight, then four mmas per row block.</summary>
+    private const string MmaStep0 =
+        "{ .reg .b32 fa<16>; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0+1024]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0+2048]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0+3072]; " +
         Mma + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3}; " +
         Mma + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7}; " +
         Mma + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11}; " +
         Mma + "{acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc12,acc13,acc14,acc15}; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0+1024]; " +
-        Mma + "{acc16,acc17,acc18,acc19}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc16,acc17,acc18,acc19}; " +
-        Mma + "{acc20,acc21,acc22,acc23}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc20,acc21,acc22,acc23}; " +
-        Mma + "{acc24,acc25,acc26,acc27}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc24,acc25,acc26,acc27}; " +
-        Mma + "{acc28,acc29,acc30,acc31}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc28,acc29,acc30,acc31}; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0+2048]; " +
-        Mma + "{acc32,acc33,acc34,acc35}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc32,acc33,acc34,acc35}; " +
-        Mma + "{acc36,acc37,acc38,acc39}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc36,acc37,acc38,acc39}; " +
-        Mma + "{acc40,acc41,acc42,acc43}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc40,acc41,acc42,acc43}; " +
-        Mma + "{acc44,acc45,acc46,acc47}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc44,acc45,acc46,acc47}; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0+3072]; " +
-        Mma + "{acc48,acc49,acc50,acc51}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc48,acc49,acc50,acc51}; " +
-        Mma + "{acc52,acc53,acc54,acc55}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc52,acc53,acc54,acc55}; " +
-        Mma + "{acc56,acc57,acc58,acc59}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc56,acc57,acc58,acc59}; " +
-        Mma + "{acc60,acc61,acc62,acc63}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc60,acc61,acc62,acc63}; " +
+        Mma + "{acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc16,acc17,acc18,acc19}; " +
+        Mma + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc20,acc21,acc22,acc23}; " +
+        Mma + "{acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc24,acc25,acc26,acc27}; " +
+        Mma + "{acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc28,acc29,acc30,acc31}; " +
+        Mma + "{acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc32,acc33,acc34,acc35}; " +
+        Mma + "{acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc36,acc37,acc38,acc39}; " +
+        Mma + "{acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc40,acc41,acc42,acc43}; " +
+        Mma + "{acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc44,acc45,acc46,acc47}; " +
+        Mma + "{acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc48,acc49,acc50,acc51}; " +
+        Mma + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55}; " +
+        Mma + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59}; " +
+        Mma + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63}; " +
+        "}";
+
+    private const string MmaStep1 =
+        "{ .reg .b32 fa<16>; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0+1024]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0+2048]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0+3072]; " +
+        Mma + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fc0,fc1}, {acc0,acc1,acc2,acc3}; " +
+        Mma + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fc2,fc3}, {acc4,acc5,acc6,acc7}; " +
+        Mma + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fc4,fc5}, {acc8,acc9,acc10,acc11}; " +
+        Mma + "{acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fc6,fc7}, {acc12,acc13,acc14,acc15}; " +
+        Mma + "{acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fc0,fc1}, {acc16,acc17,acc18,acc19}; " +
+        Mma + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fc2,fc3}, {acc20,acc21,acc22,acc23}; " +
+        Mma + "{acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fc4,fc5}, {acc24,acc25,acc26,acc27}; " +
+        Mma + "{acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fc6,fc7}, {acc28,acc29,acc30,acc31}; " +
+        Mma + "{acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fc0,fc1}, {acc32,acc33,acc34,acc35}; " +
+        Mma + "{acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fc2,fc3}, {acc36,acc37,acc38,acc39}; " +
+        Mma + "{acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fc4,fc5}, {acc40,acc41,acc42,acc43}; " +
+        Mma + "{acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fc6,fc7}, {acc44,acc45,acc46,acc47}; " +
+        Mma + "{acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fc0,fc1}, {acc48,acc49,acc50,acc51}; " +
+        Mma + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fc2,fc3}, {acc52,acc53,acc54,acc55}; " +
+        Mma + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fc4,fc5}, {acc56,acc57,acc58,acc59}; " +
+        Mma + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fc6,fc7}, {acc60,acc61,acc62,acc63}; " +
         "}";
 
     /// <summary>Writes the accumulators to the epilogue tile: row block i at %0 + 16 i rows, tile j 8 columns on, rows gid and gid + 8.</summary>

@@ -7,7 +7,7 @@ using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>Arguments of <see cref="GptqGemvKernels.Gemv{TRows}"/>.</summary>
+/// <summary>Arguments of <see cref="GptqGemvKernels.Gemv"/>.</summary>
 internal struct GptqGemvArgs
 {
     /// <summary>[in / rpw, out] packed words, rows sorted by group (act-order resolved at load time).</summary>
@@ -62,41 +62,10 @@ internal struct Acc4
     public float D;
 }
 
-/// <summary>The partial sums of the up to four rows one GEMV block serves.</summary>
-internal struct RowTotals
-{
-    public Acc4 R0;
-    public Acc4 R1;
-    public Acc4 R2;
-    public Acc4 R3;
-}
-
 /// <summary>
-/// How many input rows one GEMV block serves, as a type so that each count compiles to its own kernel (ILGPU folds
-/// <see cref="Count"/> to a constant): the one-row decode kernel keeps every register for loads in flight, the
-/// four-row kernel reads each weight once for up to four rows (speculative verification, small batches).
-/// </summary>
-internal interface IGemvRows
-{
-    int Count { get; }
-}
-
-/// <summary>One row per block: decode.</summary>
-internal struct OneRow : IGemvRows
-{
-    public readonly int Count => 1;
-}
-
-/// <summary>Up to four rows per block, each weight chunk loaded once for all of them.</summary>
-internal struct FourRows : IGemvRows
-{
-    public readonly int Count => 4;
-}
-
-/// <summary>
-/// GPTQ GEMV. Launch geometry: grid (ceil(rows / R) * ceil(out / ColumnsPerBlock)), group <see cref="BlockThreads"/>
-/// threads, R = TRows.Count rows per block; block b serves rows R * (b % rowBlocks) .. + R - 1 and column tile
-/// b / rowBlocks, so the blocks that share a weight tile run back to back and all but the first read it from L2.
+/// GPTQ GEMV. Launch geometry: grid (rows * ceil(out / ColumnsPerBlock)), group <see cref="BlockThreads"/> threads;
+/// block b serves row b % rows and column tile b / rows, so with several rows (prefill) the blocks that
+/// share a weight tile run back to back and all but the first read it from L2.
 /// ColumnsPerBlock is 32, 64 or 128 (the widest that still gives every multiprocessor two blocks): a thread owns 4
 /// adjacent output columns (one 16-byte load per packed word row), ColumnsPerBlock / 4 threads span the columns and
 /// the remaining threads split the packed rows (K) into contiguous ranges of whole 4-word chunks, then reduce
@@ -124,71 +93,49 @@ internal static class GptqGemvKernels
     /// flushed to fp32 once per word (8 products), so an fp16 sum never spans more than 8 terms. Group sums are scaled
     /// in fp32. The K slices of a block are reduced through shared memory in a fixed order: no atomics, deterministic.
     /// </summary>
-    public static void Gemv<TRows>(GptqGemvArgs a)
-        where TRows : struct, IGemvRows
+    public static void Gemv(GptqGemvArgs a)
     {
-        int rowsPerBlock = default(TRows).Count;
         int colThreads = a.ColumnsPerBlock / 4;
         int kSlices = BlockThreads / colThreads;
         int tid = Group.IdxX;
         int ct = tid % colThreads;
         int kt = tid / colThreads;
-        int rowBlocks = (a.Rows + rowsPerBlock - 1) / rowsPerBlock;
-        int row0 = (Grid.IdxX % rowBlocks) * rowsPerBlock;
-        int rows = XMin(rowsPerBlock, a.Rows - row0);
-        int tile = Grid.IdxX / rowBlocks;
+        int row = Grid.IdxX % a.Rows;
+        int tile = Grid.IdxX / a.Rows;
         int col0 = (tile * a.ColumnsPerBlock) + (ct * 4);
         int chunks = a.InFeatures / (32 / a.Bits) / ChunkWords;
         int perSlice = (chunks + kSlices - 1) / kSlices;
         int c0 = kt * perSlice;
         int c1 = XMin(chunks, c0 + perSlice);
 
-        var totals = default(RowTotals);
+        var total = default(Acc4);
         if (col0 < a.OutFeatures && c0 < c1)
         {
             // One test of the backend for the whole slice, so the CUDA loop body is one straight-line block.
-            totals = CudaAsm.IsSupported ? SliceCuda(a, row0, rows, rowsPerBlock, col0, c0, c1) : SliceManaged(a, row0, rows, col0, c0, c1);
+            total = CudaAsm.IsSupported ? SliceCuda(a, row, col0, c0, c1) : SliceManaged(a, row, col0, c0, c1);
         }
 
-        // Per row, the K slices are summed in a fixed order, whatever the row count: a row's result is bitwise the
-        // same through the one-row and the four-row kernel (speculative verification matches plain decoding).
-        var shared = SharedMemory.Allocate<float>(4 * 1024);
+        var shared = SharedMemory.Allocate<float>(1024);
         int slot = (kt * a.ColumnsPerBlock) + (ct * 4);
-        Spill(shared, slot, totals.R0);
-        if (rowsPerBlock > 1)
-        {
-            Spill(shared, 1024 + slot, totals.R1);
-            Spill(shared, 2048 + slot, totals.R2);
-            Spill(shared, 3072 + slot, totals.R3);
-        }
-
+        shared[slot] = total.A;
+        shared[slot + 1] = total.B;
+        shared[slot + 2] = total.C;
+        shared[slot + 3] = total.D;
         Group.Barrier();
         if (tid < a.ColumnsPerBlock)
         {
             int col = (tile * a.ColumnsPerBlock) + tid;
             if (col < a.OutFeatures)
             {
-                for (int r = 0; r < rows; r++)
+                float sum = 0f;
+                for (int k = 0; k < kSlices; k++)
                 {
-                    float sum = 0f;
-                    for (int k = 0; k < kSlices; k++)
-                    {
-                        sum += shared[(r * 1024) + (k * a.ColumnsPerBlock) + tid];
-                    }
-
-                    StoreOutput(a, row0 + r, col, sum);
+                    sum += shared[(k * a.ColumnsPerBlock) + tid];
                 }
+
+                StoreOutput(a, row, col, sum);
             }
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Spill(ArrayView<float> shared, int slot, Acc4 t)
-    {
-        shared[slot] = t.A;
-        shared[slot + 1] = t.B;
-        shared[slot + 2] = t.C;
-        shared[slot + 3] = t.D;
     }
 
     /// <summary>Adds the bias (if any) to one finished output and writes it, or adds it to what is there (fused residual).</summary>
@@ -210,7 +157,7 @@ internal static class GptqGemvKernels
     /// the loop (a first version recomputed them per chunk and spent a third of its instructions there).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static RowTotals SliceCuda(GptqGemvArgs a, int row, int rows, int rowsPerBlock, int col0, int c0, int c1)
+    private static Acc4 SliceCuda(GptqGemvArgs a, int row, int col0, int c0, int c1)
     {
         int n = a.OutFeatures;
         int bits = a.Bits;
@@ -248,12 +195,8 @@ internal static class GptqGemvKernels
         uint k64 = 0xD400D400u + (off * 0x00100010u);
         int zeroShift = bits * (col0 % rowsPerWord);
 
-        // Rows after the first read their activations at use (from L1/L2: every column tile reads the same), one row
-        // stride apart; the first row's come with the chunk's weight loads, a chunk ahead, as in the one-row kernel.
-        long rowStride = a.InFeatures / 8;
-        var totals = default(RowTotals);
+        var total = default(Acc4);
         var current = LoadChunk(views, cursor, step, bits);
-        long input = cursor.Input;
         for (int c = c0; c < c1; c++)
         {
             // The last iteration reloads its own chunk rather than branching around the load.
@@ -263,35 +206,12 @@ internal static class GptqGemvKernels
             }
 
             var next = LoadChunk(views, cursor, step, bits);
-            totals.R0 = AddChunk(current, totals.R0, bits, zeroShift, k1024, k64);
-            if (rowsPerBlock > 1)
-            {
-                if (rows > 1)
-                {
-                    totals.R1 = AddChunk(LoadActivations(current, views, input + rowStride, bits), totals.R1, bits, zeroShift, k1024, k64);
-                }
-
-                if (rows > 2)
-                {
-                    totals.R2 = AddChunk(LoadActivations(current, views, input + (2 * rowStride), bits), totals.R2, bits, zeroShift, k1024, k64);
-                }
-
-                if (rows > 3)
-                {
-                    totals.R3 = AddChunk(LoadActivations(current, views, input + (3 * rowStride), bits), totals.R3, bits, zeroShift, k1024, k64);
-                }
-            }
-
+            total = bits == 4 ? AddChunk4(current, total, zeroShift, k1024, k64) : AddChunk8(current, total, zeroShift, k1024);
             current = next;
-            input = cursor.Input;
         }
 
-        return totals;
+        return total;
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 AddChunk(GemvChunk ch, Acc4 total, int bits, int zeroShift, uint k1024, uint k64) =>
-        bits == 4 ? AddChunk4(ch, total, zeroShift, k1024, k64) : AddChunk8(ch, total, zeroShift, k1024);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ChunkCursor Advance(ChunkCursor c, ChunkStep s)
@@ -447,28 +367,6 @@ internal static class GptqGemvKernels
     /// The same slice on ILGPU's CPU accelerator (CI): plain fp32 arithmetic on the same layout, so the kernel's
     /// indexing, slicing and reduction are tested everywhere.
     /// </summary>
-    private static RowTotals SliceManaged(GptqGemvArgs a, int row0, int rows, int col0, int c0, int c1)
-    {
-        var t = default(RowTotals);
-        t.R0 = SliceManaged(a, row0, col0, c0, c1);
-        if (rows > 1)
-        {
-            t.R1 = SliceManaged(a, row0 + 1, col0, c0, c1);
-        }
-
-        if (rows > 2)
-        {
-            t.R2 = SliceManaged(a, row0 + 2, col0, c0, c1);
-        }
-
-        if (rows > 3)
-        {
-            t.R3 = SliceManaged(a, row0 + 3, col0, c0, c1);
-        }
-
-        return t;
-    }
-
     private static Acc4 SliceManaged(GptqGemvArgs a, int row, int col0, int c0, int c1)
     {
         int bits = a.Bits;
@@ -551,7 +449,7 @@ internal struct ChunkViews
     public ArrayView<Words2> Scales;
 }
 
-/// <summary>What one thread loads for one 4-word chunk of the GEMV (see <see cref="GptqGemvKernels.Gemv{TRows}"/>).</summary>
+/// <summary>What one thread loads for one 4-word chunk of the GEMV (see <see cref="GptqGemvKernels.Gemv"/>).</summary>
 internal struct GemvChunk
 {
     /// <summary>Packed word rows w .. w + 3, each holding the thread's 4 columns.</summary>
