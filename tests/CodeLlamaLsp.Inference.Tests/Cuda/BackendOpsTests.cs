@@ -166,6 +166,12 @@ public class BackendOpsTests
     [TestCase("gpu", 64, 8, 128, 1, 2047, 3, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 1, 100, 2, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 1, 300, 2, Category = "Gpu")]
+
+    // From PrefillAttentionKernels.MinRows rows the tensor-core kernel: one whole 64-row tile from position 0, a
+    // partial tile far into the context, and one KV head for eight query heads (the mini fixtures' shape).
+    [TestCase("gpu", 64, 8, 128, 64, 0, 1, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 17, 4000, 1, Category = "Gpu")]
+    [TestCase("gpu", 8, 1, 128, 200, 37, 1, Category = "Gpu")]
     public void Attention_matches_the_cpu(string kind, int heads, int kvHeads, int headDim, int rows, int start, int layers)
     {
         using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);

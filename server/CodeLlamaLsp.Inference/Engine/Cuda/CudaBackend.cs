@@ -196,6 +196,31 @@ public sealed class CudaBackend : IComputeBackend
     /// <summary>Attention into fp32 or straight into the o_proj fp16 layout; position comes from <see cref="StartView"/>.</summary>
     internal void RunAttention(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout)
     {
+        // Many rows (prefill) on a CUDA device: the tensor-core kernel; a few rows split their keys across blocks.
+        if (rows >= PrefillAttentionKernels.MinRows && c.HeadDim == PrefillAttentionKernels.HeadDim && Device.Accelerator.AcceleratorType == AcceleratorType.Cuda)
+        {
+            K.PrefillAttention(
+                new PrefillAttentionArgs
+                {
+                    Q = q,
+                    Start = start.View,
+                    // The unused output of the two gets a harmless stand-in view (never written).
+                    Output = halfOutput ? q : output,
+                    OutputHalf = halfOutput ? outputHalf : start.View.AsContiguous().Cast<ushort>(),
+                    Layout = halfOutput ? layout : new InputLayoutArgs { Bits = 16, InversePermutation = start.View },
+                    HalfOutput = halfOutput ? 1 : 0,
+                    QStride = qStride,
+                    Heads = heads,
+                    KvHeads = c.KvHeads,
+                    Capacity = c.Capacity,
+                    Rows = rows,
+                    Scale = 1.442695041f / MathF.Sqrt(c.HeadDim),
+                },
+                c.LayerK(layer),
+                c.LayerV(layer));
+            return;
+        }
+
         partialO = Grow(partialO, (long)rows * splits * heads * c.HeadDim, "attention partials");
         partialMl = Grow(partialMl, (long)rows * splits * heads * 2, "attention partials");
         var args = new AttentionArgs

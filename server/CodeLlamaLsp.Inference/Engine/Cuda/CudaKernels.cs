@@ -18,6 +18,7 @@ internal sealed class CudaKernels
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
+    private readonly Action<AcceleratorStream, KernelConfig, PrefillAttentionArgs> prefillAttention;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> silu;
@@ -41,6 +42,7 @@ internal sealed class CudaKernels
         storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
+        prefillAttention = accelerator.LoadKernel<PrefillAttentionArgs>(PrefillAttentionKernels.Prefill);
         combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
         silu = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.SiluMultiply);
@@ -122,6 +124,15 @@ internal sealed class CudaKernels
         Launch(() => attention(Stream, new KernelConfig(grid, new Index3D(AttentionKernels.BlockThreads, 1, 1)), args));
     }
 
+    /// <summary>Tensor-core attention of many query rows (CUDA only; see <see cref="PrefillAttentionKernels"/>).</summary>
+    public void PrefillAttention(PrefillAttentionArgs args, ArrayView<ushort> k, ArrayView<ushort> v)
+    {
+        args.KAddress = DeviceAddress(k);
+        args.VAddress = DeviceAddress(v);
+        int blocks = (args.Rows + PrefillAttentionKernels.TileRows - 1) / PrefillAttentionKernels.TileRows * args.Heads;
+        Launch(() => prefillAttention(Stream, new KernelConfig(blocks, PrefillAttentionKernels.BlockThreads), args));
+    }
+
     public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
         Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
 
@@ -150,7 +161,7 @@ internal sealed class CudaKernels
         Launch(() => sample(Stream, new KernelConfig(1, Math.Min(SamplingKernels.BlockThreads, accelerator.MaxNumThreadsPerGroup)), args));
 
     /// <summary>The device byte address of a view's first element, for kernels that address memory from inline PTX.</summary>
-    private static long DeviceAddress<T>(ArrayView<T> view)
+    internal static long DeviceAddress<T>(ArrayView<T> view)
         where T : unmanaged =>
         ((IArrayView)view).Buffer.NativePtr.ToInt64() + ((IContiguousArrayView)view).IndexInBytes;
 
