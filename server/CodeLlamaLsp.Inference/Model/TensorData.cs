@@ -61,33 +61,41 @@ public sealed class TensorData
     public float[] ToFloat32()
     {
         var result = new float[ElementCount];
+        CopyToFloat32(0, result);
+        return result;
+    }
+
+    /// <summary>
+    /// Converts elements [<paramref name="firstElement"/>, + destination length) of F16, BF16 or F32 data to fp32, so a
+    /// large tensor can be converted a slice at a time (load-time staging) without a whole-tensor copy.
+    /// </summary>
+    public void CopyToFloat32(long firstElement, Span<float> destination)
+    {
         var bytes = Data.Span;
         switch (DType)
         {
             case TensorDType.F32:
-                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
+                MemoryMarshal.Cast<byte, float>(bytes).Slice(checked((int)firstElement), destination.Length).CopyTo(destination);
                 break;
             case TensorDType.F16:
-                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (int i = 0; i < result.Length; i++)
+                var halves = MemoryMarshal.Cast<byte, Half>(bytes).Slice(checked((int)firstElement), destination.Length);
+                for (int i = 0; i < destination.Length; i++)
                 {
-                    result[i] = (float)halves[i];
+                    destination[i] = (float)halves[i];
                 }
 
                 break;
             case TensorDType.BF16:
-                var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (int i = 0; i < result.Length; i++)
+                var raw = MemoryMarshal.Cast<byte, ushort>(bytes).Slice(checked((int)firstElement), destination.Length);
+                for (int i = 0; i < destination.Length; i++)
                 {
-                    result[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
+                    destination[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
                 }
 
                 break;
             default:
                 throw new InvalidOperationException($"Tensor '{Name}' has dtype {DType}; expected F16, BF16 or F32.");
         }
-
-        return result;
     }
 
     /// <summary>Wraps an in-memory array (tests, generated checkpoints).</summary>

@@ -109,7 +109,7 @@ internal static class BenchCommand
             }
         });
         device.Synchronize();
-        Row("load time (map + upload)", $"{sw.Elapsed.TotalSeconds:F1} s (map {mapSeconds:F1} s)");
+        Row("load time (map + upload)", $"{sw.Elapsed.TotalSeconds:F1} s (map {mapSeconds:F1} s; {decoder.LoadTimes})");
         Row("GPU memory (engine allocations)", $"{Gib(backend.AllocatedBytes)} GiB (context {contextLength}); device free before {Gib(freeBefore)}, after {Gib(device.FreeMemory)} GiB");
         long weightBytes = decoder.WeightBytesPerToken;
         Row("weight bytes read per token", $"{weightBytes / 1e9:F2} GB");

@@ -74,44 +74,11 @@ public sealed class CudaBackend : IComputeBackend
         s.Buffer.View.SubView(sourceOffset, count).CopyTo(Device.Stream, d.Buffer.View.SubView(destinationOffset, count));
     }
 
-    public PreparedLinear PrepareLinear(LinearWeights weights) => weights switch
-    {
-        GptqLinearWeights g => CudaLinear.Upload(memory, GptqHostMatrix.From(g)),
-        DenseLinearWeights d => CudaLinear.Upload(memory, d),
-        _ => throw new ArgumentException($"Unsupported linear layer type {weights?.GetType().Name}.", nameof(weights)),
-    };
+    public PreparedLinear PrepareLinear(LinearWeights weights) => Staged(upload => CudaLinear.Upload(upload, weights));
 
-    /// <summary>Uploads several layers that share an input as one fused GEMV when their layouts allow it, else null.</summary>
-    internal CudaLinear? TryPrepareFused(string name, IReadOnlyList<LinearWeights> parts)
-    {
-        if (!parts.All(p => p is GptqLinearWeights))
-        {
-            return null;
-        }
+    public PreparedEmbedding PrepareEmbedding(TensorData table) => Staged(upload => CudaEmbedding.Upload(upload, table));
 
-        var hosts = parts.Select(p => GptqHostMatrix.From((GptqLinearWeights)p)).ToList();
-        var fused = GptqHostMatrix.TryConcatenate(name, hosts);
-        return fused == null ? null : CudaLinear.Upload(memory, fused);
-    }
-
-    public PreparedEmbedding PrepareEmbedding(TensorData table)
-    {
-        ArgumentNullException.ThrowIfNull(table);
-        if (table.Shape.Count != 2)
-        {
-            throw new ArgumentException($"Embedding '{table.Name}' must be [vocab, hidden]; got [{string.Join(", ", table.Shape)}].", nameof(table));
-        }
-
-        var bits = CudaLinear.ToHalfBits(table);
-        return new CudaEmbedding(memory.Upload(bits, table.Name), (int)table.Shape[0], (int)table.Shape[1]);
-    }
-
-    public DeviceBuffer PrepareVector(TensorData vector)
-    {
-        ArgumentNullException.ThrowIfNull(vector);
-        var values = vector.ToFloat32();
-        return new CudaBuffer(memory.Upload(values, vector.Name), values.Length);
-    }
+    public DeviceBuffer PrepareVector(TensorData vector) => Staged(upload => CudaBuffer.Upload(upload, vector));
 
     public KvCacheStorage AllocateKvCache(int layers, int kvHeads, int headDim, int capacity)
     {
@@ -301,6 +268,15 @@ public sealed class CudaBackend : IComputeBackend
         return memory.Allocate<T>(Math.Max(length, (buffer?.Length ?? 0) * 2), what);
     }
 
+    /// <summary>One tensor or layer uploaded on its own (the op-by-op path; CudaDecoder stages a whole model at once).</summary>
+    private T Staged<T>(Func<StagedUpload, T> prepare)
+    {
+        using var upload = new StagedUpload(Device, memory);
+        var prepared = prepare(upload);
+        upload.Finish();
+        return prepared;
+    }
+
     private static CudaBuffer Own(DeviceBuffer b) => b as CudaBuffer ?? throw new ArgumentException("Buffer belongs to another backend.", nameof(b));
 
     private static CudaKvCache OwnCache(KvCacheStorage c) => c as CudaKvCache ?? throw new ArgumentException("KV cache belongs to another backend.", nameof(c));
@@ -340,6 +316,14 @@ internal sealed class CudaBuffer : DeviceBuffer
 
     public MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
 
+    /// <summary>Queues a weight vector (a norm) as fp32.</summary>
+    public static CudaBuffer Upload(StagedUpload upload, TensorData vector)
+    {
+        ArgumentNullException.ThrowIfNull(vector);
+        var values = HostTensor.Float32(vector.Name, vector);
+        return new CudaBuffer(upload.Add(values), (int)values.Length);
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -358,6 +342,20 @@ internal sealed class CudaEmbedding : PreparedEmbedding
         : base(vocab, hidden) => Table = table;
 
     public MemoryBuffer1D<ushort, Stride1D.Dense> Table { get; }
+
+    /// <summary>Queues the table as fp16, one row per token.</summary>
+    public static CudaEmbedding Upload(StagedUpload upload, TensorData table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (table.Shape.Count != 2)
+        {
+            throw new ArgumentException($"Embedding '{table.Name}' must be [vocab, hidden]; got [{string.Join(", ", table.Shape)}].", nameof(table));
+        }
+
+        int vocab = (int)table.Shape[0];
+        int hidden = (int)table.Shape[1];
+        return new CudaEmbedding(upload.Add(HostTensor.HalfBits(table.Name, table, hidden)), vocab, hidden);
+    }
 
     protected override void Dispose(bool disposing)
     {

@@ -51,25 +51,31 @@ public sealed partial class CudaDecoder : IDisposable
 
         // KV cache first: it is sized by the configured context, and running out here is the clearest message.
         cache = (CudaKvCache)backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
-        layers = new Layer[c.NumLayers];
-        for (int i = 0; i < c.NumLayers; i++)
+
+        // The weights go through one pipeline: this thread allocates and describes, workers stage and copy (StagedUpload).
+        // Progress counts layers handed over, which run at most the staging slots' bytes ahead of the copies.
+        using (var upload = new StagedUpload(backend.Device, mem))
         {
-            var l = weights.Layers[i];
-            layers[i] = new Layer(
-                (CudaBuffer)backend.PrepareVector(l.InputNorm),
-                Fused(backend, l.QProj.Name.Replace("q_proj", "qkv_proj", StringComparison.Ordinal), [l.QProj, l.KProj, l.VProj]),
+            layers = new Layer[c.NumLayers];
+            for (int i = 0; i < c.NumLayers; i++)
+            {
+                var l = weights.Layers[i];
+                layers[i] = new Layer(
+                    CudaBuffer.Upload(upload, l.InputNorm),
+                    Fused(upload, l.QProj.Name.Replace("q_proj", "qkv_proj", StringComparison.Ordinal), [l.QProj, l.KProj, l.VProj]),
+                    CudaLinear.Upload(upload, l.OProj),
+                    CudaBuffer.Upload(upload, l.PostAttentionNorm),
+                    Fused(upload, l.GateProj.Name.Replace("gate_proj", "gate_up_proj", StringComparison.Ordinal), [l.GateProj, l.UpProj]),
+                    CudaLinear.Upload(upload, l.DownProj));
+                progress?.Invoke((i + 1.0) / (c.NumLayers + 1));
+            }
 
-                (CudaLinear)backend.PrepareLinear(l.OProj),
-                (CudaBuffer)backend.PrepareVector(l.PostAttentionNorm),
-                Fused(backend, l.GateProj.Name.Replace("gate_proj", "gate_up_proj", StringComparison.Ordinal), [l.GateProj, l.UpProj]),
-
-                (CudaLinear)backend.PrepareLinear(l.DownProj));
-            progress?.Invoke((i + 1.0) / (c.NumLayers + 1));
+            embedding = CudaEmbedding.Upload(upload, weights.Embedding);
+            finalNorm = CudaBuffer.Upload(upload, weights.FinalNorm);
+            lmHead = CudaLinear.UploadDense(upload, weights.LmHead.Name, weights.LmHead, c.HiddenSize, c.VocabSize);
+            LoadTimes = upload.Finish();
         }
 
-        embedding = (CudaEmbedding)backend.PrepareEmbedding(weights.Embedding);
-        finalNorm = (CudaBuffer)backend.PrepareVector(weights.FinalNorm);
-        lmHead = CudaLinear.UploadDense(mem, weights.LmHead.Name, weights.LmHead, c.HiddenSize, c.VocabSize);
         rope = RopeTable.Create(mem, c.RopeTheta, hd, contextLength);
         decodeSplits = backend.DecodeSplits(c.NumKvHeads, c.NumHeads, contextLength);
 
@@ -94,6 +100,9 @@ public sealed partial class CudaDecoder : IDisposable
     }
 
     public LlamaConfig Config => c;
+
+    /// <summary>Where the weight upload's time went (bench and the load log show it).</summary>
+    public WeightUploadTimes LoadTimes { get; }
 
     /// <summary>Positions the KV cache holds.</summary>
     public int ContextLength => cache.Capacity;
@@ -325,8 +334,16 @@ public sealed partial class CudaDecoder : IDisposable
     }
 
     /// <summary>One GEMV over the concatenated columns when the layers can share an input layout, else one per layer.</summary>
-    private static CudaLinear[] Fused(CudaBackend b, string name, LinearWeights[] parts) =>
-        b.TryPrepareFused(name, parts) is { } fused ? [fused] : parts.Select(p => (CudaLinear)b.PrepareLinear(p)).ToArray();
+    private static CudaLinear[] Fused(StagedUpload upload, string name, LinearWeights[] parts)
+    {
+        if (parts.All(p => p is GptqLinearWeights)
+            && GptqHostMatrix.TryConcatenate(name, [.. parts.Select(p => GptqHostMatrix.From((GptqLinearWeights)p))]) is { } fused)
+        {
+            return [CudaLinear.Upload(upload, fused)];
+        }
+
+        return [.. parts.Select(p => CudaLinear.Upload(upload, p))];
+    }
 
     /// <summary>
     /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride

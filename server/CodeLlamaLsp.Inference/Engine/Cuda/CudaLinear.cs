@@ -1,5 +1,6 @@
 // A linear layer resident on the GPU: GPTQ packed words, zeros and scales (never a dequantized copy), or
 // fp16 dense weights, plus what producers need to write its input (layout bits and act-order permutation).
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 using CodeLlamaLsp.Inference.Model;
@@ -54,17 +55,25 @@ internal sealed class CudaLinear : PreparedLinear
         InversePermutation = inversePermutation.View,
     };
 
-    public static CudaLinear Upload(GpuMemory memory, GptqHostMatrix m)
+    /// <summary>Queues any linear layer's upload (see <see cref="StagedUpload"/>): GPTQ in group order, or dense fp16.</summary>
+    public static CudaLinear Upload(StagedUpload upload, LinearWeights weights) => weights switch
     {
-        var weight = memory.Upload(m.QWeight, m.Name + ".qweight");
-        var zeros = memory.Upload(m.QZeros, m.Name + ".qzeros");
-        var scales = memory.Upload(m.Scales, m.Name + ".scales");
-        var bias = memory.Upload(m.Bias ?? [0], m.Name + ".bias");
-        var perm = memory.Upload(m.InversePermutation ?? [0], m.Name + ".g_idx");
-        return new CudaLinear(m.Name, m.InFeatures, m.OutFeatures, m.Bits, weight, zeros, scales, bias, m.Bias != null, perm, m.InversePermutation != null, m.GroupSize, m.ZerosAreV2 ? 0 : 1);
+        GptqLinearWeights g => Upload(upload, GptqHostMatrix.From(g)),
+        DenseLinearWeights d => Upload(upload, d),
+        _ => throw new ArgumentException($"Unsupported linear layer type {weights?.GetType().Name}.", nameof(weights)),
+    };
+
+    public static CudaLinear Upload(StagedUpload upload, GptqHostMatrix m)
+    {
+        var weight = upload.Add(m.QWeight);
+        var zeros = upload.Add(m.QZeros);
+        var scales = upload.Add(m.Scales);
+        var bias = upload.Add(m.Bias);
+        var perm = upload.Add(m.Permutation);
+        return new CudaLinear(m.Name, m.InFeatures, m.OutFeatures, m.Bits, weight, zeros, scales, bias, m.HasBias, perm, m.InversePermutation != null, m.GroupSize, m.ZerosAreV2 ? 0 : 1);
     }
 
-    public static CudaLinear Upload(GpuMemory memory, DenseLinearWeights d)
+    public static CudaLinear Upload(StagedUpload upload, DenseLinearWeights d)
     {
         if (d.InFeatures % 8 != 0)
         {
@@ -76,37 +85,18 @@ internal sealed class CudaLinear : PreparedLinear
             throw new InvalidDataException($"{d.Name}: weight '{d.Weight.Name}' has {d.Weight.ElementCount} elements; expected [{d.OutFeatures}, {d.InFeatures}].");
         }
 
-        var halves = ToHalfBits(d.Weight);
-        var words = new uint[halves.Length / 2];
-        Buffer.BlockCopy(halves, 0, words, 0, halves.Length * 2);
-        var weight = memory.Upload(words, d.Name + ".weight");
-        ushort[]? biasBits = d.Bias != null ? ToHalfBits(d.Bias) : null;
-        var bias = memory.Upload(biasBits ?? [0], d.Name + ".bias");
-        var perm = memory.Upload(new int[1], d.Name + ".perm");
-        return new CudaLinear(d.Name, d.InFeatures, d.OutFeatures, 16, weight, null, null, bias, biasBits != null, perm, false, 0, 0);
+        // fp16 pairs as one word each: the row of in halves is in / 2 words.
+        var halves = HostTensor.HalfBits(d.Name + ".weight", d.Weight, d.InFeatures);
+        var weight = upload.Add(new HostTensor<uint>(halves.Name, halves.Rows, d.InFeatures / 2, (destination, firstRow) =>
+            halves.Write(MemoryMarshal.Cast<uint, ushort>(destination), firstRow)));
+        var bias = upload.Add(d.Bias != null ? HostTensor.HalfBits(d.Name + ".bias", d.Bias, d.OutFeatures) : HostTensor.Zero<ushort>(d.Name + ".bias"));
+        var perm = upload.Add(HostTensor.Zero<int>(d.Name + ".perm"));
+        return new CudaLinear(d.Name, d.InFeatures, d.OutFeatures, 16, weight, null, null, bias, d.Bias != null, perm, false, 0, 0);
     }
 
     /// <summary>An fp16 [out, in] matrix (lm_head) from a raw tensor.</summary>
-    public static CudaLinear UploadDense(GpuMemory memory, string name, TensorData weight, int inFeatures, int outFeatures) =>
-        Upload(memory, new DenseLinearWeights(name, inFeatures, outFeatures, weight, null));
-
-    /// <summary>Converts an F16/BF16/F32 tensor to fp16 bit patterns.</summary>
-    public static ushort[] ToHalfBits(TensorData t)
-    {
-        if (t.DType == TensorDType.F16)
-        {
-            return t.As<ushort>().ToArray();
-        }
-
-        var f = t.ToFloat32();
-        var r = new ushort[f.Length];
-        for (int i = 0; i < f.Length; i++)
-        {
-            r[i] = BitConverter.HalfToUInt16Bits((System.Half)f[i]);
-        }
-
-        return r;
-    }
+    public static CudaLinear UploadDense(StagedUpload upload, string name, TensorData weight, int inFeatures, int outFeatures) =>
+        Upload(upload, new DenseLinearWeights(name, inFeatures, outFeatures, weight, null));
 
     /// <summary>output[rows, outStride] (+)= input W; the fp16 input written as <see cref="InputLayout"/> says.</summary>
     public void Run(CudaKernels kernels, ArrayView<uint> input, ArrayView<float> output, int rows, int outStride, bool accumulate)

@@ -31,6 +31,7 @@ public static partial class EngineFactory
         var decoder = new CudaDecoder(cuda, weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows, progress == null ? null : progress.Report);
         var estimate = GpuMemoryEstimate.For(weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
         log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {contextLength} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
+        log($"weight upload: {decoder.LoadTimes}.");
         session = new CudaDecodingSession(decoder);
     }
 

@@ -1,26 +1,31 @@
-// Load-time preparation of GPTQ layers on the host before upload: validation, act-order resolution
-// (rows sorted by group once, with the inverse permutation kept for the activations, as exllama does),
-// and column concatenation so q/k/v and gate/up run as one GEMV each.
-using System.Runtime.InteropServices;
+// Load-time layout of GPTQ layers for the CUDA kernels: validation, act-order resolution (rows sorted by group
+// once, with the inverse permutation kept for the activations, as exllama does), and column concatenation so
+// q/k/v and gate/up run as one GEMV each. Nothing is copied here: the device tensors are described as HostTensors
+// whose writers produce any range of rows straight from the memory-mapped checkpoint into upload staging.
+using System.Numerics;
 using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>A GPTQ layer in the layout the CUDA GEMV reads (rows sorted by group), still on the host.</summary>
+/// <summary>A GPTQ layer (or several sharing an input, side by side) in the layout the CUDA GEMV reads: rows sorted by group.</summary>
 internal sealed class GptqHostMatrix
 {
-    private GptqHostMatrix(string name, int inFeatures, int outFeatures, int bits, int groupSize, bool zerosAreV2, uint[] qweight, uint[] qzeros, ushort[] scales, ushort[]? bias, int[]? inversePermutation)
+    private readonly GptqLinearWeights[] parts; // column blocks, left to right
+    private readonly bool[] partHasBias; // false where the bias is absent or all zero
+    private readonly int[]? sortedRows; // [in] original input k of each sorted row, null without act-order
+
+    private GptqHostMatrix(string name, GptqLinearWeights[] parts, bool[] partHasBias, int[]? sortedRows, int[]? inversePermutation)
     {
+        var first = parts[0];
         Name = name;
-        InFeatures = inFeatures;
-        OutFeatures = outFeatures;
-        Bits = bits;
-        GroupSize = groupSize;
-        ZerosAreV2 = zerosAreV2;
-        QWeight = qweight;
-        QZeros = qzeros;
-        Scales = scales;
-        Bias = bias;
+        InFeatures = first.InFeatures;
+        OutFeatures = parts.Sum(p => p.OutFeatures);
+        Bits = first.Bits;
+        GroupSize = first.GroupSize;
+        ZerosAreV2 = first.ZerosAreV2;
+        this.parts = parts;
+        this.partHasBias = partHasBias;
+        this.sortedRows = sortedRows;
         InversePermutation = inversePermutation;
     }
 
@@ -36,13 +41,8 @@ internal sealed class GptqHostMatrix
 
     public bool ZerosAreV2 { get; }
 
-    public uint[] QWeight { get; } // [in / rpw, out]
-
-    public uint[] QZeros { get; } // [groups, out / rpw]
-
-    public ushort[] Scales { get; } // [groups, out]
-
-    public ushort[]? Bias { get; } // [out] or null when absent or all zero
+    /// <summary>Whether any part has a bias that is not all zero (else the device gets a one-element placeholder).</summary>
+    public bool HasBias => partHasBias.Any(b => b);
 
     public int[]? InversePermutation { get; } // [in] sorted position of input k, null without act-order
 
@@ -50,7 +50,26 @@ internal sealed class GptqHostMatrix
 
     public int Groups => (InFeatures + GroupSize - 1) / GroupSize;
 
-    /// <summary>Validates and converts one checkpoint layer.</summary>
+    /// <summary>Packed weights [in / rpw, out], rows in group order.</summary>
+    public HostTensor<uint> QWeight => new(Name + ".qweight", InFeatures / RowsPerWord, OutFeatures, WriteQWeight);
+
+    /// <summary>Packed zeros [groups, out / rpw].</summary>
+    public HostTensor<uint> QZeros => new(Name + ".qzeros", Groups, OutFeatures / RowsPerWord, (destination, firstRow) =>
+        WriteColumns(destination, firstRow, OutFeatures / RowsPerWord, p => p.QZeros.As<uint>(), p => p.OutFeatures / RowsPerWord));
+
+    /// <summary>fp16 scales [groups, out].</summary>
+    public HostTensor<ushort> Scales => new(Name + ".scales", Groups, OutFeatures, (destination, firstRow) =>
+        WriteColumns(destination, firstRow, OutFeatures, p => p.Scales.As<ushort>(), p => p.OutFeatures));
+
+    /// <summary>fp16 bias [out] (zero for parts without one), or a one-element placeholder when no part has one.</summary>
+    public HostTensor<ushort> Bias => HasBias ? new(Name + ".bias", 1, OutFeatures, WriteBias) : HostTensor.Zero<ushort>(Name + ".bias");
+
+    /// <summary>The inverse act-order permutation [in], or a one-element placeholder without act-order.</summary>
+    public HostTensor<int> Permutation => InversePermutation is { } inverse
+        ? new(Name + ".g_idx", 1, InFeatures, (destination, _) => inverse.CopyTo(destination))
+        : HostTensor.Zero<int>(Name + ".g_idx");
+
+    /// <summary>Validates one checkpoint layer and resolves its act-order permutation (no tensor is copied).</summary>
     public static GptqHostMatrix From(GptqLinearWeights w)
     {
         ArgumentNullException.ThrowIfNull(w);
@@ -71,20 +90,15 @@ internal sealed class GptqHostMatrix
         Expect(w.QWeight, TensorDType.I32, (long)w.InFeatures / rpw * w.OutFeatures, w.Name);
         Expect(w.QZeros, TensorDType.I32, (long)groups * w.OutFeatures / rpw, w.Name);
         Expect(w.Scales, TensorDType.F16, (long)groups * w.OutFeatures, w.Name);
-        var qweight = w.QWeight.As<uint>().ToArray();
-        var qzeros = w.QZeros.As<uint>().ToArray();
-        var scales = w.Scales.As<ushort>().ToArray();
-        ushort[]? bias = null;
+        bool hasBias = false;
         if (w.Bias != null)
         {
             Expect(w.Bias, TensorDType.F16, w.OutFeatures, w.Name);
             var b = w.Bias.As<ushort>();
-            if (b.ContainsAnyExcept((ushort)0) && b.ContainsAnyExcept((ushort)0x8000))
-            {
-                bias = b.ToArray();
-            }
+            hasBias = b.ContainsAnyExcept((ushort)0) && b.ContainsAnyExcept((ushort)0x8000);
         }
 
+        int[]? sorted = null;
         int[]? inverse = null;
         if (w.GIdx != null)
         {
@@ -103,11 +117,11 @@ internal sealed class GptqHostMatrix
 
             if (!trivial)
             {
-                inverse = SortRowsByGroup(qweight, gidx, w.InFeatures, w.OutFeatures, w.Bits, g, w.Name);
+                (sorted, inverse) = SortRowsByGroup(gidx, w.InFeatures, g, w.Name);
             }
         }
 
-        return new GptqHostMatrix(w.Name, w.InFeatures, w.OutFeatures, w.Bits, g, w.ZerosAreV2, qweight, qzeros, scales, bias, inverse);
+        return new GptqHostMatrix(w.Name, [w], [hasBias], sorted, inverse);
     }
 
     /// <summary>
@@ -131,44 +145,119 @@ internal sealed class GptqHostMatrix
             }
         }
 
-        int rpw = first.RowsPerWord;
-        int outTotal = parts.Sum(p => p.OutFeatures);
-        int words = first.InFeatures / rpw;
-        int groups = first.Groups;
-        var qweight = new uint[(long)words * outTotal];
-        var qzeros = new uint[(long)groups * outTotal / rpw];
-        var scales = new ushort[(long)groups * outTotal];
-        ushort[]? bias = parts.Any(p => p.Bias != null) ? new ushort[outTotal] : null;
-        int col = 0;
-        foreach (var p in parts)
-        {
-            CopyColumns(p.QWeight, p.OutFeatures, qweight, outTotal, col, words);
-            CopyColumns(p.QZeros, p.OutFeatures / rpw, qzeros, outTotal / rpw, col / rpw, groups);
-            CopyColumns(p.Scales, p.OutFeatures, scales, outTotal, col, groups);
-            p.Bias?.CopyTo(bias!, col);
-            col += p.OutFeatures;
-        }
-
-        return new GptqHostMatrix(name, first.InFeatures, outTotal, first.Bits, first.GroupSize, first.ZerosAreV2, qweight, qzeros, scales, bias, first.InversePermutation);
+        // Equal inverse permutations mean equal sorted orders, so the first part's order serves every part.
+        return new GptqHostMatrix(name, [.. parts.SelectMany(p => p.parts)], [.. parts.SelectMany(p => p.partHasBias)], first.sortedRows, first.InversePermutation);
     }
 
-    private static void CopyColumns<T>(T[] src, int srcCols, T[] dst, int dstCols, int dstCol, int rows)
+    /// <summary>
+    /// Word rows of the packed weights, each part's columns at its offset. With act-order, sorted row i takes input
+    /// sortedRows[i]'s value from its source word, so group g occupies rows [g*G, (g+1)*G).
+    /// </summary>
+    private void WriteQWeight(Span<uint> destination, long firstRow)
     {
-        for (int r = 0; r < rows; r++)
+        int rpw = RowsPerWord;
+        uint mask = (1u << Bits) - 1u;
+        int rows = destination.Length / OutFeatures;
+        int column = 0;
+        foreach (var p in parts)
         {
-            Array.Copy(src, (long)r * srcCols, dst, ((long)r * dstCols) + dstCol, srcCols);
+            int width = p.OutFeatures;
+            var source = p.QWeight.As<uint>();
+            for (int r = 0; r < rows; r++)
+            {
+                long wordRow = firstRow + r;
+                var target = destination.Slice((r * OutFeatures) + column, width);
+                if (sortedRows == null)
+                {
+                    source.Slice(checked((int)(wordRow * width)), width).CopyTo(target);
+                    continue;
+                }
+
+                target.Clear();
+                for (int j = 0; j < rpw; j++)
+                {
+                    int k = sortedRows[(wordRow * rpw) + j];
+                    OrField(source.Slice((k / rpw) * width, width), Bits * (k % rpw), mask, Bits * j, target);
+                }
+            }
+
+            column += width;
         }
     }
 
     /// <summary>
-    /// Reorders packed rows so that group g occupies rows [g*G, (g+1)*G), and returns the inverse permutation
-    /// (original input k -> sorted row). GPTQ act-order gives every group exactly G rows; anything else is refused.
+    /// target[n] |= ((source[n] &gt;&gt; from) &amp; mask) &lt;&lt; to: moves one packed value per column into its sorted
+    /// position. SIMD-wide, since act-order checkpoints spend most of their host preparation here.
     /// </summary>
-    private static int[] SortRowsByGroup(uint[] qweight, ReadOnlySpan<int> gidx, int inFeatures, int outFeatures, int bits, int g, string name)
+    private static void OrField(ReadOnlySpan<uint> source, int from, uint mask, int to, Span<uint> target)
     {
-        var perm = Enumerable.Range(0, inFeatures).ToArray();
+        int n = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var masks = new Vector<uint>(mask);
+            for (; n <= source.Length - Vector<uint>.Count; n += Vector<uint>.Count)
+            {
+                var field = Vector.ShiftLeft(Vector.ShiftRightLogical(new Vector<uint>(source[n..]), from) & masks, to);
+                (new Vector<uint>(target[n..]) | field).CopyTo(target[n..]);
+            }
+        }
+
+        for (; n < source.Length; n++)
+        {
+            target[n] |= ((source[n] >> from) & mask) << to;
+        }
+    }
+
+    /// <summary>Rows of a per-part [rows, partWidth] tensor laid side by side into [rows, totalWidth].</summary>
+    private void WriteColumns<T>(Span<T> destination, long firstRow, int totalWidth, SourceOf<T> source, Func<GptqLinearWeights, int> widthOf)
+        where T : unmanaged
+    {
+        int rows = destination.Length / totalWidth;
+        int column = 0;
+        foreach (var p in parts)
+        {
+            int width = widthOf(p);
+            var from = source(p).Slice(checked((int)(firstRow * width)), rows * width);
+            for (int r = 0; r < rows; r++)
+            {
+                from.Slice(r * width, width).CopyTo(destination.Slice((r * totalWidth) + column, width));
+            }
+
+            column += width;
+        }
+    }
+
+    private void WriteBias(Span<ushort> destination, long firstRow)
+    {
+        int column = 0;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var target = destination.Slice(column, parts[i].OutFeatures);
+            if (partHasBias[i])
+            {
+                parts[i].Bias!.As<ushort>().CopyTo(target);
+            }
+            else
+            {
+                target.Clear();
+            }
+
+            column += parts[i].OutFeatures;
+        }
+    }
+
+    private delegate ReadOnlySpan<T> SourceOf<T>(GptqLinearWeights part)
+        where T : unmanaged;
+
+    /// <summary>
+    /// The sorted order of input rows by group (sorted row -> input k) and its inverse (input k -> sorted row).
+    /// GPTQ act-order gives every group exactly G rows; anything else is refused.
+    /// </summary>
+    private static (int[] Sorted, int[] Inverse) SortRowsByGroup(ReadOnlySpan<int> gidx, int inFeatures, int g, string name)
+    {
+        var sorted = Enumerable.Range(0, inFeatures).ToArray();
         var keys = gidx.ToArray();
-        Array.Sort(keys.ToArray(), perm); // Sort keys alongside original indices.
+        Array.Sort(keys.ToArray(), sorted); // Sort keys alongside original indices.
         Array.Sort(keys); // keys now sorted too.
 
         // Array.Sort is not stable; within a group the order of rows does not matter for the result.
@@ -180,34 +269,13 @@ internal sealed class GptqHostMatrix
             }
         }
 
-        int rpw = 32 / bits;
-        uint mask = (1u << bits) - 1u;
-        var original = (uint[])qweight.Clone();
-
-        // One iteration per destination word row, so no two iterations write the same word.
-        Parallel.For(0, inFeatures / rpw, wordRow =>
-        {
-            long dstRow = (long)wordRow * outFeatures;
-            Array.Clear(qweight, (int)dstRow, outFeatures);
-            for (int r = 0; r < rpw; r++)
-            {
-                int k = perm[(wordRow * rpw) + r];
-                int srcShift = bits * (k % rpw);
-                long srcRow = (long)(k / rpw) * outFeatures;
-                for (int n = 0; n < outFeatures; n++)
-                {
-                    qweight[dstRow + n] |= ((original[srcRow + n] >> srcShift) & mask) << (bits * r);
-                }
-            }
-        });
-
         var inverse = new int[inFeatures];
         for (int i = 0; i < inFeatures; i++)
         {
-            inverse[perm[i]] = i;
+            inverse[sorted[i]] = i;
         }
 
-        return inverse;
+        return (sorted, inverse);
     }
 
     private static void Expect(TensorData t, TensorDType dtype, long elements, string layer)
@@ -217,8 +285,4 @@ internal sealed class GptqHostMatrix
             throw new InvalidDataException($"{layer}: tensor '{t.Name}' is {t.DType} with {t.ElementCount} elements; expected {dtype} with {elements}.");
         }
     }
-
-    /// <summary>Raw bytes of an array for uploads.</summary>
-    public static ReadOnlySpan<byte> Bytes<T>(T[] values)
-        where T : unmanaged => MemoryMarshal.AsBytes(values.AsSpan());
 }
