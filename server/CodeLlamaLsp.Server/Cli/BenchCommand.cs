@@ -14,8 +14,8 @@ internal static class BenchCommand
     public const string Usage =
         "usage: codellama-lsp bench --model M [--prompt-tokens 512,2048] [--decode-tokens 128] [--context 0,2048,8192] [--repeats 3] [--device cpu]";
 
-    /// <summary>Prompt rows per forward pass (the decoder's batch): the GEMM's weight reuse grows with it.</summary>
-    private const int PrefillChunkRows = 512;
+    /// <summary>Prompt rows per forward pass: the server's (the GEMM's weight reuse and wave fill grow with it).</summary>
+    private const int PrefillChunkRows = Inference.Engine.CudaDecodingSessionDefaults.MaxBatchRows;
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -145,7 +145,7 @@ internal static class BenchCommand
             Row($"prefill {p} tokens", $"{p / seconds:F0} tok/s ({seconds * 1000:F0} ms)");
         }
 
-        // Where prefill time goes: the GPTQ GEMMs of one 512-row chunk alone, as tensor-core throughput.
+        // Where prefill time goes: the GPTQ GEMMs of one chunk alone, as tensor-core throughput.
         var cfg = decoder.Config;
         long kvDim = (long)cfg.NumKvHeads * cfg.HeadDim;
         long linearParams = cfg.NumLayers * ((cfg.HiddenSize * (cfg.HiddenSize + (2 * kvDim))) + ((long)cfg.HiddenSize * cfg.HiddenSize) + (3L * cfg.HiddenSize * cfg.IntermediateSize));
