@@ -1,25 +1,19 @@
 // Tiled GPTQ matrix-matrix kernel for prefill: a 128 x 128 output tile per block, its activations and packed
-// weights streamed into shared memory by a four-stage cp.async pipeline, activations read into tensor-core
-// fragments with ldmatrix, weights dequantized in registers to fp16 ((q - zero) * scale, as Marlin and
-// ExLlamaV2 do) and multiplied with mma.sync m16n8k16 (fp16 inputs, fp32 accumulation). Each weight is read
-// from DRAM once per 128 rows and never written back dequantized.
+// weights streamed into shared memory by a three-stage cp.async pipeline, each stage's weights dequantized once
+// per block to an fp16 tile ((q - zero) * scale, as Marlin and ExLlamaV2 do), both operands read into tensor-core
+// fragments with ldmatrix and multiplied with mma.sync m16n8k16 (fp16 inputs, fp32 accumulation). Each weight is
+// read from DRAM once per 128 rows and never written back dequantized.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>Per-group constants of the warp's four n8 tiles: -(1024 + zero) and the scale, each in both fp16 lanes.</summary>
-internal struct GroupConstants
+/// <summary>One column's group constants in both fp16 lanes: -(1024 + zero) and the scale.</summary>
+internal struct ColumnConstants
 {
-    public uint Z0;
-    public uint Z1;
-    public uint Z2;
-    public uint Z3;
-    public uint S0;
-    public uint S1;
-    public uint S2;
-    public uint S3;
+    public uint NegZero;
+    public uint Scale;
 }
 
 /// <summary>
@@ -34,8 +28,10 @@ internal struct GroupConstants
 /// holding inputs (w*rpw + j, w*rpw + j + rpw/2) with w = P / (rpw/2), j = P % (rpw/2) — exactly the two values
 /// that <c>(qweight[w] &gt;&gt; bits*j) &amp; mask | 0x6400_6400</c> puts into one half2 as 1024 + q. A stage holds 32
 /// inputs (16 pairs, two k16 steps) of 128 activation rows and the matching packed word rows of 128 columns.
-/// A B-fragment register is pair tig (or tig + 4) of column gid: one shared word, one shift, one lop3 into
-/// 1024 + q, one sub.f16x2 of (1024 + zero) (exact) and one mul.f16x2 by the group's scale.
+/// Per stage every thread dequantizes whole packed words of one column (lop3 into 1024 + q, add.f16x2 of
+/// -(1024 + zero), exact, mul.f16x2 by the scale) into the fp16 weight tile [column][input], stored in that pair
+/// order, so a barrier later the warps read B fragments with ldmatrix exactly as they read A (until 11-29 each warp
+/// dequantized its own fragments in the mma loop: twice per block, and a dependency chain in front of every mma).
 /// </para>
 /// <para>
 /// The group size must be a multiple of <see cref="TileK"/> (a stage never straddles a group); the host sends
@@ -54,8 +50,8 @@ internal static class GptqGemmKernels
     /// <summary>Inputs per pipeline stage: 16 activation pairs, two mma k16 steps.</summary>
     public const int TileK = 32;
 
-    /// <summary>Stages in flight: three loading while one is computed.</summary>
-    private const int Stages = 4;
+    /// <summary>Stages in the cp.async ring: two loading while one is dequantized and computed.</summary>
+    private const int Stages = 3;
 
     /// <summary>16-byte chunks of a stage's activation tile: 128 rows x 64 bytes.</summary>
     private const int AChunks = TileRows * TileK * 2 / 16;
@@ -68,15 +64,18 @@ internal static class GptqGemmKernels
     /// <summary>Row pitch in floats of the epilogue's fp32 tile (128 + 4: the two rows a warp's spill writes land in different banks).</summary>
     private const int EpiloguePitch = 132;
 
-    /// <summary>Bytes of the one shared allocation (48 KB, the static limit).</summary>
-    public const int SharedBytes = Stages * StageChunks * 16;
+    /// <summary>The stage's weights dequantized to fp16, [128 columns][32 inputs] (64-byte rows, swizzled like the activations).</summary>
+    private const int WeightTileBytes = TileColumns * TileK * 2;
+
+    /// <summary>Bytes of the one shared allocation (44 KB; the static limit is 48).</summary>
+    public const int SharedBytes = (Stages * StageChunks * 16) + WeightTileBytes;
 
     /// <summary>Whether a layer can run through this kernel (the host sends the rest to the GEMV).</summary>
     public static bool Supports(int groupSize) => groupSize % TileK == 0;
 
     public static void Gemm(GptqGemvArgs a)
     {
-        var shared = SharedMemory.Allocate<Words4>(Stages * StageChunks);
+        var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
         if (!CudaAsm.IsSupported)
         {
             Reference(a);
@@ -115,18 +114,37 @@ internal static class GptqGemmKernels
         int aRow = warpRow + (lane & 15);
         int aHalf = lane >> 4;
 
-        var consts = default(GroupConstants);
+        // Dequantization: thread t owns column t % 128 of the block and word rows t / 128, + 2, ... of each stage
+        // (2 words at 4 bits, 4 at 8); its group's -(1024 + zero) and scale are loaded a stage ahead.
+        int dqCol = tid & (TileColumns - 1);
+        int dqRow = tid >> 7;
+        uint weightTile = smem + (uint)(Stages * StageChunks * 16);
+        int groups = (a.InFeatures + a.GroupSize - 1) / a.GroupSize;
+        var consts = LoadColumnGroup(a, 0, colBase + dqCol);
+        var nextConsts = consts;
+
+        // B fragments by ldmatrix from the fp16 weight tile: matrix m = lane / 8 covers columns 8 (m / 2) + lane % 8
+        // of the warp's first two n8 tiles at the step's k half m % 2 (tiles 2, 3 are 16 rows = 1024 bytes on).
+        int bRow = warpCol + ((lane >> 4) * 8) + (lane & 7);
+        int bHalf = (lane >> 3) & 1;
+
         int inGroup = 0;
         int group = 0;
         for (int kt = 0; kt < kTiles; kt++)
         {
             if (inGroup == 0)
             {
-                consts = LoadGroup(a, group, colBase + warpCol + gid);
+                consts = nextConsts;
+            }
+
+            if (inGroup == tilesPerGroup - 1 && group + 1 < groups)
+            {
+                nextConsts = LoadColumnGroup(a, group + 1, colBase + dqCol);
             }
 
             // This thread's copies of tile kt have landed (the newest Stages - 2 groups may still fly); the barrier
-            // makes everyone's visible and guarantees the stage refilled below was finished by all warps.
+            // makes everyone's visible and guarantees that the stage refilled below and the weight tile were
+            // finished by all warps.
             WaitAllButNewest();
             Group.Barrier();
             if (kt + Stages - 1 < kTiles)
@@ -137,8 +155,25 @@ internal static class GptqGemmKernels
             Commit();
 
             uint stage = smem + (uint)(kt % Stages * StageChunks * 16);
-            uint bBase = stage + (AChunks * 16);
-            Step(stage, bBase, aRow, aHalf, warpCol + gid, tig, bits, consts);
+            uint packed = stage + (AChunks * 16) + (uint)(((dqRow * TileColumns) + dqCol) * 4);
+            if (bits == 4)
+            {
+                // Word row w of the stage holds inputs 8w .. 8w + 7: chunk w of the column's 64-byte row.
+                CudaAsm.Emit(DequantizeWord4, packed, consts.NegZero, consts.Scale, weightTile + (uint)(ChunkOf(dqCol, dqRow) * 16));
+                CudaAsm.Emit(DequantizeWord4, packed + (2 * TileColumns * 4), consts.NegZero, consts.Scale, weightTile + (uint)(ChunkOf(dqCol, dqRow + 2) * 16));
+            }
+            else
+            {
+                // 8 bits: word row w holds inputs 4w .. 4w + 3: half of chunk w / 2.
+                for (int w = dqRow; w < 8; w += 2)
+                {
+                    CudaAsm.Emit(DequantizeWord8, packed + (uint)((w - dqRow) * TileColumns * 4), consts.NegZero, consts.Scale, weightTile + (uint)((ChunkOf(dqCol, w >> 1) * 16) + ((w & 1) * 8)));
+                }
+            }
+
+            Group.Barrier();
+            CudaAsm.Emit(MmaStep, stage + (uint)(ChunkOf(aRow, aHalf) * 16), weightTile + (uint)(ChunkOf(bRow, bHalf) * 16));
+            CudaAsm.Emit(MmaStep, stage + (uint)(ChunkOf(aRow, 2 + aHalf) * 16), weightTile + (uint)(ChunkOf(bRow, 2 + bHalf) * 16));
 
             inGroup++;
             if (inGroup == tilesPerGroup)
@@ -184,55 +219,19 @@ internal static class GptqGemmKernels
     }
 
     /// <summary>
-    /// The stage's two k16 steps: the B fragments of the four n8 tiles for both steps (register sets fb and fc, so
-    /// the second step's shared loads and dequantization overlap the first step's mmas), then per step and m16 row
-    /// block an ldmatrix and four mmas. Row block i's rows are 16 i further, which moves the swizzled A address by
-    /// exactly 1024 i bytes ((r / 2) % 4 does not change when r grows by 16), so one address serves all four.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Step(uint stage, uint bBase, int aRow, int aHalf, int col, int tig, int bits, GroupConstants g)
-    {
-        // Pair p = 8s + tig and p + 4 of column col: 4-bit words hold 4 pairs (word row p / 4, shift 4 * (p % 4)),
-        // 8-bit words 2 (word row p / 2, shift 8 * (p % 2)). Word rows are 128 words (512 bytes) apart; step 1's
-        // pairs are 8 on: 2 word rows (4-bit) or 4 (8-bit), same shift.
-        int wr0 = bits == 4 ? tig >> 2 : tig >> 1;
-        int wr1 = bits == 4 ? wr0 + 1 : wr0 + 2;
-        uint shift = (uint)(bits == 4 ? 4 * (tig & 3) : 8 * (tig & 1));
-        uint mask = bits == 4 ? 0x000F000Fu : 0x00FF00FFu;
-        uint w0 = bBase + (uint)(((wr0 * TileColumns) + col) * 4);
-        uint w1 = bBase + (uint)(((wr1 * TileColumns) + col) * 4);
-        uint next = (uint)((bits == 4 ? 2 : 4) * TileColumns * 4);
-
-        CudaAsm.Emit(DequantizeTiles01Step0, w0, w1, shift, mask, g.Z0, g.S0, g.Z1, g.S1);
-        CudaAsm.Emit(DequantizeTiles23Step0, w0, w1, shift, mask, g.Z2, g.S2, g.Z3, g.S3);
-        CudaAsm.Emit(DequantizeTiles01Step1, w0 + next, w1 + next, shift, mask, g.Z0, g.S0, g.Z1, g.S1);
-        CudaAsm.Emit(DequantizeTiles23Step1, w0 + next, w1 + next, shift, mask, g.Z2, g.S2, g.Z3, g.S3);
-        CudaAsm.Emit(MmaStep0, stage + (uint)(ChunkOf(aRow, aHalf) * 16));
-        CudaAsm.Emit(MmaStep1, stage + (uint)(ChunkOf(aRow, 2 + aHalf) * 16));
-    }
-
-    /// <summary>
     /// Where 16-byte chunk c (0-3) of activation-tile row r sits: rows are 64 bytes, and chunk c ^ ((r / 2) % 4) puts
     /// the 8 rows one ldmatrix matrix reads in 8 different 16-byte bank groups (no conflicts).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ChunkOf(int r, int c) => (r * 4) + (c ^ ((r >> 1) & 3));
 
-    /// <summary>-(1024 + zero) and the scale of group g for column col (both lanes); zeros past the last column.</summary>
+    /// <summary>Column col's constants of group g; zeros past the last column.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static GroupConstants LoadGroup(GptqGemvArgs a, int g, int col)
+    private static ColumnConstants LoadColumnGroup(GptqGemvArgs a, int g, int col) => new()
     {
-        var k = default(GroupConstants);
-        k.Z0 = NegZeroPair(a, g, col);
-        k.Z1 = NegZeroPair(a, g, col + 8);
-        k.Z2 = NegZeroPair(a, g, col + 16);
-        k.Z3 = NegZeroPair(a, g, col + 24);
-        k.S0 = ScalePair(a, g, col);
-        k.S1 = ScalePair(a, g, col + 8);
-        k.S2 = ScalePair(a, g, col + 16);
-        k.S3 = ScalePair(a, g, col + 24);
-        return k;
-    }
+        NegZero = NegZeroPair(a, g, col),
+        Scale = ScalePair(a, g, col),
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint ScalePair(GptqGemvArgs a, int g, int col)
@@ -404,59 +403,50 @@ internal static class GptqGemmKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WaitAll() => CudaAsm.Emit("cp.async.wait_all;");
 
-    // ---- Inline PTX on registers the kernel declares once: the warp's 64 x 32 fp32 accumulators acc0..acc63 (row
-    // block i, n8 tile j: acc(16i + 4j) .. + 3, the mma C-fragment order) and one k16 step's B fragments fb0..fb7
-    // (tile j: fb(2j), fb(2j + 1)). ILGPU returns several asm outputs only through local memory (CudaAsm.EmitRef),
-    // and ptxas (11.8 and 13.0 alike) keeps such locals in memory in a kernel that uses cp.async (1.6 KB of stack
-    // and a local store per value), so these asm blocks have no outputs: they name the registers directly. ----
+    // ---- Inline PTX. The warp's 64 x 32 fp32 accumulators live in registers acc0..acc63 that the kernel declares
+    // once (row block i, n8 tile j: acc(16i + 4j) .. + 3, the mma C-fragment order). ILGPU returns several asm
+    // outputs only through local memory (CudaAsm.EmitRef), and ptxas (11.8 and 13.0 alike) keeps such locals in
+    // memory in a kernel that uses cp.async (1.6 KB of stack and a local store per value), so these asm blocks
+    // have no outputs: they name the registers directly, and the dequantization writes shared memory. ----
 
     private const string Mma = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 ";
 
     private const string DeclareRegisters =
-        ".reg .f32 acc<64>; .reg .b32 fb<8>; .reg .b32 fc<8>; " +
+        ".reg .f32 acc<64>; " +
         "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000; mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000; mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000; mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000; mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000; mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000; mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000; mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
 
-    /// <summary>fb0..fb3 (n8 tiles 0, 1): %0, %1 the shared word addresses of pairs p and p + 4, %2 shift, %3 mask, %4/%5 and %6/%7 each tile's -(1024 + zero) and scale.</summary>
-    private const string DequantizeTiles01Step0 =
-        "{ .reg .b32 t; " +
-        "ld.shared.u32 t, [%0]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb0, t, %5; " +
-        "ld.shared.u32 t, [%1]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb1, t, %5; " +
-        "ld.shared.u32 t, [%0+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb2, t, %7; " +
-        "ld.shared.u32 t, [%1+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb3, t, %7; " +
-        "}";
+    /// <summary>
+    /// One 4-bit word (8 inputs of one column) of the packed stage at %0 to fp16: nibbles i and i + 4 into 1024 + q by
+    /// lop3 (the activation layout's pair i), -(1024 + zero) added (%1, exact), times the scale (%2), the four pairs
+    /// stored as one 16-byte chunk at %3.
+    /// </summary>
+    private const string DequantizeWord4 =
+        "{ .reg .b32 w, t0, t1, t2, t3; ld.shared.u32 w, [%0]; " +
+        "lop3.b32 t0, w, 0x000F000F, 0x64006400, 0xEA; shr.u32 w, w, 4; lop3.b32 t1, w, 0x000F000F, 0x64006400, 0xEA; " +
+        "shr.u32 w, w, 4; lop3.b32 t2, w, 0x000F000F, 0x64006400, 0xEA; shr.u32 w, w, 4; lop3.b32 t3, w, 0x000F000F, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 t0, t0, %1; add.rn.f16x2 t1, t1, %1; add.rn.f16x2 t2, t2, %1; add.rn.f16x2 t3, t3, %1; " +
+        "mul.rn.f16x2 t0, t0, %2; mul.rn.f16x2 t1, t1, %2; mul.rn.f16x2 t2, t2, %2; mul.rn.f16x2 t3, t3, %2; " +
+        "st.shared.v4.b32 [%3], {t0, t1, t2, t3}; }";
 
-    private const string DequantizeTiles01Step1 =
-        "{ .reg .b32 t; " +
-        "ld.shared.u32 t, [%0]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc0, t, %5; " +
-        "ld.shared.u32 t, [%1]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc1, t, %5; " +
-        "ld.shared.u32 t, [%0+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc2, t, %7; " +
-        "ld.shared.u32 t, [%1+32]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc3, t, %7; " +
-        "}";
+    /// <summary>One 8-bit word (4 inputs: bytes i and i + 2 are pair i) to fp16, as <see cref="DequantizeWord4"/>; 8 bytes at %3.</summary>
+    private const string DequantizeWord8 =
+        "{ .reg .b32 w, t0, t1; ld.shared.u32 w, [%0]; " +
+        "lop3.b32 t0, w, 0x00FF00FF, 0x64006400, 0xEA; shr.u32 w, w, 8; lop3.b32 t1, w, 0x00FF00FF, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 t0, t0, %1; add.rn.f16x2 t1, t1, %1; mul.rn.f16x2 t0, t0, %2; mul.rn.f16x2 t1, t1, %2; " +
+        "st.shared.v2.b32 [%3], {t0, t1}; }";
 
-    /// <summary>fb4..fb7 (n8 tiles 2, 3), same operands as <see cref="DequantizeTiles01Step0"/>.</summary>
-    private const string DequantizeTiles23Step0 =
-        "{ .reg .b32 t; " +
-        "ld.shared.u32 t, [%0+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb4, t, %5; " +
-        "ld.shared.u32 t, [%1+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fb5, t, %5; " +
-        "ld.shared.u32 t, [%0+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb6, t, %7; " +
-        "ld.shared.u32 t, [%1+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fb7, t, %7; " +
-        "}";
-
-    private const string DequantizeTiles23Step1 =
-        "{ .reg .b32 t; " +
-        "ld.shared.u32 t, [%0+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc4, t, %5; " +
-        "ld.shared.u32 t, [%1+64]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %4; mul.rn.f16x2 fc5, t, %5; " +
-        "ld.shared.u32 t, [%0+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc6, t, %7; " +
-        "ld.shared.u32 t, [%1+96]; shr.u32 t, t, %2; lop3.b32 t, t, %3, 0x64006400, 0xEA; add.rn.f16x2 t, t, %6; mul.rn.f16x2 fc7, t, %7; " +
-        "}";
-
-    /// <summary>The 16 mmas of one k16 step: the four row blocks' ldmatrix (row block i at %0 + 1024 i: 16 rows of 64 bytes on) into their own registers, so all four are in flight, then four mmas per row block.</summary>
-    private const string MmaStep0 =
-        "{ .reg .b32 fa<16>; " +
+    /// <summary>
+    /// One k16 step: the four row blocks' A fragments (%0, row block i 1024 i bytes on), the B fragments of the four n8
+    /// tiles from the fp16 weight tile (%1; tiles 2, 3 at +1024), then 16 independent mmas.
+    /// </summary>
+    private const string MmaStep =
+        "{ .reg .b32 fa<16>, fb<8>; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0]; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0+1024]; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0+2048]; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0+3072]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%1]; " +
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%1+1024]; " +
         Mma + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3}; " +
         Mma + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7}; " +
         Mma + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11}; " +
@@ -473,30 +463,6 @@ internal static class GptqGemmKernels
         Mma + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55}; " +
         Mma + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59}; " +
         Mma + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63}; " +
-        "}";
-
-    private const string MmaStep1 =
-        "{ .reg .b32 fa<16>; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa0,fa1,fa2,fa3}, [%0]; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa4,fa5,fa6,fa7}, [%0+1024]; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa8,fa9,fa10,fa11}, [%0+2048]; " +
-        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0+3072]; " +
-        Mma + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fc0,fc1}, {acc0,acc1,acc2,acc3}; " +
-        Mma + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fc2,fc3}, {acc4,acc5,acc6,acc7}; " +
-        Mma + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fc4,fc5}, {acc8,acc9,acc10,acc11}; " +
-        Mma + "{acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fc6,fc7}, {acc12,acc13,acc14,acc15}; " +
-        Mma + "{acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fc0,fc1}, {acc16,acc17,acc18,acc19}; " +
-        Mma + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fc2,fc3}, {acc20,acc21,acc22,acc23}; " +
-        Mma + "{acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fc4,fc5}, {acc24,acc25,acc26,acc27}; " +
-        Mma + "{acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fc6,fc7}, {acc28,acc29,acc30,acc31}; " +
-        Mma + "{acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fc0,fc1}, {acc32,acc33,acc34,acc35}; " +
-        Mma + "{acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fc2,fc3}, {acc36,acc37,acc38,acc39}; " +
-        Mma + "{acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fc4,fc5}, {acc40,acc41,acc42,acc43}; " +
-        Mma + "{acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fc6,fc7}, {acc44,acc45,acc46,acc47}; " +
-        Mma + "{acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fc0,fc1}, {acc48,acc49,acc50,acc51}; " +
-        Mma + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fc2,fc3}, {acc52,acc53,acc54,acc55}; " +
-        Mma + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fc4,fc5}, {acc56,acc57,acc58,acc59}; " +
-        Mma + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fc6,fc7}, {acc60,acc61,acc62,acc63}; " +
         "}";
 
     /// <summary>Writes the accumulators to the epilogue tile: row block i at %0 + 16 i rows, tile j 8 columns on, rows gid and gid + 8.</summary>
