@@ -1,6 +1,6 @@
 // Tiled GPTQ matrix-matrix kernel for prefill: a 128 x 128 output tile per block, its activations and packed
-// weights streamed into shared memory by cp.async a stage ahead, each stage's weights dequantized once per
-// block to an fp16 tile ((q - zero) * scale, as Marlin and ExLlamaV2 do), both operands read into tensor-core
+// weights streamed into shared memory by a three-stage cp.async pipeline, each stage's weights dequantized once
+// per block to an fp16 tile ((q - zero) * scale, as Marlin and ExLlamaV2 do), both operands read into tensor-core
 // fragments with ldmatrix and multiplied with mma.sync m16n8k16 (fp16 inputs, fp32 accumulation). Each weight is
 // read from DRAM once per 128 rows and never written back dequantized.
 using System.Runtime.CompilerServices;
@@ -30,10 +30,8 @@ internal struct ColumnConstants
 /// inputs (16 pairs, two k16 steps) of 128 activation rows and the matching packed word rows of 128 columns.
 /// Per stage every thread dequantizes whole packed words of one column (lop3 into 1024 + q, add.f16x2 of
 /// -(1024 + zero), exact, mul.f16x2 by the scale) into the fp16 weight tile [column][input], stored in that pair
-/// order, and the next iteration the warps read B fragments with ldmatrix exactly as they read A (until 11-29 each
-/// warp dequantized its own fragments in the mma loop: twice per block, and a dependency chain before every mma).
-/// Iteration t loads stage t + 1, dequantizes stage t and multiplies stage t - 1, so one barrier per stage orders
-/// every shared write before its reads (3 activation slots, 2 packed-weight slots, 2 fp16 weight tiles: 48 KB).
+/// order, so a barrier later the warps read B fragments with ldmatrix exactly as they read A (until 11-29 each warp
+/// dequantized its own fragments in the mma loop: twice per block, and a dependency chain in front of every mma).
 /// </para>
 /// <para>
 /// The group size must be a multiple of <see cref="TileK"/> (a stage never straddles a group); the host sends
@@ -52,30 +50,25 @@ internal static class GptqGemmKernels
     /// <summary>Inputs per pipeline stage: 16 activation pairs, two mma k16 steps.</summary>
     public const int TileK = 32;
 
+    /// <summary>Stages in the cp.async ring: two loading while one is dequantized and computed.</summary>
+    private const int Stages = 3;
+
     /// <summary>16-byte chunks of a stage's activation tile: 128 rows x 64 bytes.</summary>
     private const int AChunks = TileRows * TileK * 2 / 16;
 
-    /// <summary>16-byte chunks of a stage's packed weights at 8 bits (8 word rows x 128 columns); 4 bits use half.</summary>
+    /// <summary>16-byte chunks of a stage's weight tile at 8 bits (8 word rows x 128 columns); 4 bits use half.</summary>
     private const int BChunks = TileK / 4 * TileColumns * 4 / 16;
 
-    /// <summary>Activation tiles in flight: the one being multiplied, the one landed, the one loading.</summary>
-    private const int ASlots = 3;
-
-    /// <summary>Packed weight tiles in flight: the one being dequantized, the one loading.</summary>
-    private const int BSlots = 2;
-
-    /// <summary>fp16 weight tiles, [128 columns][32 inputs] (64-byte rows, swizzled like the activations): one written, one read.</summary>
-    private const int WeightTiles = 2;
-
-    private const int WeightTileBytes = TileColumns * TileK * 2;
-    private const int BRingOffset = ASlots * AChunks * 16;
-    private const int WeightTileOffset = BRingOffset + (BSlots * BChunks * 16);
+    private const int StageChunks = AChunks + BChunks;
 
     /// <summary>Row pitch in floats of the epilogue's fp32 tile (128 + 4: the two rows a warp's spill writes land in different banks).</summary>
     private const int EpiloguePitch = 132;
 
-    /// <summary>Bytes of the one shared allocation: 48 KB, the static limit.</summary>
-    public const int SharedBytes = WeightTileOffset + (WeightTiles * WeightTileBytes);
+    /// <summary>The stage's weights dequantized to fp16, [128 columns][32 inputs] (64-byte rows, swizzled like the activations).</summary>
+    private const int WeightTileBytes = TileColumns * TileK * 2;
+
+    /// <summary>Bytes of the one shared allocation (44 KB; the static limit is 48).</summary>
+    public const int SharedBytes = (Stages * StageChunks * 16) + WeightTileBytes;
 
     /// <summary>Whether a layer can run through this kernel (the host sends the rest to the GEMV).</summary>
     public static bool Supports(int groupSize) => groupSize % TileK == 0;
@@ -106,8 +99,15 @@ internal static class GptqGemmKernels
         CudaAsm.Emit(DeclareRegisters);
 
         var copy = CopyPlan.For(a, tid, rowBase, colBase);
-        Load(copy, smem, 0, 0, 0);
-        Commit();
+        for (int s = 0; s < Stages - 1; s++)
+        {
+            if (s < kTiles)
+            {
+                Load(copy, smem, s, s);
+            }
+
+            Commit();
+        }
 
         // ldmatrix row addresses: lanes 0-15 give rows 0-15 of an m16 block at the step's first 8 inputs, lanes 16-31
         // the same rows at the next 8 (a0..a3 of the mma A fragment). The chunk index is swizzled (see ChunkOf).
@@ -118,6 +118,7 @@ internal static class GptqGemmKernels
         // (2 words at 4 bits, 4 at 8); its group's -(1024 + zero) and scale are loaded a stage ahead.
         int dqCol = tid & (TileColumns - 1);
         int dqRow = tid >> 7;
+        uint weightTile = smem + (uint)(Stages * StageChunks * 16);
         int groups = (a.InFeatures + a.GroupSize - 1) / a.GroupSize;
         var consts = LoadColumnGroup(a, 0, colBase + dqCol);
         var nextConsts = consts;
@@ -127,65 +128,58 @@ internal static class GptqGemmKernels
         int bRow = warpCol + ((lane >> 4) * 8) + (lane & 7);
         int bHalf = (lane >> 3) & 1;
 
-        // Iteration kt loads tile kt + 1, dequantizes tile kt and multiplies tile kt - 1, so one barrier per tile
-        // separates every write from its reads: the dequantized tile is used an iteration after it is written.
         int inGroup = 0;
         int group = 0;
-        for (int kt = 0; kt <= kTiles; kt++)
+        for (int kt = 0; kt < kTiles; kt++)
         {
-            // Tile kt has landed (this thread's copies; the barrier makes everyone's visible and ends the previous
-            // iteration's reads of the slots reused below).
-            WaitAll();
+            if (inGroup == 0)
+            {
+                consts = nextConsts;
+            }
+
+            if (inGroup == tilesPerGroup - 1 && group + 1 < groups)
+            {
+                nextConsts = LoadColumnGroup(a, group + 1, colBase + dqCol);
+            }
+
+            // This thread's copies of tile kt have landed (the newest Stages - 2 groups may still fly); the barrier
+            // makes everyone's visible and guarantees that the stage refilled below and the weight tile were
+            // finished by all warps.
+            WaitAllButNewest();
             Group.Barrier();
-            if (kt + 1 < kTiles)
+            if (kt + Stages - 1 < kTiles)
             {
-                Load(copy, smem, (kt + 1) % ASlots, (kt + 1) % BSlots, kt + 1);
-                Commit();
+                Load(copy, smem, (kt + Stages - 1) % Stages, kt + Stages - 1);
             }
 
-            if (kt < kTiles)
+            Commit();
+
+            uint stage = smem + (uint)(kt % Stages * StageChunks * 16);
+            uint packed = stage + (AChunks * 16) + (uint)(((dqRow * TileColumns) + dqCol) * 4);
+            if (bits == 4)
             {
-                if (inGroup == 0)
+                // Word row w of the stage holds inputs 8w .. 8w + 7: chunk w of the column's 64-byte row.
+                CudaAsm.Emit(DequantizeWord4, packed, consts.NegZero, consts.Scale, weightTile + (uint)(ChunkOf(dqCol, dqRow) * 16));
+                CudaAsm.Emit(DequantizeWord4, packed + (2 * TileColumns * 4), consts.NegZero, consts.Scale, weightTile + (uint)(ChunkOf(dqCol, dqRow + 2) * 16));
+            }
+            else
+            {
+                // 8 bits: word row w holds inputs 4w .. 4w + 3: half of chunk w / 2.
+                for (int w = dqRow; w < 8; w += 2)
                 {
-                    consts = nextConsts;
-                }
-
-                if (inGroup == tilesPerGroup - 1 && group + 1 < groups)
-                {
-                    nextConsts = LoadColumnGroup(a, group + 1, colBase + dqCol);
-                }
-
-                uint packed = smem + (uint)(BRingOffset + (kt % BSlots * BChunks * 16) + (((dqRow * TileColumns) + dqCol) * 4));
-                uint written = smem + (uint)(WeightTileOffset + (kt % WeightTiles * WeightTileBytes));
-                if (bits == 4)
-                {
-                    // Word row w of the stage holds inputs 8w .. 8w + 7: chunk w of the column's 64-byte row.
-                    CudaAsm.Emit(DequantizeWord4, packed, consts.NegZero, consts.Scale, written + (uint)(ChunkOf(dqCol, dqRow) * 16));
-                    CudaAsm.Emit(DequantizeWord4, packed + (2 * TileColumns * 4), consts.NegZero, consts.Scale, written + (uint)(ChunkOf(dqCol, dqRow + 2) * 16));
-                }
-                else
-                {
-                    // 8 bits: word row w holds inputs 4w .. 4w + 3: half of chunk w / 2.
-                    for (int w = dqRow; w < 8; w += 2)
-                    {
-                        CudaAsm.Emit(DequantizeWord8, packed + (uint)((w - dqRow) * TileColumns * 4), consts.NegZero, consts.Scale, written + (uint)((ChunkOf(dqCol, w >> 1) * 16) + ((w & 1) * 8)));
-                    }
-                }
-
-                inGroup++;
-                if (inGroup == tilesPerGroup)
-                {
-                    inGroup = 0;
-                    group++;
+                    CudaAsm.Emit(DequantizeWord8, packed + (uint)((w - dqRow) * TileColumns * 4), consts.NegZero, consts.Scale, weightTile + (uint)((ChunkOf(dqCol, w >> 1) * 16) + ((w & 1) * 8)));
                 }
             }
 
-            if (kt > 0)
+            Group.Barrier();
+            CudaAsm.Emit(MmaStep, stage + (uint)(ChunkOf(aRow, aHalf) * 16), weightTile + (uint)(ChunkOf(bRow, bHalf) * 16));
+            CudaAsm.Emit(MmaStep, stage + (uint)(ChunkOf(aRow, 2 + aHalf) * 16), weightTile + (uint)(ChunkOf(bRow, 2 + bHalf) * 16));
+
+            inGroup++;
+            if (inGroup == tilesPerGroup)
             {
-                uint aTile = smem + (uint)((kt - 1) % ASlots * AChunks * 16);
-                uint read = smem + (uint)(WeightTileOffset + ((kt - 1) % WeightTiles * WeightTileBytes));
-                CudaAsm.Emit(MmaStep, aTile + (uint)(ChunkOf(aRow, aHalf) * 16), read + (uint)(ChunkOf(bRow, bHalf) * 16));
-                CudaAsm.Emit(MmaStep, aTile + (uint)(ChunkOf(aRow, 2 + aHalf) * 16), read + (uint)(ChunkOf(bRow, 2 + bHalf) * 16));
+                inGroup = 0;
+                group++;
             }
         }
 
@@ -373,22 +367,22 @@ internal static class GptqGemmKernels
             p.BValid = p.BWordRow < p.WordRowsPerTile && col < a.OutFeatures ? 1 : 0;
             p.B = a.QWeightAddress + ((((long)p.BWordRow * a.OutFeatures) + col) * 4);
             p.BStep = (long)p.WordRowsPerTile * a.OutFeatures * 4;
-            p.BDst = tid * 16;
+            p.BDst = (AChunks * 16) + (tid * 16);
             return p;
         }
     }
 
-    /// <summary>Issues this thread's copies of k tile <paramref name="kt"/> into activation slot <paramref name="aSlot"/> and weight slot <paramref name="bSlot"/>; out-of-range chunks are zero-filled.</summary>
+    /// <summary>Issues this thread's copies of k tile <paramref name="kt"/> into stage <paramref name="stage"/>; out-of-range chunks are zero-filled.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Load(CopyPlan p, uint smem, int aSlot, int bSlot, int kt)
+    private static void Load(CopyPlan p, uint smem, int stage, int kt)
     {
-        uint dst = smem + (uint)(aSlot * AChunks * 16);
+        uint dst = smem + (uint)(stage * StageChunks * 16);
         bool kIn = (kt * TileK / 2) + p.AKChunk < p.KWords;
         CopyToShared(dst + (uint)p.ADst0, p.A0 + (kt * p.AStep), p.A0Valid != 0 && kIn);
         CopyToShared(dst + (uint)p.ADst1, p.A1 + (kt * p.AStep), p.A1Valid != 0 && kIn);
         if (p.BValid != 0)
         {
-            CopyToShared(smem + (uint)(BRingOffset + (bSlot * BChunks * 16) + p.BDst), p.B + (kt * p.BStep), (kt * p.WordRowsPerTile) + p.BWordRow < p.KWordRows);
+            CopyToShared(dst + (uint)p.BDst, p.B + (kt * p.BStep), (kt * p.WordRowsPerTile) + p.BWordRow < p.KWordRows);
         }
     }
 
@@ -401,6 +395,10 @@ internal static class GptqGemmKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Commit() => CudaAsm.Emit("cp.async.commit_group;");
+
+    /// <summary>Waits until at most Stages - 2 of this thread's newest copy groups are still in flight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WaitAllButNewest() => CudaAsm.Emit("cp.async.wait_group 2;");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WaitAll() => CudaAsm.Emit("cp.async.wait_all;");
