@@ -4,9 +4,8 @@
 // CudaDecodingSession over the fused CudaDecoder (selection on the GPU, only the chosen id comes back).
 // EngineFactory picks the implementation for the backend; the generator's loop (stop ids and strings,
 // context full, cancellation between tokens, streaming text) is the same for both. AdvanceWithDraft is
-// speculative decoding's verification step; its default runs the draft token by token, which is exact and
-// costs nothing extra when the first draft token is wrong, so a session without a batched verification
-// (the CUDA session today) needs no code for it.
+// speculative decoding's verification step: both sessions verify a draft in one forward pass of 1 + draft rows;
+// the interface's default runs it token by token (exact, and what a session without a batched pass gets).
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 
@@ -77,21 +76,8 @@ public interface IDecodingSession : IDisposable
     IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
     {
         // The exact fallback: one Advance per position, stopping at the first disagreement.
-        var chosen = new List<int>(draft.Length + 1);
-        int next = Advance(token);
-        foreach (int proposed in draft)
-        {
-            if (next != proposed)
-            {
-                break;
-            }
-
-            chosen.Add(proposed);
-            next = Advance(proposed);
-        }
-
-        chosen.Add(next);
-        return chosen;
+        int[] rows = [token, .. draft];
+        return DraftAcceptance.KeepAgreeingPrefix(draft, row => Advance(rows[row]));
     }
 
     /// <summary>Forgets the cached tokens.</summary>

@@ -165,18 +165,12 @@ public sealed class InferenceSession : IDecodingSession
         LlamaForward.Forward(_model, _buffers, _cache.Storage, ids, start, _draftLogits, allRows: true);
         _cache.Append(ids);
 
-        // Row i's logits choose the id after ids[i]; draft token i is kept while the model chose it there.
-        var chosen = new List<int>(rows);
-        for (int i = 0; i < rows; i++)
+        // Row i's logits choose the id after ids[i], sampled in row order with the context as it is there.
+        var chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row =>
         {
-            _context.Add(ids[i]);
-            int id = sampler.Sample(_draftLogits.AsSpan(i * vocab, vocab), _context);
-            chosen.Add(id);
-            if (i == draft.Length || id != draft[i])
-            {
-                break;
-            }
-        }
+            _context.Add(ids[row]);
+            return sampler.Sample(_draftLogits.AsSpan(row * vocab, vocab), _context);
+        });
 
         // Keep token and the accepted draft tokens; the rejected ones' keys and values are overwritten later.
         _cache.Truncate(start + chosen.Count);

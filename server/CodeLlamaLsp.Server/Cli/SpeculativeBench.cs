@@ -3,7 +3,9 @@
 // can be made to fare as wanted: taken from that answer, every draft token is accepted; with every other
 // draft token corrupted, each verification keeps one draft token plus the model's own (half the answer comes
 // from drafts); and prompt lookup over random prompt ids finds (almost) nothing, which must cost
-// (almost) nothing over plain decode. Every run is checked against the plain answer, token for token.
+// (almost) nothing over plain decode. Every run is checked against the plain answer, token for token: a run
+// that departs from it ends there, and its row says where instead of giving a speed (on the GPU a batched
+// pass may sum in another order than one row and flip a near-tie; the other rows are still measured).
 using System.Diagnostics;
 using System.Globalization;
 using CodeLlamaLsp.Inference.Engine;
@@ -51,8 +53,8 @@ internal static class SpeculativeBench
 
     /// <summary>
     /// Decodes <paramref name="answerTokens"/> greedy tokens after <paramref name="prompt"/> plainly and speculatively,
-    /// medians of <paramref name="repeats"/>; returns bench rows (what, value). Decode time excludes the prefill.
-    /// Throws InvalidOperationException when a speculative answer differs from the plain one.
+    /// medians of <paramref name="repeats"/>; returns bench rows (what, value). Decode time excludes the prefill. A
+    /// speculative row whose answer differs from the plain one says where ("differs from plain decoding at ...").
     /// </summary>
     public static IReadOnlyList<(string What, string Value)> Measure(IDecodingSession session, int[] prompt, int answerTokens, int repeats)
     {
@@ -69,13 +71,13 @@ internal static class SpeculativeBench
         var rows = new List<(string What, string Value)> { ("speculative: plain greedy decode", Rate(answer, plain, plain)) };
 
         var full = Verified(session, prompt, answer, repeats, (token, _) => token);
-        rows.Add(($"speculative: {DraftLength}-token drafts, all from the plain answer", Rate(answer, full.Seconds, plain, full.Drafted, full.Accepted, full.Passes)));
+        rows.Add(($"speculative: {DraftLength}-token drafts, all from the plain answer", Rate(answer, full, plain)));
 
         var half = Verified(session, prompt, answer, repeats, (token, j) => j % 2 == 1 ? (token + 1) % vocab : token);
-        rows.Add(($"speculative: {DraftLength}-token drafts, every other token corrupted", Rate(answer, half.Seconds, plain, half.Drafted, half.Accepted, half.Passes)));
+        rows.Add(($"speculative: {DraftLength}-token drafts, every other token corrupted", Rate(answer, half, plain)));
 
         var lookup = PromptLookup(session, prompt, answer, repeats);
-        rows.Add(("speculative: prompt lookup over a random prompt (few matches)", Rate(answer, lookup.Seconds, plain, lookup.Drafted, lookup.Accepted, lookup.Passes)));
+        rows.Add(("speculative: prompt lookup over a random prompt (few matches)", Rate(answer, lookup, plain)));
         return rows;
     }
 
@@ -99,10 +101,10 @@ internal static class SpeculativeBench
         Outcome last = default;
         double seconds = Median(repeats, () =>
         {
-            Begin(session, prompt, answer);
+            int produced = 0, drafted = 0, accepted = 0, passes = 0;
+            string? mismatch = Begin(session, prompt, answer, ref produced);
             var clock = Stopwatch.StartNew();
-            int produced = 1, drafted = 0, accepted = 0, passes = 0;
-            while (produced < answer.Length)
+            while (mismatch == null && produced < answer.Length)
             {
                 // The step returns up to draft + 1 ids: never more than the answer still has.
                 var draft = new int[Math.Min(DraftLength, answer.Length - produced - 1)];
@@ -112,13 +114,13 @@ internal static class SpeculativeBench
                 }
 
                 var ids = session.AdvanceWithDraft(answer[produced - 1], draft);
-                produced = Check(ids, answer, produced);
+                mismatch = Check(ids, answer, ref produced);
                 drafted += draft.Length;
                 accepted += ids.Count - 1;
                 passes++;
             }
 
-            last = new Outcome(0, drafted, accepted, passes);
+            last = new Outcome(0, drafted, accepted, passes, mismatch);
             return clock.Elapsed.TotalSeconds;
         });
         return last with { Seconds = seconds };
@@ -130,11 +132,11 @@ internal static class SpeculativeBench
         Outcome last = default;
         double seconds = Median(repeats, () =>
         {
-            Begin(session, prompt, answer);
+            int produced = 0, passes = 0;
             var drafter = new PromptLookupDrafter(prompt);
+            string? mismatch = Begin(session, prompt, answer, ref produced);
             var clock = Stopwatch.StartNew();
-            int produced = 1, passes = 0;
-            while (produced < answer.Length)
+            while (mismatch == null && produced < answer.Length)
             {
                 int token = answer[produced - 1];
                 drafter.Append(token);
@@ -144,46 +146,60 @@ internal static class SpeculativeBench
                     drafter.Append(ids[k]);
                 }
 
-                produced = Check(ids, answer, produced);
+                mismatch = Check(ids, answer, ref produced);
                 passes++;
             }
 
-            last = new Outcome(0, drafter.Drafted, drafter.Accepted, passes);
+            last = new Outcome(0, drafter.Drafted, drafter.Accepted, passes, mismatch);
             return clock.Elapsed.TotalSeconds;
         });
         return last with { Seconds = seconds };
     }
 
-    private static void Begin(IDecodingSession session, int[] prompt, int[] answer)
+    /// <summary>Begins the generation (prefill from the prefix cache, not timed) and checks its first id.</summary>
+    private static string? Begin(IDecodingSession session, int[] prompt, int[] answer, ref int produced)
     {
         int first = session.BeginGeneration(prompt, GenerationOptions.Greedy(answer.Length), CancellationToken.None);
-        Check([first], answer, 0);
+        return Check([first], answer, ref produced);
     }
 
-    /// <summary>Checks that <paramref name="ids"/> continue the plain answer at <paramref name="produced"/>; returns the new count.</summary>
-    private static int Check(IReadOnlyList<int> ids, int[] answer, int produced)
+    /// <summary>
+    /// Checks that <paramref name="ids"/> continue the plain answer at <paramref name="produced"/>, advancing it; returns
+    /// null, or where and how the speculative answer departs from the plain one.
+    /// </summary>
+    private static string? Check(IReadOnlyList<int> ids, int[] answer, ref int produced)
     {
         foreach (int id in ids)
         {
             if (id != answer[produced])
             {
-                throw new InvalidOperationException($"speculative decoding chose id {id} at answer position {produced}, plain greedy decoding {answer[produced]}.");
+                return $"differs from plain decoding at answer position {produced}: id {id}, plain greedy {answer[produced]}";
             }
 
             produced++;
         }
 
-        return produced;
+        return null;
     }
 
-    private static string Rate(int[] answer, double seconds, double plainSeconds, int drafted = 0, int accepted = 0, int passes = 0)
+    private static string Rate(int[] answer, double seconds, double plainSeconds)
     {
         int decoded = answer.Length - 1;
-        string rate = string.Create(CultureInfo.InvariantCulture, $"{decoded / seconds:F1} tok/s ({plainSeconds / seconds:F2}x plain)");
-        return passes == 0 ? rate : string.Create(CultureInfo.InvariantCulture, $"{rate}; {accepted} of {drafted} draft tokens accepted, {(double)decoded / passes:F2} tokens per pass");
+        return string.Create(CultureInfo.InvariantCulture, $"{decoded / seconds:F1} tok/s ({plainSeconds / seconds:F2}x plain)");
+    }
+
+    private static string Rate(int[] answer, Outcome run, double plainSeconds)
+    {
+        if (run.Mismatch != null)
+        {
+            return $"{run.Mismatch} ({run.Accepted} of {run.Drafted} draft tokens accepted before it)";
+        }
+
+        int decoded = answer.Length - 1;
+        return string.Create(CultureInfo.InvariantCulture, $"{Rate(answer, run.Seconds, plainSeconds)}; {run.Accepted} of {run.Drafted} draft tokens accepted, {(double)decoded / run.Passes:F2} tokens per pass");
     }
 
     private static double Median(int repeats, Func<double> run) => BenchCommand.Median(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => run()).ToList());
 
-    private readonly record struct Outcome(double Seconds, int Drafted, int Accepted, int Passes);
+    private readonly record struct Outcome(double Seconds, int Drafted, int Accepted, int Passes, string? Mismatch);
 }

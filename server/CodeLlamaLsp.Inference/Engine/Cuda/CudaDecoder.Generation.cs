@@ -99,6 +99,7 @@ public sealed partial class CudaDecoder
         selectSettings.View.CopyFromCPU(stream, new[] { selection.Temperature, selection.TopP, selection.RepetitionPenalty, 0f });
         selectState.View.CopyFromCPU(stream, new[] { selection.TopK, n, penalised ? 1 : 0 });
         selectionSamples = selection.Samples;
+        this.selection = selection;
     }
 
     /// <summary>Chooses the next id from the last appended row's logits on the device; <paramref name="draw"/> is the uniform number when sampling.</summary>

@@ -95,7 +95,10 @@ public sealed partial class CudaDecoder : IDisposable
         // Prompt plus answer, and the one id chosen after the last position (never read back).
         history = mem.Allocate<int>(contextLength + 1, "token history");
         SetSelection(new DeviceSelection(0f, 0, 1f, 1f), []);
-        backend.ReserveAttention(Math.Max(maxRows, decodeSplits), c.NumHeads, hd);
+        rowSettings = mem.Allocate<float>((long)MaxVerificationRows * SamplingKernels.SettingsLength, "sampling settings");
+
+        // Attention partials for a prefill chunk (one split) and for the widest verification pass (the decode step's splits).
+        backend.ReserveAttention(Math.Max(maxRows, (long)MaxVerificationRows * decodeSplits), c.NumHeads, hd);
         progress?.Invoke(1.0);
     }
 
@@ -124,16 +127,6 @@ public sealed partial class CudaDecoder : IDisposable
 
     /// <summary>Forgets the cached sequence.</summary>
     public void Reset() => position = 0;
-
-    /// <summary>
-    /// Benchmarks only: treats the first <paramref name="tokens"/> cache positions as filled without computing
-    /// them, so decode speed at a long context can be measured without a long prefill (values do not change speed).
-    /// </summary>
-    public void AssumeFilled(int tokens)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(tokens, cache.Capacity);
-        position = tokens;
-    }
 
     /// <summary>
     /// Benchmarks only: the linear layers of one forward pass over <paramref name="rows"/> rows (every GEMV, or GEMM
@@ -385,6 +378,7 @@ public sealed partial class CudaDecoder : IDisposable
     public void Dispose()
     {
         graph?.Dispose();
+        DisposeVerification();
         foreach (var l in layers)
         {
             l.Dispose();

@@ -3,6 +3,9 @@
 // position + 1); the host uploads the token only when it is not the one the device just chose and reads
 // back 4 bytes. Sampling with top_k 0 or above SamplingKernels.MaxCandidates cannot be reproduced by the
 // device kernel, so for those requests the logits are downloaded and Sampler picks on the host.
+// A speculative draft is verified in one forward pass of 1 + draft rows with each row's id chosen on the device
+// (1 + draft ids come back, not the logits), with the seeded draws taken in position order as Advance takes
+// them; the cache then forgets the rejected rows.
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Sampling;
@@ -78,6 +81,62 @@ public sealed class CudaDecodingSession : IDecodingSession
 
         generation.Context.Add(token);
         return generation.SampleOnHost(_decoder.LastLogits());
+    }
+
+    /// <summary>
+    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows
+    /// (<see cref="CudaDecoder.AppendChoosingEach"/>). Row i's id is chosen on the device by the decode step's selection
+    /// with the draw Advance would use at that position (draws are peeked and only the kept rows' consumed, so the next
+    /// step draws what it would have drawn), or for host sampling by Sampler over the downloaded rows. The ids are
+    /// Advance's wherever a row's logits equal a one-row step's; the GEMV/GEMM may sum a batch in another order than one
+    /// row, which can flip a near-tie as the prefix cache can. A draft longer than
+    /// <see cref="CudaDecoder.MaxVerificationRows"/> - 1 is cut (verifying fewer tokens is still exact).
+    /// </summary>
+    public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
+    {
+        var generation = _current ?? throw new InvalidOperationException("AdvanceWithDraft needs a generation begun with BeginGeneration.");
+        draft = draft[..Math.Min(draft.Length, _decoder.MaxVerificationRows - 1)];
+        if (draft.Length == 0)
+        {
+            return [Advance(token)];
+        }
+
+        int rows = 1 + draft.Length;
+        if (Position + rows > ContextLength)
+        {
+            throw new InvalidOperationException($"{rows} positions from {Position} do not fit the context of {ContextLength} tokens.");
+        }
+
+        Bind();
+        int[] ids = [token, .. draft];
+        var draws = new float[rows];
+        for (int i = 0; i < rows && generation.OnDevice; i++)
+        {
+            draws[i] = generation.PeekDraw(i);
+        }
+
+        var deviceChoices = _decoder.AppendChoosingEach(ids, draws);
+        List<int> chosen;
+        if (generation.OnDevice)
+        {
+            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row => deviceChoices[row]);
+            generation.ConsumeDraws(chosen.Count);
+        }
+        else
+        {
+            var logits = _decoder.VerificationLogits();
+            int vocab = Config.VocabSize;
+            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row =>
+            {
+                generation.Context.Add(ids[row]);
+                return generation.SampleOnHost(logits.AsSpan(row * vocab, vocab));
+            });
+        }
+
+        // Keep the token and the accepted draft tokens; the rejected rows' keys and values are overwritten later.
+        _decoder.KeepVerified(chosen.Count);
+        _cached.AddRange(ids.AsSpan(0, chosen.Count));
+        return chosen;
     }
 
     public void Reset()
@@ -156,14 +215,39 @@ public sealed class CudaDecodingSession : IDecodingSession
     private sealed class Generation(Sampler sampler, GenerationOptions options, bool onDevice, List<int> context)
     {
         private readonly Random _random = options.Seed is { } seed ? new Random(seed) : new Random();
+        private readonly List<float> _peeked = []; // draws taken for a verification's rows and not yet used
 
         public bool OnDevice => onDevice;
 
         public List<int> Context => context;
 
         /// <summary>The uniform number for the next device draw; Sampler draws exactly once per sampled (non-greedy) token.</summary>
-        public float Draw() => options.Temperature > 0f ? (float)_random.NextDouble() : 0f;
+        public float Draw()
+        {
+            float draw = PeekDraw(0);
+            ConsumeDraws(1);
+            return draw;
+        }
 
-        public int SampleOnHost(float[] logits) => sampler.Sample(logits, context);
+        /// <summary>The draw <paramref name="ahead"/> positions after the next one, without using it up.</summary>
+        public float PeekDraw(int ahead)
+        {
+            if (options.Temperature <= 0f)
+            {
+                return 0f;
+            }
+
+            while (_peeked.Count <= ahead)
+            {
+                _peeked.Add((float)_random.NextDouble());
+            }
+
+            return _peeked[ahead];
+        }
+
+        /// <summary>Uses up the next <paramref name="count"/> draws (the positions a verification kept).</summary>
+        public void ConsumeDraws(int count) => _peeked.RemoveRange(0, Math.Min(count, _peeked.Count));
+
+        public int SampleOnHost(Span<float> logits) => sampler.Sample(logits, context);
     }
 }
