@@ -4,7 +4,7 @@
 // cache forgets rejected rows, so decoding goes on as plain decoding does; generator answers are identical with
 // speculation on and off on a prompt that repeats itself; and cancelling stops a speculative answer between
 // tokens. "sim" runs MicroLlama on ILGPU's CPU accelerator (about a second per pass here, so answers are short);
-// "gpu" also runs the tiny fixture's prompts and a verification wide enough for the GEMM (too slow for "sim":
+// "gpu" also runs the tiny fixture's prompts and the widest verification on it (too slow for "sim":
 // its 32,000-id vocabulary).
 using CodeLlamaLsp.Inference.Engine;
 using CodeLlamaLsp.Inference.Engine.Cpu;
@@ -97,8 +97,9 @@ public class CudaSpeculativeTests
     }
 
     /// <summary>
-    /// 17 rows (the longest draft, 16, and the token) take the GEMM rather than the GEMV, and past 128 positions each
-    /// row's attention is split in two as a decode step's is: the pass still chooses what single steps choose.
+    /// The widest pass the decoder takes (15 rows: drafts are cut below the GEMM's 16 rows so that every row runs the
+    /// decode step's kernels), past 128 positions where each row's attention is split in two as a decode step's is:
+    /// the pass still chooses what single steps choose.
     /// </summary>
     [TestCaseSource(nameof(Kinds))]
     public void A_longest_draft_at_a_long_context_chooses_what_single_steps_choose(string kind)
@@ -107,7 +108,8 @@ public class CudaSpeculativeTests
         var prompt = RandomIds(new Random(6), 140);
         var options = GenerationOptions.Greedy(20) with { RepetitionPenalty = 1.5f };
         using var cpu = CpuGenerator(LongContext);
-        var g = new int[PromptLookupDrafter.MaxDraftLength + 3];
+        const int Draft = 14;
+        var g = new int[Draft + 3];
         g[0] = cpu.Session.BeginGeneration(prompt, options, CancellationToken.None);
         for (int i = 1; i < g.Length; i++)
         {
@@ -116,9 +118,9 @@ public class CudaSpeculativeTests
 
         using var generator = CudaGenerator(kind, LongContext, maxBatchRows: 32);
         var session = (CudaDecodingSession)generator.Session;
-        Assume.That(session.Decoder.MaxVerificationRows, Is.EqualTo(PromptLookupDrafter.MaxDraftLength + 1).And.GreaterThanOrEqualTo(CudaDecoder.GemmMinRows));
+        Assert.That(session.Decoder.MaxVerificationRows, Is.EqualTo(Draft + 1).And.EqualTo(CudaDecoder.GemmMinRows - 1));
         int first = session.BeginGeneration(prompt, options, CancellationToken.None);
-        var ids = session.AdvanceWithDraft(first, g.AsSpan(1, PromptLookupDrafter.MaxDraftLength));
+        var ids = session.AdvanceWithDraft(first, g.AsSpan(1, Draft));
         int next = session.Advance(ids[^1]);
 
         Assert.Multiple(() =>
@@ -211,14 +213,14 @@ public class CudaSpeculativeTests
 
     [Test]
     [Category("Gpu")]
-    public void A_verification_wide_enough_for_the_gemm_chooses_what_single_steps_choose()
+    public void The_widest_verification_on_the_tiny_fixture_chooses_what_single_steps_choose()
     {
         TestDevices.Get("gpu");
         var prompt = ReferenceModel.Get(Fixtures.Tiny).Cases[0].Prompt;
         using var generator = EngineFactory.Create(ModelLoader.Load(Fixtures.Path(Fixtures.Tiny)), DeviceKind.Cuda, contextLength: 1024);
         var session = (CudaDecodingSession)generator.Session;
         int rows = session.Decoder.MaxVerificationRows;
-        Assume.That(rows, Is.GreaterThanOrEqualTo(CudaDecoder.GemmMinRows), "the session's batch takes a GEMM-sized verification");
+        Assert.That(rows, Is.EqualTo(CudaDecoder.GemmMinRows - 1), "the widest verification stays on the decode step's kernels");
         var options = GenerationOptions.Greedy(rows + 1);
         var g = new int[rows + 1];
         g[0] = session.BeginGeneration(prompt, options, CancellationToken.None);

@@ -16,10 +16,13 @@ public sealed partial class CudaDecoder
     private int verifiedRows;
 
     /// <summary>
-    /// Most rows one verification pass takes: the token plus <see cref="PromptLookupDrafter.MaxDraftLength"/> draft
-    /// tokens, within the batch buffers. Attention partials are reserved for this many rows at the decode step's splits.
+    /// Most rows one verification pass takes: the token plus up to <see cref="PromptLookupDrafter.MaxDraftLength"/> draft
+    /// tokens, within the batch buffers, and below <see cref="CudaLinear.GemmMinRows"/> (and so below
+    /// <see cref="PrefillAttentionKernels.MinRows"/>): the one-row GEMV and the decode attention compute each row the
+    /// same bits alone or in a batch, the GEMM and the prefill attention do not, and greedy output must not depend on
+    /// speculation. Longer drafts are cut. Attention partials are reserved for this many rows at the decode step's splits.
     /// </summary>
-    public int MaxVerificationRows => Math.Min(maxRows, PromptLookupDrafter.MaxDraftLength + 1);
+    public int MaxVerificationRows => Math.Min(Math.Min(maxRows, PromptLookupDrafter.MaxDraftLength + 1), CudaLinear.GemmMinRows - 1);
 
     /// <summary>Why verification passes run kernel by kernel on a GPU (their graph capture failed), or null.</summary>
     public string? VerificationGraphFailure { get; private set; }

@@ -87,10 +87,10 @@ public sealed class CudaDecodingSession : IDecodingSession
     /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows
     /// (<see cref="CudaDecoder.AppendChoosingEach"/>). Row i's id is chosen on the device by the decode step's selection
     /// with the draw Advance would use at that position (draws are peeked and only the kept rows' consumed, so the next
-    /// step draws what it would have drawn), or for host sampling by Sampler over the downloaded rows. The ids are
-    /// Advance's wherever a row's logits equal a one-row step's; the GEMV/GEMM may sum a batch in another order than one
-    /// row, which can flip a near-tie as the prefix cache can. A draft longer than
-    /// <see cref="CudaDecoder.MaxVerificationRows"/> - 1 is cut (verifying fewer tokens is still exact).
+    /// step draws what it would have drawn), or for host sampling by Sampler over the downloaded rows. The pass runs
+    /// the kernels of a decode step, which compute each row the same bits alone or in a batch, so the ids are
+    /// Advance's. A draft longer than <see cref="CudaDecoder.MaxVerificationRows"/> - 1 is cut (verifying fewer tokens
+    /// is still exact).
     /// </summary>
     public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
     {
