@@ -82,6 +82,20 @@ public class PtxCompilationTests
         });
     }
 
+    [Test]
+    public void Prefill_attention_runs_on_tensor_cores_from_its_one_shared_allocation()
+    {
+        var ptx = Compile(typeof(PrefillAttentionKernels).GetMethod(nameof(PrefillAttentionKernels.Prefill))!);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
+            Assert.That(ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), "value fragments by ldmatrix.trans");
+            Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "key and value tiles streamed by cp.async");
+            Assert.That(ptx, Does.Match(@"\.shared \.align 16 \.b8 __shared_alloca0\[49152\];"), "the shared allocation inline PTX names (DeviceMath.SharedBase)");
+            Assert.That(ptx, Does.Not.Contain("__shared_alloca1"), "one shared allocation only");
+        });
+    }
+
     /// <summary>
     /// The GEMM as the CUDA accelerator itself compiles it (the backend-only compile above keeps the CPU fallback
     /// branches): still tensor-core mma, and the PTX is written out for ptxas's register and spill report.

@@ -56,6 +56,26 @@ internal static class DeviceMath
         return result;
     }
 
+    /// <summary>The tensor-core instruction of the GEMM and the prefill attention (fp16 in, fp32 accumulate), as an asm prefix.</summary>
+    public const string MmaF16F32 = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 ";
+
+    /// <summary>
+    /// Shared-window address of the kernel's first static shared allocation, for inline PTX (cp.async, ldmatrix). ILGPU
+    /// names it <c>__shared_alloca0</c>; a PTX test fails if that changes. The kernel must have exactly one allocation
+    /// and use it from ILGPU code too, or ILGPU drops it. CUDA only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint SharedBase()
+    {
+        CudaAsm.Emit("mov.u32 %0, __shared_alloca0;", out uint address);
+        return address;
+    }
+
+    /// <summary>cp.async of 16 bytes from device address <paramref name="src"/> to shared, bypassing L1; 16 zero bytes when not valid. CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void CopyToShared(uint dst, long src, bool valid) =>
+        CudaAsm.Emit("cp.async.cg.shared.global [%0], [%1], 16, %2;", dst, src, valid ? 16u : 0u);
+
     /// <summary>Converts an fp16 bit pattern to fp32 on any backend.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HalfBitsToFloat(uint bits)

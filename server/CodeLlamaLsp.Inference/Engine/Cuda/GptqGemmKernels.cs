@@ -95,7 +95,7 @@ internal static class GptqGemmKernels
         int bits = a.Bits;
         int kTiles = (a.InFeatures + TileK - 1) / TileK;
         int tilesPerGroup = a.GroupSize / TileK;
-        uint smem = SharedBase();
+        uint smem = DeviceMath.SharedBase();
         CudaAsm.Emit(DeclareRegisters);
 
         var copy = CopyPlan.For(a, tid, rowBase, colBase);
@@ -311,14 +311,6 @@ internal static class GptqGemmKernels
 
     // ---- cp.async pipeline and shared-memory access through inline PTX (CUDA only) ----
 
-    /// <summary>Shared-window address of the kernel's one shared allocation (16-byte aligned: ILGPU aligns a Words4 array to its size).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint SharedBase()
-    {
-        CudaAsm.Emit("mov.u32 %0, __shared_alloca0;", out uint address);
-        return address;
-    }
-
     /// <summary>
     /// What one thread copies per stage: two 16-byte activation chunks (rows tid / 4 and 64 + tid / 4, chunk tid % 4)
     /// and at most one 16-byte weight chunk (word row tid / 32, columns 4 * (tid % 32) ..), with their validity.
@@ -378,19 +370,12 @@ internal static class GptqGemmKernels
     {
         uint dst = smem + (uint)(stage * StageChunks * 16);
         bool kIn = (kt * TileK / 2) + p.AKChunk < p.KWords;
-        CopyToShared(dst + (uint)p.ADst0, p.A0 + (kt * p.AStep), p.A0Valid != 0 && kIn);
-        CopyToShared(dst + (uint)p.ADst1, p.A1 + (kt * p.AStep), p.A1Valid != 0 && kIn);
+        DeviceMath.CopyToShared(dst + (uint)p.ADst0, p.A0 + (kt * p.AStep), p.A0Valid != 0 && kIn);
+        DeviceMath.CopyToShared(dst + (uint)p.ADst1, p.A1 + (kt * p.AStep), p.A1Valid != 0 && kIn);
         if (p.BValid != 0)
         {
-            CopyToShared(dst + (uint)p.BDst, p.B + (kt * p.BStep), (kt * p.WordRowsPerTile) + p.BWordRow < p.KWordRows);
+            DeviceMath.CopyToShared(dst + (uint)p.BDst, p.B + (kt * p.BStep), (kt * p.WordRowsPerTile) + p.BWordRow < p.KWordRows);
         }
-    }
-
-    /// <summary>cp.async of 16 bytes from global to shared, bypassing L1; when not valid, 16 zero bytes are written instead.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyToShared(uint dst, long src, bool valid)
-    {
-        CudaAsm.Emit("cp.async.cg.shared.global [%0], [%1], 16, %2;", dst, valid ? src : 0L, valid ? 16u : 0u);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -409,9 +394,7 @@ internal static class GptqGemmKernels
     // memory in a kernel that uses cp.async (1.6 KB of stack and a local store per value), so these asm blocks
     // have no outputs: they name the registers directly, and the dequantization writes shared memory. ----
 
-    private const string Mma = "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 ";
-
-    private const string DeclareRegisters =
+        private const string DeclareRegisters =
         ".reg .f32 acc<64>; " +
         "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000; mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000; mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000; mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000; mov.f32 acc32, 0f00000000; mov.f32 acc33, 0f00000000; mov.f32 acc34, 0f00000000; mov.f32 acc35, 0f00000000; mov.f32 acc36, 0f00000000; mov.f32 acc37, 0f00000000; mov.f32 acc38, 0f00000000; mov.f32 acc39, 0f00000000; mov.f32 acc40, 0f00000000; mov.f32 acc41, 0f00000000; mov.f32 acc42, 0f00000000; mov.f32 acc43, 0f00000000; mov.f32 acc44, 0f00000000; mov.f32 acc45, 0f00000000; mov.f32 acc46, 0f00000000; mov.f32 acc47, 0f00000000; mov.f32 acc48, 0f00000000; mov.f32 acc49, 0f00000000; mov.f32 acc50, 0f00000000; mov.f32 acc51, 0f00000000; mov.f32 acc52, 0f00000000; mov.f32 acc53, 0f00000000; mov.f32 acc54, 0f00000000; mov.f32 acc55, 0f00000000; mov.f32 acc56, 0f00000000; mov.f32 acc57, 0f00000000; mov.f32 acc58, 0f00000000; mov.f32 acc59, 0f00000000; mov.f32 acc60, 0f00000000; mov.f32 acc61, 0f00000000; mov.f32 acc62, 0f00000000; mov.f32 acc63, 0f00000000;";
 
@@ -447,22 +430,22 @@ internal static class GptqGemmKernels
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fa12,fa13,fa14,fa15}, [%0+3072]; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb0,fb1,fb2,fb3}, [%1]; " +
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {fb4,fb5,fb6,fb7}, [%1+1024]; " +
-        Mma + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3}; " +
-        Mma + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7}; " +
-        Mma + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11}; " +
-        Mma + "{acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc12,acc13,acc14,acc15}; " +
-        Mma + "{acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc16,acc17,acc18,acc19}; " +
-        Mma + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc20,acc21,acc22,acc23}; " +
-        Mma + "{acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc24,acc25,acc26,acc27}; " +
-        Mma + "{acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc28,acc29,acc30,acc31}; " +
-        Mma + "{acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc32,acc33,acc34,acc35}; " +
-        Mma + "{acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc36,acc37,acc38,acc39}; " +
-        Mma + "{acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc40,acc41,acc42,acc43}; " +
-        Mma + "{acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc44,acc45,acc46,acc47}; " +
-        Mma + "{acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc48,acc49,acc50,acc51}; " +
-        Mma + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55}; " +
-        Mma + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59}; " +
-        Mma + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63}; " +
+        DeviceMath.MmaF16F32 + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {fb0,fb1}, {acc0,acc1,acc2,acc3}; " +
+        DeviceMath.MmaF16F32 + "{acc4,acc5,acc6,acc7}, {fa0,fa1,fa2,fa3}, {fb2,fb3}, {acc4,acc5,acc6,acc7}; " +
+        DeviceMath.MmaF16F32 + "{acc8,acc9,acc10,acc11}, {fa0,fa1,fa2,fa3}, {fb4,fb5}, {acc8,acc9,acc10,acc11}; " +
+        DeviceMath.MmaF16F32 + "{acc12,acc13,acc14,acc15}, {fa0,fa1,fa2,fa3}, {fb6,fb7}, {acc12,acc13,acc14,acc15}; " +
+        DeviceMath.MmaF16F32 + "{acc16,acc17,acc18,acc19}, {fa4,fa5,fa6,fa7}, {fb0,fb1}, {acc16,acc17,acc18,acc19}; " +
+        DeviceMath.MmaF16F32 + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {fb2,fb3}, {acc20,acc21,acc22,acc23}; " +
+        DeviceMath.MmaF16F32 + "{acc24,acc25,acc26,acc27}, {fa4,fa5,fa6,fa7}, {fb4,fb5}, {acc24,acc25,acc26,acc27}; " +
+        DeviceMath.MmaF16F32 + "{acc28,acc29,acc30,acc31}, {fa4,fa5,fa6,fa7}, {fb6,fb7}, {acc28,acc29,acc30,acc31}; " +
+        DeviceMath.MmaF16F32 + "{acc32,acc33,acc34,acc35}, {fa8,fa9,fa10,fa11}, {fb0,fb1}, {acc32,acc33,acc34,acc35}; " +
+        DeviceMath.MmaF16F32 + "{acc36,acc37,acc38,acc39}, {fa8,fa9,fa10,fa11}, {fb2,fb3}, {acc36,acc37,acc38,acc39}; " +
+        DeviceMath.MmaF16F32 + "{acc40,acc41,acc42,acc43}, {fa8,fa9,fa10,fa11}, {fb4,fb5}, {acc40,acc41,acc42,acc43}; " +
+        DeviceMath.MmaF16F32 + "{acc44,acc45,acc46,acc47}, {fa8,fa9,fa10,fa11}, {fb6,fb7}, {acc44,acc45,acc46,acc47}; " +
+        DeviceMath.MmaF16F32 + "{acc48,acc49,acc50,acc51}, {fa12,fa13,fa14,fa15}, {fb0,fb1}, {acc48,acc49,acc50,acc51}; " +
+        DeviceMath.MmaF16F32 + "{acc52,acc53,acc54,acc55}, {fa12,fa13,fa14,fa15}, {fb2,fb3}, {acc52,acc53,acc54,acc55}; " +
+        DeviceMath.MmaF16F32 + "{acc56,acc57,acc58,acc59}, {fa12,fa13,fa14,fa15}, {fb4,fb5}, {acc56,acc57,acc58,acc59}; " +
+        DeviceMath.MmaF16F32 + "{acc60,acc61,acc62,acc63}, {fa12,fa13,fa14,fa15}, {fb6,fb7}, {acc60,acc61,acc62,acc63}; " +
         "}";
 
     /// <summary>Writes the accumulators to the epilogue tile: row block i at %0 + 16 i rows, tile j 8 columns on, rows gid and gid + 8.</summary>

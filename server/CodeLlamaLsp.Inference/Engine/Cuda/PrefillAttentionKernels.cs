@@ -83,7 +83,7 @@ internal static class PrefillAttentionKernels
         int r0 = (Grid.IdxX / a.Heads) * TileRows;
         int kvh = head / (a.Heads / a.KvHeads);
         int start = a.Start[0];
-        uint smem = SharedBase();
+        uint smem = DeviceMath.SharedBase();
         uint qTile = smem;
         uint kTile = smem + TileBytes;
         uint vTile = smem + (2 * TileBytes);
@@ -144,8 +144,8 @@ internal static class PrefillAttentionKernels
                 bool valid = kt + key < keyEnd;
                 long src = (((kvBase + kt + key) * HeadDim) + (c * 8)) * 2;
                 uint dst = (uint)(((key * 16) + (c ^ (key & 7))) * 16);
-                CopyToShared(kTile + dst, a.KAddress + src, valid);
-                CopyToShared(vTile + dst, a.VAddress + src, valid);
+                DeviceMath.CopyToShared(kTile + dst, a.KAddress + src, valid);
+                DeviceMath.CopyToShared(vTile + dst, a.VAddress + src, valid);
             }
 
             CudaAsm.Emit("cp.async.commit_group;");
@@ -217,18 +217,6 @@ internal static class PrefillAttentionKernels
         CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %1, %2;", out uint r, hi, lo);
         return r;
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint SharedBase()
-    {
-        CudaAsm.Emit("mov.u32 %0, __shared_alloca0;", out uint address);
-        return address;
-    }
-
-    /// <summary>cp.async of 16 bytes, or 16 zero bytes when not valid.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyToShared(uint dst, long src, bool valid) =>
-        CudaAsm.Emit("cp.async.cg.shared.global [%0], [%1], 16, %2;", dst, src, valid ? 16u : 0u);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMin(int a, int b) => a < b ? a : b;
