@@ -73,12 +73,7 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
             Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "tiles streamed by cp.async");
             Assert.That(ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), "activation fragments by ldmatrix");
-
-            // The inline PTX addresses shared memory by ILGPU's internal name for the kernel's first static
-            // allocation. If ILGPU renames it, re-aligns it or the kernel gains another allocation, this fails here
-            // rather than as a driver JIT error (or silent corruption) on a GPU.
-            Assert.That(ptx, Does.Match($@"\.shared \.align 16 \.b8 __shared_alloca0\[{GptqGemmKernels.SharedBytes}\];"), "the shared tile allocation inline PTX names");
-            Assert.That(ptx, Does.Not.Contain("__shared_alloca1"), "one shared allocation only");
+            AssertOneSharedAllocation(ptx, GptqGemmKernels.SharedBytes);
         });
     }
 
@@ -91,9 +86,19 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
             Assert.That(ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"), "value fragments by ldmatrix.trans");
             Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "key and value tiles streamed by cp.async");
-            Assert.That(ptx, Does.Match(@"\.shared \.align 16 \.b8 __shared_alloca0\[49152\];"), "the shared allocation inline PTX names (DeviceMath.SharedBase)");
-            Assert.That(ptx, Does.Not.Contain("__shared_alloca1"), "one shared allocation only");
+            AssertOneSharedAllocation(ptx, PrefillAttentionKernels.SharedBytes);
         });
+    }
+
+    /// <summary>
+    /// Inline PTX addresses shared memory by ILGPU's internal name for the kernel's first static allocation
+    /// (<see cref="DeviceMath.SharedBase"/>). If ILGPU renames it, re-aligns it or the kernel gains another allocation,
+    /// this fails here rather than as a driver JIT error (or silent corruption) on a GPU.
+    /// </summary>
+    private static void AssertOneSharedAllocation(string ptx, int bytes)
+    {
+        Assert.That(ptx, Does.Match($@"\.shared \.align 16 \.b8 __shared_alloca0\[{bytes}\];"), "the shared allocation inline PTX names");
+        Assert.That(ptx, Does.Not.Contain("__shared_alloca1"), "one shared allocation only");
     }
 
     /// <summary>

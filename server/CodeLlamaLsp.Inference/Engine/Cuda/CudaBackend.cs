@@ -164,7 +164,7 @@ public sealed class CudaBackend : IComputeBackend
     internal void RunAttention(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout)
     {
         // Many rows (prefill) on a CUDA device: the tensor-core kernel; a few rows split their keys across blocks.
-        if (rows >= PrefillAttentionKernels.MinRows && c.HeadDim == PrefillAttentionKernels.HeadDim && Device.Accelerator.AcceleratorType == AcceleratorType.Cuda)
+        if (rows >= PrefillAttentionKernels.MinRows && c.HeadDim == PrefillAttentionKernels.HeadDim && Device.IsCuda)
         {
             K.PrefillAttention(
                 new PrefillAttentionArgs

@@ -63,12 +63,15 @@ internal static class PrefillAttentionKernels
 
     private const int TileBytes = TileRows * HeadDim * 2;
 
+    /// <summary>Bytes of the one shared allocation: query, key and value tiles (48 KB, the static limit).</summary>
+    public const int SharedBytes = 3 * TileBytes;
+
     /// <summary>Row pitch (floats) of the epilogue's fp32 tile: 128 + 4 so rows gid and gid + 8 use different banks.</summary>
     private const int EpiloguePitch = 132;
 
     public static void Prefill(PrefillAttentionArgs a)
     {
-        var shared = SharedMemory.Allocate<Words4>(3 * TileBytes / 16);
+        var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
         if (!CudaAsm.IsSupported)
         {
             return;
@@ -131,7 +134,7 @@ internal static class PrefillAttentionKernels
         int vHalf = m >> 1;
 
         int rowPos = start + r0 + (warp * 16) + gid;
-        int keyEnd = start + XMin(r0 + TileRows, a.Rows);
+        int keyEnd = start + Math.Min(r0 + TileRows, a.Rows);
         long kvBase = (long)kvh * a.Capacity;
         for (int kt = 0; kt < keyEnd; kt += TileRows)
         {
@@ -217,9 +220,6 @@ internal static class PrefillAttentionKernels
         CudaAsm.Emit("cvt.rn.f16x2.f32 %0, %1, %2;", out uint r, hi, lo);
         return r;
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int XMin(int a, int b) => a < b ? a : b;
 
     // ---- Inline PTX (generated once, kept as constants: ILGPU needs literal asm strings). ----
 
