@@ -179,20 +179,10 @@ public class CudaGenerationTests
 
     private static GenerationRequest Request(int[] prompt, GenerationOptions options) => new(prompt, string.Empty, options);
 
-    private static InProcessGenerator CpuGenerator(int context)
-    {
-        var backend = new CpuBackend();
-        return new InProcessGenerator(LlamaModel.Load(Weights, backend), tokenizer: null, "micro", context, [backend]);
-    }
+    private static InProcessGenerator CpuGenerator(int context) => MicroLlama.CpuGenerator(Weights, context);
 
-    private static InProcessGenerator CudaGenerator(string kind, int context)
-    {
-        var backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+    // Batches of 8 rows, so a 20-token prompt and the prefix cache's suffixes cross chunk boundaries.
+    private static InProcessGenerator CudaGenerator(string kind, int context) => MicroLlama.CudaGenerator(kind, Weights, context, maxBatchRows: 8);
 
-        // Batches of 8 rows, so a 20-token prompt and the prefix cache's suffixes cross chunk boundaries.
-        var session = new CudaDecodingSession(new CudaDecoder(backend, Weights, context, maxBatchRows: 8));
-        return new InProcessGenerator(session, tokenizer: null, "micro", [backend]);
-    }
-
-    private static int[] RandomIds(Random rng, int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, MicroLlama.Config.VocabSize)).ToArray();
+    private static int[] RandomIds(Random rng, int n) => MicroLlama.RandomIds(rng, n);
 }

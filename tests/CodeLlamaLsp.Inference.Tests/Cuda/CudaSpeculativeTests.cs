@@ -102,7 +102,7 @@ public class CudaSpeculativeTests
     /// the pass still chooses what single steps choose.
     /// </summary>
     [TestCaseSource(nameof(Kinds))]
-    public void A_longest_draft_at_a_long_context_chooses_what_single_steps_choose(string kind)
+    public void The_widest_pass_at_a_long_context_chooses_what_single_steps_choose(string kind)
     {
         const int LongContext = 192;
         var prompt = RandomIds(new Random(6), 140);
@@ -237,21 +237,12 @@ public class CudaSpeculativeTests
     }
 
     /// <summary>MicroLlama on the CUDA session; the session is the generator's, for tests that drive it directly.</summary>
-    private static InProcessGenerator CudaGenerator(string kind, int context = Context, int maxBatchRows = 8)
-    {
-        // Batches of 8 rows by default: verification passes of up to 8 rows (longer drafts are cut), all through the GEMV.
-        var backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
-        var session = new CudaDecodingSession(new CudaDecoder(backend, Weights, context, maxBatchRows));
-        return new InProcessGenerator(session, tokenizer: null, "micro", [backend]);
-    }
+    // Batches of 8 rows by default: verification passes of up to 8 rows (longer drafts are cut), all through the GEMV.
+    private static InProcessGenerator CudaGenerator(string kind, int context = Context, int maxBatchRows = 8) => MicroLlama.CudaGenerator(kind, Weights, context, maxBatchRows);
 
-    private static InProcessGenerator CpuGenerator(int context = Context)
-    {
-        var backend = new CpuBackend();
-        return new InProcessGenerator(LlamaModel.Load(Weights, backend), tokenizer: null, "micro", context, [backend]);
-    }
+    private static InProcessGenerator CpuGenerator(int context = Context) => MicroLlama.CpuGenerator(Weights, context);
 
     private static GenerationRequest Request(int[] prompt, GenerationOptions options) => new(prompt, string.Empty, options);
 
-    private static int[] RandomIds(Random rng, int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, MicroLlama.Config.VocabSize)).ToArray();
+    private static int[] RandomIds(Random rng, int n) => MicroLlama.RandomIds(rng, n);
 }

@@ -1,6 +1,10 @@
 // A Llama model small enough for ILGPU's CPU accelerator (vocab 96, hidden 64, 2 layers, GPTQ 4-bit g32,
 // grouped-query attention) with random weights, built in memory, so the CUDA generation path can be checked
 // against the CPU path in CI. Logits are spread over several units so fp16 rounding cannot flip an argmax.
+using CodeLlamaLsp.Inference.Engine;
+using CodeLlamaLsp.Inference.Engine.Cpu;
+using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Tests.Cuda;
@@ -41,4 +45,22 @@ internal static class MicroLlama
 
     private static Half[] Halves(Random rng, int n, double scale) =>
         RandomWeights.Floats(rng, n, scale).Select(v => (Half)v).ToArray();
+
+    /// <summary>Random prompt ids of the model's vocabulary (ids 0-2 are the special tokens).</summary>
+    public static int[] RandomIds(Random rng, int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, Config.VocabSize)).ToArray();
+
+    /// <summary>The model on the CPU engine: the oracle the CUDA session is compared with.</summary>
+    public static InProcessGenerator CpuGenerator(LlamaWeights weights, int context)
+    {
+        var backend = new CpuBackend();
+        return new InProcessGenerator(LlamaModel.Load(weights, backend), tokenizer: null, "micro", context, [backend]);
+    }
+
+    /// <summary>The model on the CUDA session (<paramref name="kind"/> "sim" or "gpu"), prompts run in batches of <paramref name="maxBatchRows"/>.</summary>
+    public static InProcessGenerator CudaGenerator(string kind, LlamaWeights weights, int context, int maxBatchRows)
+    {
+        var backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        var session = new CudaDecodingSession(new CudaDecoder(backend, weights, context, maxBatchRows));
+        return new InProcessGenerator(session, tokenizer: null, "micro", [backend]);
+    }
 }
