@@ -93,6 +93,7 @@ internal static class BenchCommand
         Row("date (UTC)", DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
         double bandwidth = BandwidthProbe.MeasureReadBytesPerSecond(device, repeats: Math.Max(5, repeats * 3));
         Row("read bandwidth (16-byte loads, 4 GiB)", $"{bandwidth / 1e12:F2} TB/s");
+        Row("small-batch kernel grid", $"{device.SmallBatchBlocks} blocks ({device.SmallBatchBlocks / device.Multiprocessors} per multiprocessor)");
 
         long freeBefore = device.FreeMemory;
         var sw = Stopwatch.StartNew();
@@ -157,12 +158,12 @@ internal static class BenchCommand
             $"linear layers only, {chunkRows} rows (GEMM)",
             $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
 
-        // Small batches (a few typed tokens, speculative drafts): the GEMV reads weights once per row, the GEMM once per
-        // 128 rows but pays for a whole row tile; this shows the cost per row on each side of CudaDecoder.GemmMinRows.
-        foreach (int r in new[] { 1, 4, CudaDecoder.GemmMinRows - 1, CudaDecoder.GemmMinRows, 64, 128 })
+        // Small batches (a few typed tokens, speculative drafts): 4-bit layers of up to CudaDecoder.SmallBatchMaxRows rows
+        // read each weight once for all rows on tensor cores; more rows take the GEMM, which pays for whole 128-row tiles.
+        foreach (int r in new[] { 1, 4, 9, CudaDecoder.SmallBatchMaxRows, CudaDecoder.SmallBatchMaxRows + 1, 64, 128 })
         {
             double t = decoder.TimeLinearsOnly(Math.Max(3, repeats), r);
-            Row($"linear layers only, {r} rows ({(r >= CudaDecoder.GemmMinRows ? "GEMM" : "GEMV")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+            Row($"linear layers only, {r} rows ({(r <= CudaDecoder.SmallBatchMaxRows ? "small batch" : "GEMM")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
         }
 
         // Decode through the session the server runs (it takes the decoder over; `using` above disposes it).

@@ -15,7 +15,7 @@ public class PtxCompilationTests
 {
     public static IEnumerable<TestCaseData> Kernels()
     {
-        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(PrefillAttentionKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
+        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(GptqSmallBatchKernels), typeof(PrefillAttentionKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {
@@ -74,6 +74,21 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "tiles streamed by cp.async");
             Assert.That(ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4.shared.b16"), "activation fragments by ldmatrix");
             AssertOneSharedAllocation(ptx, GptqGemmKernels.SharedBytes);
+        });
+    }
+
+    [Test]
+    public void Small_batch_kernel_streams_weights_with_cp_async_into_tensor_cores()
+    {
+        var ptx = Compile(typeof(GptqSmallBatchKernels).GetMethod(nameof(GptqSmallBatchKernels.Run))!);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"), "tensor-core mma");
+            Assert.That(ptx, Does.Contain("cp.async.cg.shared.global"), "weights streamed by cp.async");
+            Assert.That(ptx, Does.Contain("cp.async.ca.shared.global"), "activations streamed by cp.async");
+            Assert.That(ptx, Does.Contain("lop3.b32"), "nibbles into fp16 mantissas");
+            Assert.That(ptx, Does.Contain("atom.add.global"), "stream-K arrivals");
+            AssertOneSharedAllocation(ptx, GptqSmallBatchKernels.SharedBytes);
         });
     }
 

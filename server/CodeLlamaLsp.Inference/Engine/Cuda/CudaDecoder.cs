@@ -122,6 +122,9 @@ public sealed partial class CudaDecoder : IDisposable
     /// <summary>Batches of at least this many rows (prefill chunks) run the GPTQ layers as a tiled tensor-core GEMM.</summary>
     public static int GemmMinRows => CudaLinear.GemmMinRows;
 
+    /// <summary>Batches of up to this many rows run 4-bit GPTQ layers through the small-batch tensor-core kernel.</summary>
+    public static int SmallBatchMaxRows => GptqSmallBatchKernels.MaxRows;
+
     /// <summary>Kernel launches in one captured decode step.</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 

@@ -39,6 +39,9 @@ public sealed class CudaDevice : IDisposable
     /// <summary>Native stream handle (CUDA only), for graph capture through the driver API.</summary>
     public IntPtr StreamHandle => Stream is CudaStream cs ? cs.StreamPtr : IntPtr.Zero;
 
+    /// <summary>Blocks of the small-batch kernel's launch (all resident at once), for the bench's report.</summary>
+    public int SmallBatchBlocks => Kernels.SmallBatchBlocks;
+
     /// <summary>Multiprocessors on the device (used to size split-K and attention grids).</summary>
     public int Multiprocessors => Accelerator.NumMultiprocessors;
 
@@ -94,6 +97,7 @@ public sealed class CudaDevice : IDisposable
 
     public void Dispose()
     {
+        Kernels.Dispose();
         Stream.Dispose();
         Accelerator.Dispose();
         context.Dispose();

@@ -6,11 +6,18 @@ using ILGPU.Runtime;
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>Kernel delegates plus launch helpers; every launch goes to <see cref="Stream"/>.</summary>
-internal sealed class CudaKernels
+internal sealed class CudaKernels : IDisposable
 {
+    /// <summary>Widest GPTQ layer the small-batch kernel's scratch is sized for; wider layers take the GEMV.</summary>
+    public const int MaxSmallBatchColumns = 65536;
+
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
+    private readonly Action<AcceleratorStream, KernelConfig, SmallBatchArgs> smallBatch;
+    private readonly int smallBatchBlocks;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> smallBatchPartials;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchArrivals;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
@@ -35,6 +42,15 @@ internal sealed class CudaKernels
         Stream = stream;
         gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
         gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
+        smallBatch = accelerator.LoadKernel<SmallBatchArgs>(GptqSmallBatchKernels.Run);
+
+        // The small-batch kernel splits a layer over every block the GPU holds at once (stream-K): one wave, no tail.
+        int blocksPerMultiprocessor = Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16);
+        smallBatchBlocks = Math.Min(4096, accelerator.NumMultiprocessors * blocksPerMultiprocessor);
+        int maxColumnBlocks = GptqSmallBatchKernels.ColumnBlocks(MaxSmallBatchColumns);
+        smallBatchPartials = accelerator.Allocate1D<float>(GptqSmallBatchKernels.Slots(smallBatchBlocks, maxColumnBlocks) * (GptqSmallBatchKernels.SlotBytes / 4));
+        smallBatchArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
+        smallBatchArrivals.MemSetToZero(stream);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
@@ -77,6 +93,52 @@ internal sealed class CudaKernels
         args.Rows = rows;
         int tiles = (args.OutFeatures + args.ColumnsPerBlock - 1) / args.ColumnsPerBlock;
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
+    }
+
+    /// <summary>Blocks of every small-batch launch: as many as the device holds at once.</summary>
+    public int SmallBatchBlocks => smallBatchBlocks;
+
+    /// <summary>Bytes of device scratch the kernels own (the small-batch kernel's partial sums and arrival counts).</summary>
+    public long ScratchBytes => smallBatchPartials.LengthInBytes + smallBatchArrivals.LengthInBytes;
+
+    /// <summary>Whether <see cref="SmallBatch"/> can run a layer (else the GEMV or the GEMM).</summary>
+    public static bool SupportsSmallBatch(int bits, int inFeatures, int outFeatures, int groupSize) =>
+        outFeatures <= MaxSmallBatchColumns && GptqSmallBatchKernels.Supports(bits, inFeatures, outFeatures, groupSize);
+
+    /// <summary>
+    /// The small-batch tensor-core kernel (1 to 16 rows; see <see cref="GptqSmallBatchKernels"/>); same arguments as
+    /// <see cref="Gemv"/>. The grid depends on the device only, so a row's bits do not depend on its batch.
+    /// </summary>
+    public void SmallBatch(GptqGemvArgs g, int rows)
+    {
+        var args = new SmallBatchArgs
+        {
+            QWeightAddress = DeviceAddress(g.QWeight),
+            QZerosAddress = DeviceAddress(g.QZeros),
+            ScalesAddress = DeviceAddress(g.Scales),
+            InputAddress = DeviceAddress(g.Input),
+            PartialsAddress = DeviceAddress<float>(smallBatchPartials.View),
+            QWeight = g.QWeight,
+            QZeros = g.QZeros,
+            Scales = g.Scales,
+            Input = g.Input,
+            Partials = smallBatchPartials.View,
+            Arrivals = smallBatchArrivals.View,
+            Bias = g.Bias,
+            Output = g.Output.SubView(g.OutputOffset),
+            InFeatures = g.InFeatures,
+            OutFeatures = g.OutFeatures,
+            GroupSize = g.GroupSize,
+            ZeroOffset = g.ZeroOffset,
+            HasBias = g.HasBias,
+            Accumulate = g.Accumulate,
+            OutputStride = g.OutputStride,
+            Rows = rows,
+            Blocks = smallBatchBlocks,
+            KUnits = g.InFeatures / GptqSmallBatchKernels.UnitInputs,
+            GroupUnits = g.GroupSize / GptqSmallBatchKernels.UnitInputs,
+        };
+        Launch(() => smallBatch(Stream, new KernelConfig(smallBatchBlocks, GptqSmallBatchKernels.BlockThreads), args));
     }
 
     /// <summary>The pipelined tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>
@@ -164,6 +226,12 @@ internal sealed class CudaKernels
     internal static long DeviceAddress<T>(ArrayView<T> view)
         where T : unmanaged =>
         ((IArrayView)view).Buffer.NativePtr.ToInt64() + ((IContiguousArrayView)view).IndexInBytes;
+
+    public void Dispose()
+    {
+        smallBatchPartials.Dispose();
+        smallBatchArrivals.Dispose();
+    }
 
     private KernelConfig Flat(int n)
     {

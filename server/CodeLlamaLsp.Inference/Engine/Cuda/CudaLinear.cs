@@ -36,9 +36,10 @@ internal sealed class CudaLinear : PreparedLinear
     }
 
     /// <summary>
-    /// GPTQ launches with at least this many rows use the tiled tensor-core GEMM (dequantize once per 128 rows);
-    /// fewer rows, and layers whose group size the GEMM cannot tile, use the GEMV, which reads each weight once per
-    /// row but needs no row tile to fill. The bench prints the cost per row on both sides of this threshold.
+    /// GPTQ launches of up to <see cref="GptqSmallBatchKernels.MaxRows"/> rows take the small-batch tensor-core kernel
+    /// where it supports the layer (4 bits); otherwise launches with at least this many rows use the tiled GEMM
+    /// (dequantize once per 128 rows), and fewer rows, and layers whose group size the GEMM cannot tile, the GEMV,
+    /// which reads each weight once per row but needs no row tile to fill.
     /// </summary>
     public const int GemmMinRows = 16;
 
@@ -139,7 +140,11 @@ internal sealed class CudaLinear : PreparedLinear
             OutputStride = outStride,
             OutputOffset = 0,
         };
-        if (rows >= GemmMinRows && GptqGemmKernels.Supports(groupSize))
+        if (rows <= GptqSmallBatchKernels.MaxRows && CudaKernels.SupportsSmallBatch(Bits, InFeatures, OutFeatures, groupSize))
+        {
+            kernels.SmallBatch(args, rows);
+        }
+        else if (rows >= GemmMinRows && GptqGemmKernels.Supports(groupSize))
         {
             kernels.Gemm(args, rows);
         }
