@@ -5,6 +5,7 @@ using CodeLlamaLsp.Inference.Engine;
 using CodeLlamaLsp.Inference.Engine.Cpu;
 using CodeLlamaLsp.Inference.Engine.Cuda;
 using CodeLlamaLsp.Inference.Model;
+using ILGPU.Runtime;
 
 using CodeLlamaLsp.Inference.Tests.Engine;
 
@@ -21,6 +22,14 @@ public class BackendOpsTests
 
     /// <summary>Keys and values are stored in fp16 on the GPU, fp32 on the CPU.</summary>
     private const double AttentionTolerance = 3e-3;
+
+    /// <summary>
+    /// Both sides round the same fp32 norm to fp16, but a last-bit difference in the fp32 sum of squares now and then
+    /// flips one element's rounding (5e-4 of that element).
+    /// </summary>
+    private const double HalfOutputTolerance = 1e-4;
+
+    private const float NormEps = 1e-5f;
 
     private static readonly CpuBackend Cpu = new();
 
@@ -139,8 +148,17 @@ public class BackendOpsTests
         Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(LinearTolerance));
     }
 
+    // Up to RmsNormKernels.SplitRowMaxRows rows of a width that is a multiple of 4 take the split-row kernel: one slice,
+    // three slices (the last partial), and a full pass of eight 16-byte loads per thread plus a tail (9216). A width of
+    // 130 or 17 rows take the one-block-per-row kernel.
     [TestCase("sim", 128, 3)]
+    [TestCase("sim", 2600, 2)]
+    [TestCase("sim", 9216, 1)]
+    [TestCase("sim", 130, 2)]
+    [TestCase("sim", 128, 17)]
     [TestCase("gpu", 8192, 5, Category = "Gpu")]
+    [TestCase("gpu", 8192, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, Category = "Gpu")]
     public void RmsNorm_matches_the_cpu(string kind, int width, int rows)
     {
         using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
@@ -151,9 +169,74 @@ public class BackendOpsTests
         {
             using var input = Up(b, x);
             using var wb = b.PrepareVector(weight);
-            b.RmsNorm(input, wb, o, rows, width, 1e-5f);
+            b.RmsNorm(input, wb, o, rows, width, NormEps);
         });
         Assert.That(r, Is.LessThan(Fp32Tolerance));
+    }
+
+    /// <summary>
+    /// The fused decode path's RMSNorm, fp16 written into a GPTQ input layout (4-bit, act-order permutation), against a
+    /// double-precision reference: few rows take the split-row kernel, 17 rows the one-block-per-row kernel.
+    /// </summary>
+    [TestCase("sim", 128, 3)]
+    [TestCase("sim", 2560, 2)]
+    [TestCase("sim", 256, 17)]
+    [TestCase("gpu", 8192, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 15, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, Category = "Gpu")]
+    public void RmsNorm_into_a_gptq_input_layout_matches_a_reference(string kind, int width, int rows)
+    {
+        var device = TestDevices.Get(kind);
+        var rng = new Random((width * 7) + rows);
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        var weight = NormWeight(rng, width);
+        var inversePermutation = Permutation(rng, width);
+        var actual = NormToHalf(device, x, weight, width, 0, rows, inversePermutation).Select(h => (float)BitConverter.UInt16BitsToHalf(h)).ToArray();
+        var expected = new float[rows * width];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.AsSpan(r * width, width);
+            double meanSquare = 0;
+            foreach (float v in row)
+            {
+                meanSquare += (double)v * v;
+            }
+
+            double inv = 1 / Math.Sqrt((meanSquare / width) + NormEps);
+            for (int k = 0; k < width; k++)
+            {
+                expected[(r * width) + ActivationLayout.HalfIndexHost(k, 4, inversePermutation)] = (float)(Half)(row[k] * inv * weight[k]);
+            }
+        }
+
+        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(HalfOutputTolerance));
+    }
+
+    /// <summary>
+    /// As <see cref="Gemv_row_is_the_same_bits_alone_and_in_a_batch"/>, for the norms in front of the q/k/v, gate/up and
+    /// lm_head GEMVs: every row of a verification (up to 16 rows) must normalise to the bits a decode step computes for
+    /// that row alone, in fp32 and in the fp16 layout. 9216 wide: a full pass of 16-byte loads plus a tail, three slices.
+    /// </summary>
+    [TestCase("sim", 128, 16)]
+    [TestCase("sim", 9216, 3)]
+    [TestCase("gpu", 8192, 16, Category = "Gpu")]
+    [TestCase("gpu", 8192, 7, Category = "Gpu")]
+    public void RmsNorm_row_is_the_same_bits_alone_and_in_a_batch(string kind, int width, int rows)
+    {
+        var device = TestDevices.Get(kind);
+        var rng = new Random(width + (rows * 3));
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        var weight = NormWeight(rng, width);
+        var inversePermutation = Permutation(rng, width);
+        var batchFloat = NormToFloat(device, x, weight, width, 0, rows);
+        var batchHalf = NormToHalf(device, x, weight, width, 0, rows, inversePermutation);
+        for (int r = 0; r < rows; r++)
+        {
+            var aloneFloat = NormToFloat(device, x, weight, width, r, 1);
+            var aloneHalf = NormToHalf(device, x, weight, width, r, 1, inversePermutation);
+            Assert.That(Bits(batchFloat[(r * width)..((r + 1) * width)]), Is.EqualTo(Bits(aloneFloat)), $"fp32, row {r} of {rows}");
+            Assert.That(batchHalf[(r * width)..((r + 1) * width)], Is.EqualTo(aloneHalf), $"fp16 layout, row {r} of {rows}");
+        }
     }
 
     [TestCase("sim", 4, 32, 2, 0)]
@@ -297,6 +380,38 @@ public class BackendOpsTests
 
         return Numerics.RelativeL2(Run(gpu), Run(Cpu));
     }
+
+    /// <summary>RMSNorm through the kernels the decode path launches, on rows [firstRow, firstRow + rows) of x, into fp32 (NaN-poisoned output).</summary>
+    private static float[] NormToFloat(CudaDevice device, float[] x, float[] weight, int width, int firstRow, int rows)
+    {
+        var a = device.Accelerator;
+        using var input = a.Allocate1D(x);
+        using var w = a.Allocate1D(weight);
+        using var output = a.Allocate1D(Enumerable.Repeat(float.NaN, rows * width).ToArray());
+        device.Kernels.RmsNorm(input.View.AsContiguous().SubView((long)firstRow * width, (long)rows * width), w.View.AsContiguous(), output.View.AsContiguous(), rows, width, NormEps);
+        device.Synchronize();
+        return output.GetAsArray1D();
+    }
+
+    /// <summary>As <see cref="NormToFloat"/>, into the fp16 input layout of a 4-bit GPTQ layer with act-order permutation (fp16 NaN-poisoned output).</summary>
+    private static ushort[] NormToHalf(CudaDevice device, float[] x, float[] weight, int width, int firstRow, int rows, int[] inversePermutation)
+    {
+        var a = device.Accelerator;
+        using var input = a.Allocate1D(x);
+        using var w = a.Allocate1D(weight);
+        using var permutation = a.Allocate1D(inversePermutation);
+        using var output = a.Allocate1D(Enumerable.Repeat((ushort)0x7E00, rows * width).ToArray());
+        var layout = new InputLayoutArgs { Bits = 4, HasPermutation = 1, InversePermutation = permutation.View.AsContiguous() };
+        device.Kernels.RmsNormToHalf(input.View.AsContiguous().SubView((long)firstRow * width, (long)rows * width), w.View.AsContiguous(), output.View.AsContiguous(), rows, width, NormEps, layout);
+        device.Synchronize();
+        return output.GetAsArray1D();
+    }
+
+    private static int[] Bits(float[] values) => [.. values.Select(BitConverter.SingleToInt32Bits)];
+
+    private static float[] NormWeight(Random rng, int width) => [.. RandomWeights.Floats(rng, width, 0.5).Select(v => 1f + v)];
+
+    private static int[] Permutation(Random rng, int n) => [.. Enumerable.Range(0, n).OrderBy(_ => rng.Next())];
 
     private static DeviceBuffer Up(IComputeBackend b, float[] values)
     {

@@ -59,6 +59,15 @@ public class PtxCompilationTests
         });
     }
 
+    /// <summary>The split-row RMSNorm reads the row for its statistics in 16-byte loads (every block of a row reads all of it).</summary>
+    [TestCase(nameof(RmsNormKernels.SplitRowToFloat))]
+    [TestCase(nameof(RmsNormKernels.SplitRowToHalf))]
+    public void Split_row_rms_norm_reads_the_row_in_16_byte_loads(string kernel)
+    {
+        var ptx = Compile(typeof(RmsNormKernels).GetMethod(kernel)!);
+        Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.f32"));
+    }
+
     [Test]
     public void Gptq_gemm_streams_tiles_with_cp_async_into_tensor_cores()
     {

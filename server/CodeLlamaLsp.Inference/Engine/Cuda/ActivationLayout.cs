@@ -16,14 +16,26 @@ internal static class ActivationLayout
 {
     /// <summary>Index (in fp16 elements) of input feature <paramref name="k"/> within one row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int HalfIndex(int k, int bits, ArrayView<int> inversePermutation, int hasPermutation)
+    public static int HalfIndex(int k, int bits, ArrayView<int> inversePermutation, int hasPermutation) =>
+        HalfIndexOfSorted(bits != 16 && hasPermutation != 0 ? inversePermutation[k] : k, bits);
+
+    /// <summary>
+    /// Act-order position of input feature <paramref name="k"/> (k itself in natural order or without a permutation):
+    /// the layout's only memory read, separate so a kernel can issue it early and finish with <see cref="StoreSorted"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int SortedIndex(int k, InputLayoutArgs layout) =>
+        layout.Bits != 16 && layout.HasPermutation != 0 ? layout.InversePermutation[k] : k;
+
+    /// <summary>Index (in fp16 elements) within one row of the feature at act-order position <paramref name="sorted"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int HalfIndexOfSorted(int sorted, int bits)
     {
         if (bits == 16)
         {
-            return k;
+            return sorted;
         }
 
-        int sorted = hasPermutation != 0 ? inversePermutation[k] : k;
         int rowsPerWord = 32 / bits;
         int pairs = rowsPerWord / 2;
         int word = sorted / rowsPerWord;
@@ -43,6 +55,11 @@ internal static class ActivationLayout
         int at = HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
         output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
     }
+
+    /// <summary>As <see cref="Store"/>, for the feature whose act-order position <see cref="SortedIndex"/> returned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreSorted(ArrayView<ushort> output, long row, int width, int sorted, float value, int bits) =>
+        output[(row * width) + HalfIndexOfSorted(sorted, bits)] = (ushort)DeviceMath.FloatToHalfBits(value);
 
     /// <summary>Host-side mirror of <see cref="HalfIndex"/> for tests and uploads.</summary>
     public static int HalfIndexHost(int k, int bits, int[]? inversePermutation)

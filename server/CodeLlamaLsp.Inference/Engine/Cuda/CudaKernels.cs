@@ -21,6 +21,8 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> splitRowNorm;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> splitRowNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
@@ -54,6 +56,8 @@ internal sealed class CudaKernels : IDisposable
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
+        splitRowNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.SplitRowToFloat);
+        splitRowNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.SplitRowToHalf);
         rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
         storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
@@ -158,11 +162,47 @@ internal sealed class CudaKernels : IDisposable
         Launch(() => denseGemv(Stream, new KernelConfig(grid, new Index2D(DenseGemvKernels.BlockThreads, 1)), args));
     }
 
-    public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps) =>
-        Launch(() => rmsNorm(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps));
+    public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps)
+    {
+        if (SplitRowNorm(input, rows, width) is { } split)
+        {
+            Launch(() => splitRowNorm(Stream, split, input, weight, output, width, eps));
+        }
+        else
+        {
+            Launch(() => rmsNorm(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps));
+        }
+    }
 
-    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>
-        Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps, layout));
+    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout)
+    {
+        if (SplitRowNorm(input, rows, width) is { } split)
+        {
+            Launch(() => splitRowNormHalf(Stream, split, input, weight, output, width, eps, layout));
+        }
+        else
+        {
+            Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps, layout));
+        }
+    }
+
+    /// <summary>
+    /// The split-row RMSNorm's geometry (see <see cref="RmsNormKernels"/>) for a decode step's or a verification's few rows,
+    /// or null for the one-block-per-row kernel. The choice depends on the row count only through the
+    /// <see cref="RmsNormKernels.SplitRowMaxRows"/> bound, which covers every verification, so a decode row and the same
+    /// row in a verification run the same kernel.
+    /// </summary>
+    private static KernelConfig? SplitRowNorm(ArrayView<float> input, int rows, int width)
+    {
+        bool quadAligned = width % 4 == 0 && ((IContiguousArrayView)input).IndexInBytes % 16 == 0;
+        if (rows > RmsNormKernels.SplitRowMaxRows || !quadAligned)
+        {
+            return null;
+        }
+
+        int slices = (width + RmsNormKernels.SplitRowSliceWidth - 1) / RmsNormKernels.SplitRowSliceWidth;
+        return new KernelConfig(new Index2D(slices, rows), new Index2D(RmsNormKernels.SplitRowBlockThreads, 1));
+    }
 
     public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
         Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));

@@ -17,6 +17,15 @@ internal struct Words4
     public uint W;
 }
 
+/// <summary>Four fp32 values, read by one 16-byte load from a 16-byte aligned address.</summary>
+internal struct Floats4
+{
+    public float A;
+    public float B;
+    public float C;
+    public float D;
+}
+
 /// <summary>Two 32-bit words read by one 8-byte load.</summary>
 internal struct Words2
 {

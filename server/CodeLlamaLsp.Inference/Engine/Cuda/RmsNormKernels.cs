@@ -1,21 +1,50 @@
 // RMSNorm kernels: fp32 statistics, output either fp32 (the generic op) or fp16 written straight into the
-// input layout of the next linear layer (the fused decode path), saving one pass and one launch.
+// input layout of the next linear layer (the fused decode path), saving one pass and one launch. Many rows
+// (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
+// row over several blocks, since one block per row left all but one multiprocessor idle at batch 1.
 using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>
-/// Launch geometry: grid (rows), group of up to <see cref="MaxBlockThreads"/> threads (a multiple of 32); each block normalises one row of <c>width</c>
-/// fp32 values: x * rsqrt(mean(x^2) + eps) * weight. At batch 1 one block does the whole row, so the kernel is
-/// latency-bound: each thread issues <see cref="Unroll"/> independent loads per step (a first version with one
-/// dependent load per step of 256 threads took 25 us per call on an H200, 2.4 ms of every 34B decode step), and
-/// the sum of squares is reduced with warp shuffles. Reads input [rows, width] fp32 and weight [width] fp32.
+/// <para>
+/// <see cref="ToFloat"/> / <see cref="ToHalf"/>, for many rows: grid (rows), group of up to <see cref="MaxBlockThreads"/>
+/// threads (a multiple of 32); each block normalises one row of <c>width</c> fp32 values: x * rsqrt(mean(x^2) + eps) *
+/// weight. Each thread issues <see cref="Unroll"/> independent loads per step (a first version with one dependent load
+/// per step of 256 threads took 25 us per call on an H200), and the sum of squares is reduced with warp shuffles. At
+/// batch 1 this is one block on one multiprocessor: 16 us per call under Nsight Compute, two calls per layer.
+/// </para>
+/// <para>
+/// <see cref="SplitRowToFloat"/> / <see cref="SplitRowToHalf"/>, for up to <see cref="SplitRowMaxRows"/> rows whose width
+/// is a multiple of 4 and whose starts are 16-byte aligned: grid (ceil(width / <see cref="SplitRowSliceWidth"/>), rows),
+/// group <see cref="SplitRowBlockThreads"/>. Block (s, r) writes only slice s of row r, but reduces the whole row's sum
+/// of squares itself (at hidden 8192 each of a row's 8 blocks reads the 32 KB row, from L2 after the residual add that
+/// wrote it). The reduction's order is fixed by the width alone (thread t sums 16-byte quads t, t + T, ... of the row,
+/// then warp shuffles, then the warp sums in warp order), never by the block or the number of rows in the launch: a
+/// row's output is the same bits alone or batched, which speculative verification needs to choose what plain decoding
+/// chooses. Reads input [rows, width] fp32 and weight [width] fp32.
+/// </para>
 /// </summary>
 internal static class RmsNormKernels
 {
     public const int MaxBlockThreads = 1024;
+
+    /// <summary>Most rows the split-row kernels take: a decode step and every speculative verification (fewer than 16 rows).</summary>
+    public const int SplitRowMaxRows = 16;
+
+    public const int SplitRowBlockThreads = 256;
+
+    /// <summary>Elements of one row a split-row block normalises and writes.</summary>
+    public const int SplitRowSliceWidth = SplitRowBlockThreads * SliceElementsPerThread;
+
     private const int Unroll = 4;
+
+    /// <summary>A split-row thread's share of its block's slice: elements t, t + T, t + 2T, t + 3T.</summary>
+    private const int SliceElementsPerThread = 4;
+
+    /// <summary>16-byte loads a split-row thread has in flight (<see cref="QuadPass"/>): at hidden 8192 its whole share of the row's statistics.</summary>
+    private const int QuadsInFlight = 8;
 
     public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
         Normalize(input, weight, width, eps, output, default, default, toHalf: false);
@@ -23,6 +52,14 @@ internal static class RmsNormKernels
     /// <summary>Same, writing fp16 at <see cref="ActivationLayout.HalfIndex"/> of the consumer (output row stride = width).</summary>
     public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout) =>
         Normalize(input, weight, width, eps, default, output, layout, toHalf: true);
+
+    /// <summary><see cref="ToFloat"/> with a row split over blocks (few rows).</summary>
+    public static void SplitRowToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
+        NormalizeSlice(input, weight, width, eps, output, default, default, toHalf: false);
+
+    /// <summary><see cref="ToHalf"/> with a row split over blocks (few rows).</summary>
+    public static void SplitRowToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout) =>
+        NormalizeSlice(input, weight, width, eps, default, output, layout, toHalf: true);
 
     /// <summary>One row: the statistics, then every element scaled and written as fp32 or into the fp16 layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -60,9 +97,100 @@ internal static class RmsNormKernels
         for (int i = Group.IdxX; i < width; i += Unroll * Group.DimX)
         {
             var v = Load(input, b, i, width);
-            sum += (v.A * v.A) + (v.B * v.B) + (v.C * v.C) + (v.D * v.D);
+            sum += Squares(v);
         }
 
+        return 1f / MathF.Sqrt((BlockSum(sum) / width) + eps);
+    }
+
+    /// <summary>
+    /// Slice Grid.IdxX of row Grid.IdxY. The slice's inputs, weights and act-order positions are loaded before the row's
+    /// statistics, so their latency hides behind the row's; only the scaling and the stores wait for the sum.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, ArrayView<ushort> toHalfOutput, InputLayoutArgs layout, bool toHalf)
+    {
+        int row = Grid.IdxY;
+        long b = (long)row * width;
+        int first = (Grid.IdxX * SplitRowSliceWidth) + Group.IdxX;
+        var x = LoadSlice(input, b, first, width);
+        var w = LoadSlice(weight, 0, first, width);
+        var sorted = default(Words4);
+        if (toHalf)
+        {
+            sorted = SortedSlice(first, width, layout);
+        }
+
+        float inv = SplitRowInverseRms(input, b, width, eps);
+        for (int u = 0; u < SliceElementsPerThread; u++)
+        {
+            int k = first + (u * SplitRowBlockThreads);
+            if (k < width)
+            {
+                float y = Get(x, u) * inv * Get(w, u);
+                if (toHalf)
+                {
+                    ActivationLayout.StoreSorted(toHalfOutput, row, width, (int)Get(sorted, u), y, layout.Bits);
+                }
+                else
+                {
+                    toFloat[b + k] = y;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The whole row's statistics in the fixed order described on the class; the same in every block of the row. Each
+    /// pass's quads are loaded a pass ahead of their use: ILGPU places a load next to its first use and ptxas then keeps
+    /// most of them there, so quads loaded and used in the same pass reached memory two or three at a time.
+    /// </summary>
+    private static float SplitRowInverseRms(ArrayView<float> input, long rowStart, int width, float eps)
+    {
+        var quads = input.Cast<Floats4>();
+        long at = rowStart / 4;
+        int n = width / 4;
+        float sum = 0f;
+        var next = LoadPass(quads, at, Group.IdxX, n);
+        for (int q = Group.IdxX; q < n; q += QuadsInFlight * SplitRowBlockThreads)
+        {
+            var pass = next;
+            next = LoadPass(quads, at, q + (QuadsInFlight * SplitRowBlockThreads), n);
+
+            // Quads past the row are zero, and adding zero leaves the sum's bits as they are.
+            sum += Squares(pass.Q0);
+            sum += Squares(pass.Q1);
+            sum += Squares(pass.Q2);
+            sum += Squares(pass.Q3);
+            sum += Squares(pass.Q4);
+            sum += Squares(pass.Q5);
+            sum += Squares(pass.Q6);
+            sum += Squares(pass.Q7);
+        }
+
+        return 1f / MathF.Sqrt((BlockSum(sum) / width) + eps);
+    }
+
+    /// <summary>Quads q, q + T, ..., q + 7T of a row of n quads starting at quad <paramref name="at"/>, zero past its end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static QuadPass LoadPass(ArrayView<Floats4> quads, long at, int q, int n)
+    {
+        const int T = SplitRowBlockThreads;
+        var p = default(QuadPass);
+        p.Q0 = q < n ? quads[at + q] : default;
+        p.Q1 = q + T < n ? quads[at + q + T] : default;
+        p.Q2 = q + (2 * T) < n ? quads[at + q + (2 * T)] : default;
+        p.Q3 = q + (3 * T) < n ? quads[at + q + (3 * T)] : default;
+        p.Q4 = q + (4 * T) < n ? quads[at + q + (4 * T)] : default;
+        p.Q5 = q + (5 * T) < n ? quads[at + q + (5 * T)] : default;
+        p.Q6 = q + (6 * T) < n ? quads[at + q + (6 * T)] : default;
+        p.Q7 = q + (7 * T) < n ? quads[at + q + (7 * T)] : default;
+        return p;
+    }
+
+    /// <summary>The block's sum of every thread's <paramref name="sum"/>: warp shuffles, then the warp sums in warp order, so the order is fixed by the block size.</summary>
+    private static float BlockSum(float sum)
+    {
         for (int offset = 16; offset > 0; offset /= 2)
         {
             sum += Warp.ShuffleDown(sum, offset);
@@ -81,15 +209,18 @@ internal static class RmsNormKernels
             total += partial[w];
         }
 
-        return 1f / MathF.Sqrt((total / width) + eps);
+        return total;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Squares(Floats4 v) => (v.A * v.A) + (v.B * v.B) + (v.C * v.C) + (v.D * v.D);
 
     /// <summary>Elements i, i + T, i + 2T, i + 3T of a row (T threads), zero past its end, loaded before any is used.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Acc4 Load(ArrayView<float> row, long b, int i, int width)
+    private static Floats4 Load(ArrayView<float> row, long b, int i, int width)
     {
         int t = Group.DimX;
-        var r = default(Acc4);
+        var r = default(Floats4);
         r.A = row[b + i];
         r.B = i + t < width ? row[b + i + t] : 0f;
         r.C = i + (2 * t) < width ? row[b + i + (2 * t)] : 0f;
@@ -97,6 +228,48 @@ internal static class RmsNormKernels
         return r;
     }
 
+    /// <summary>A split-row thread's slice elements of a row (see <see cref="SliceElementsPerThread"/>), zero past its end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Get(Acc4 v, int u) => u == 0 ? v.A : u == 1 ? v.B : u == 2 ? v.C : v.D;
+    private static Floats4 LoadSlice(ArrayView<float> row, long b, int first, int width)
+    {
+        const int T = SplitRowBlockThreads;
+        var r = default(Floats4);
+        r.A = first < width ? row[b + first] : 0f;
+        r.B = first + T < width ? row[b + first + T] : 0f;
+        r.C = first + (2 * T) < width ? row[b + first + (2 * T)] : 0f;
+        r.D = first + (3 * T) < width ? row[b + first + (3 * T)] : 0f;
+        return r;
+    }
+
+    /// <summary>The act-order positions (<see cref="ActivationLayout.SortedIndex"/>) of the same elements as <see cref="LoadSlice"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 SortedSlice(int first, int width, InputLayoutArgs layout)
+    {
+        const int T = SplitRowBlockThreads;
+        var r = default(Words4);
+        r.X = first < width ? (uint)ActivationLayout.SortedIndex(first, layout) : 0u;
+        r.Y = first + T < width ? (uint)ActivationLayout.SortedIndex(first + T, layout) : 0u;
+        r.Z = first + (2 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (2 * T), layout) : 0u;
+        r.W = first + (3 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (3 * T), layout) : 0u;
+        return r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Get(Floats4 v, int u) => u == 0 ? v.A : u == 1 ? v.B : u == 2 ? v.C : v.D;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Get(Words4 v, int u) => u == 0 ? v.X : u == 1 ? v.Y : u == 2 ? v.Z : v.W;
+}
+
+/// <summary>One pass of a split-row thread over a row's statistics: eight 16-byte quads, <see cref="RmsNormKernels.SplitRowBlockThreads"/> quads apart.</summary>
+internal struct QuadPass
+{
+    public Floats4 Q0;
+    public Floats4 Q1;
+    public Floats4 Q2;
+    public Floats4 Q3;
+    public Floats4 Q4;
+    public Floats4 Q5;
+    public Floats4 Q6;
+    public Floats4 Q7;
 }
