@@ -293,6 +293,72 @@ public class BackendOpsTests
         Assert.That(r, Is.LessThan(AttentionTolerance));
     }
 
+    /// <summary>
+    /// Decode attention with its keys split over blocks as a decode step and a verification launch it (on the CPU
+    /// accelerator's one multiprocessor the public op never splits): rows on both sides of the 128-key tile boundary, where
+    /// a row's output moves from the attention kernel (one split with keys) to the combine, against the CPU, and every row
+    /// of the batch the same bits as that row alone, in fp32 and fp16.
+    /// </summary>
+    [TestCase("sim", 8, 2, 32, 120, 15, 4, false)]
+    [TestCase("sim", 8, 2, 64, 250, 10, 3, true)]
+    [TestCase("gpu", 64, 8, 128, 120, 15, 8, true, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 2040, 15, 8, false, Category = "Gpu")]
+    public void Split_attention_matches_the_cpu_and_a_row_is_the_same_bits_alone_and_in_a_batch(string kind, int heads, int kvHeads, int headDim, int start, int rows, int splits, bool halfOutput)
+    {
+        var device = TestDevices.Get(kind);
+        using var gpu = new CudaBackend(device, ownsDevice: false);
+        var rng = new Random(heads + headDim + start + rows);
+        int capacity = start + rows + 7;
+        int width = heads * headDim;
+        var keys = RandomWeights.Floats(rng, (start + rows) * kvHeads * headDim, 2);
+        var values = RandomWeights.Floats(rng, (start + rows) * kvHeads * headDim);
+        var q = RandomWeights.Floats(rng, rows * width, 2);
+
+        float[] expected;
+        using (var o = Cpu.Allocate(rows * width))
+        {
+            using var cache = Cpu.AllocateKvCache(1, kvHeads, headDim, capacity);
+            using var kb = Up(Cpu, keys);
+            using var vb = Up(Cpu, values);
+            Cpu.StoreKv(cache, 0, kb, vb, 0, start + rows);
+            using var qb = Up(Cpu, q);
+            Cpu.Attention(qb, cache, 0, o, heads, start, rows);
+            expected = new float[rows * width];
+            Cpu.Download(o, 0, expected);
+        }
+
+        using var gpuCache = gpu.AllocateKvCache(1, kvHeads, headDim, capacity);
+        using (var kb = Up(gpu, keys))
+        using (var vb = Up(gpu, values))
+        {
+            gpu.StoreKv(gpuCache, 0, kb, vb, 0, start + rows);
+        }
+
+        var a = device.Accelerator;
+        using var qv = a.Allocate1D(q);
+        using var naturalOrder = a.Allocate1D(new int[1]);
+        var layout = new InputLayoutArgs { Bits = 16, InversePermutation = naturalOrder.View.AsContiguous() };
+
+        // Rows [first, first + count) at their positions; the output as fp32, or fp16 bits widened to int.
+        int[] Run(int first, int count)
+        {
+            using var output = a.Allocate1D(Enumerable.Repeat(float.NaN, count * width).ToArray());
+            using var outputHalf = a.Allocate1D(Enumerable.Repeat((ushort)0x7E00, count * width).ToArray());
+            gpu.SetStart(start + first);
+            gpu.RunAttention(qv.View.AsContiguous().SubView((long)first * width, (long)count * width), width, (CudaKvCache)gpuCache, 0, heads, count, splits, output.View.AsContiguous(), outputHalf.View.AsContiguous(), halfOutput, layout);
+            device.Synchronize();
+            return halfOutput ? [.. outputHalf.GetAsArray1D().Select(h => (int)h)] : Bits(output.GetAsArray1D());
+        }
+
+        var batch = Run(0, rows);
+        var actual = batch.Select(v => halfOutput ? (float)BitConverter.UInt16BitsToHalf((ushort)v) : BitConverter.Int32BitsToSingle(v)).ToArray();
+        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(AttentionTolerance));
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.That(batch[(r * width)..((r + 1) * width)], Is.EqualTo(Run(r, 1)), $"row {r} of {rows} (position {start + r})");
+        }
+    }
+
     [TestCase("sim", 300)]
     [TestCase("gpu", 22016 * 4, Category = "Gpu")]
     public void SiluMultiply_and_Add_match_the_cpu(string kind, int n)

@@ -1,6 +1,7 @@
 // Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
 // split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
-// online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results.
+// online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results. A row whose
+// keys one block took (a short context) is finished by that block, and the combine skips it.
 using System.Runtime.CompilerServices;
 using ILGPU;
 
@@ -24,6 +25,18 @@ internal struct AttentionArgs
     /// <summary>[rows, Splits, heads, 2]: running max and sum of exponentials of each split.</summary>
     public ArrayView<float> PartialMl;
 
+    /// <summary>
+    /// [rows, heads * HeadDim] fp32 output when HalfOutput is 0, written by <see cref="AttentionKernels.Partial"/> for the rows
+    /// whose keys one split took and by <see cref="AttentionKernels.Combine"/> for the others.
+    /// </summary>
+    public ArrayView<float> Output;
+
+    /// <summary>The same output as fp16 in the o_proj input layout (<see cref="Layout"/>) when HalfOutput is non-zero.</summary>
+    public ArrayView<ushort> OutputHalf;
+
+    public InputLayoutArgs Layout;
+    public int HalfOutput;
+
     /// <summary>[1]: position of row 0.</summary>
     public ArrayView<int> Start;
     public int QStride;
@@ -45,7 +58,9 @@ internal struct AttentionArgs
 /// headDim/2 + 1 words, so a warp's 32 keys fall in 32 banks), scored by one thread per (head, key) with q from
 /// shared memory; one warp per head updates the running max/sum; then the tile's values are staged the same way
 /// and thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V, reading the four heads' probabilities
-/// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128.
+/// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128. When one split takes all of a
+/// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial, and
+/// Combine skips the row; the choice depends on the row's position only, so a row gets the same bits alone and batched.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -75,7 +90,14 @@ internal static class AttentionKernels
 
         int pos = a.Start[0] + row;
         int len = pos + 1;
-        int chunk = (len + UsedSplits(len, a.Splits) - 1) / UsedSplits(len, a.Splits);
+        int used = UsedSplits(len, a.Splits);
+        if (split >= used)
+        {
+            // No keys for this block, and Combine reads only the used splits' partials.
+            return;
+        }
+
+        int chunk = (len + used - 1) / used;
         int begin = split * chunk;
         int end = begin + chunk;
         end = end < len ? end : len;
@@ -215,6 +237,39 @@ internal static class AttentionKernels
             }
         }
 
+        // No barrier needed: runMax and runSum were last written before the last tile's two barriers; a split without keys
+        // (never a row's only split) holds its initial values, read below by the threads that wrote them.
+        if (used == 1)
+        {
+            // The row's only split: its result is final (Combine's out = O / l for one split), so no partial is written.
+            if (myD < hd)
+            {
+                int width = a.Heads * hd;
+                int k = ((qh0 + myH) * hd) + myD;
+                if (myH < nh)
+                {
+                    StoreOutput(a, row, width, k, acc0 / runSum[myH]);
+                }
+
+                if (myH + 1 < nh)
+                {
+                    StoreOutput(a, row, width, k + hd, acc1 / runSum[myH + 1]);
+                }
+
+                if (myH + 2 < nh)
+                {
+                    StoreOutput(a, row, width, k + (2 * hd), acc2 / runSum[myH + 2]);
+                }
+
+                if (myH + 3 < nh)
+                {
+                    StoreOutput(a, row, width, k + (3 * hd), acc3 / runSum[myH + 3]);
+                }
+            }
+
+            return;
+        }
+
         long oBase = (((long)row * a.Splits) + split) * a.Heads;
         if (myD < hd)
         {
@@ -239,12 +294,24 @@ internal static class AttentionKernels
             }
         }
 
-        // An empty split (begin >= end) never ran the tile loop: make sure runMax/runSum were initialised before reading.
-        Group.Barrier();
         if (tid < nh)
         {
             a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
             a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
+        }
+    }
+
+    /// <summary>Element k of an output row (row width <paramref name="width"/>), fp32 or fp16 into the o_proj input layout.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreOutput(AttentionArgs a, int row, int width, int k, float value)
+    {
+        if (a.HalfOutput != 0)
+        {
+            ActivationLayout.Store(a.OutputHalf, row, width, k, value, a.Layout);
+        }
+        else
+        {
+            a.Output[((long)row * width) + k] = value;
         }
     }
 
@@ -292,7 +359,7 @@ internal static class AttentionKernels
     /// <summary>
     /// Splits that get keys for a row attending <paramref name="len"/> keys: at most one per 128-key tile, so a short
     /// context does not pay for a long one's splits (the graph is captured once with the context's split count; the
-    /// length is read on the device). Splits past this one write an empty partial that Combine does not read.
+    /// length is read on the device). Blocks of the splits past these return at once.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int UsedSplits(int len, int splits)
@@ -303,8 +370,9 @@ internal static class AttentionKernels
 
     /// <summary>
     /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m), over the splits row start[0] + row
-    /// used (<see cref="UsedSplits"/>). Launch geometry: grid (heads, rows), group 128 threads (one per head
-    /// dimension). Writes fp32 [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
+    /// used (<see cref="UsedSplits"/>); a row with one used split was written by <see cref="Partial"/> and is skipped.
+    /// Launch geometry: grid (heads, rows), group 128 threads (one per head dimension). Writes fp32
+    /// [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
     /// </summary>
     public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
     {
@@ -312,6 +380,11 @@ internal static class AttentionKernels
         int row = Grid.IdxY;
         int d = Group.IdxX;
         int used = UsedSplits(start[0] + row + 1, splits);
+        if (used == 1)
+        {
+            return;
+        }
+
         float m = float.NegativeInfinity;
         for (int s = 0; s < used; s++)
         {

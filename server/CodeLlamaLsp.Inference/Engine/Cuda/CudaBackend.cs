@@ -190,6 +190,18 @@ public sealed class CudaBackend : IComputeBackend
 
         partialO = Grow(partialO, (long)rows * splits * heads * c.HeadDim, "attention partials");
         partialMl = Grow(partialMl, (long)rows * splits * heads * 2, "attention partials");
+
+        // The unused output of the two gets a harmless stand-in view (never written).
+        if (!halfOutput)
+        {
+            outputHalf = partialMl.View.AsContiguous().Cast<ushort>();
+            layout = new InputLayoutArgs { Bits = 16, InversePermutation = start.View };
+        }
+        else
+        {
+            output = partialMl.View;
+        }
+
         var args = new AttentionArgs
         {
             Q = q,
@@ -206,19 +218,18 @@ public sealed class CudaBackend : IComputeBackend
             Capacity = c.Capacity,
             Splits = splits,
             Scale = 1f / MathF.Sqrt(c.HeadDim),
+            Output = output,
+            OutputHalf = outputHalf,
+            Layout = layout,
+            HalfOutput = halfOutput ? 1 : 0,
         };
         K.Attention(args, rows);
-        if (!halfOutput)
-        {
-            outputHalf = partialMl.View.AsContiguous().Cast<ushort>();
-            layout = new InputLayoutArgs { Bits = 16, InversePermutation = start.View };
-        }
-        else
-        {
-            output = partialMl.View;
-        }
 
-        K.Combine(partialO.View, partialMl.View, start.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
+        // With one split every row's output is written by the attention kernel itself.
+        if (splits > 1)
+        {
+            K.Combine(partialO.View, partialMl.View, start.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
+        }
     }
 
     /// <summary>Sizes the attention partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
