@@ -61,11 +61,7 @@ public sealed class InferenceSession : IDecodingSession
     /// </summary>
     public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
     {
-        CheckPrompt(prompt);
-
-        // The last prompt token is always recomputed: its logits are the answer's first distribution.
-        int reuse = Math.Min(_cache.CommonPrefixLength(prompt), prompt.Count - 1);
-        _cache.Truncate(reuse);
+        int reuse = _cache.RewindToSharedPrefix(prompt, _model.Config.VocabSize);
         LastReusedTokens = reuse;
         LastProcessedTokens = prompt.Count - reuse;
 
@@ -88,7 +84,7 @@ public sealed class InferenceSession : IDecodingSession
     /// </summary>
     public float[] EvaluateAllPositions(IReadOnlyList<int> prompt)
     {
-        CheckPrompt(prompt);
+        _cache.CheckPrompt(prompt, _model.Config.VocabSize);
         _cache.Truncate(0);
         LastReusedTokens = 0;
         LastProcessedTokens = prompt.Count;
@@ -184,28 +180,5 @@ public sealed class InferenceSession : IDecodingSession
     {
         _buffers.Dispose();
         _cache.Dispose();
-    }
-
-    private void CheckPrompt(IReadOnlyList<int> prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Count == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
-        }
-
-        if (prompt.Count > ContextLength)
-        {
-            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
-        }
-
-        int vocab = _model.Config.VocabSize;
-        foreach (var id in prompt)
-        {
-            if ((uint)id >= (uint)vocab)
-            {
-                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
-            }
-        }
     }
 }

@@ -1,5 +1,5 @@
 // The CudaDecoder members that generation (CudaDecodingSession) drives: append prompt chunks without
-// downloading logits, rewind for the prefix cache, and choose each next token on the device, either from
+// downloading logits and choose each next token on the device, either from
 // the last prefill row or as part of the captured decode-step graph, so only the chosen id comes back.
 using ILGPU;
 using ILGPU.Runtime;
@@ -38,14 +38,6 @@ public sealed partial class CudaDecoder
     /// <summary>Most prompt rows one forward call takes.</summary>
     public int MaxBatchRows => maxRows;
 
-    /// <summary>Keeps the first <paramref name="tokens"/> cached positions and forgets the rest (the prefix cache's rewind).</summary>
-    public void Truncate(int tokens)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(tokens);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(tokens, position);
-        position = tokens;
-    }
-
     /// <summary>
     /// Runs up to <see cref="MaxBatchRows"/> tokens at the current position; the last row's logits stay on the device
     /// for <see cref="SelectNext"/> or <see cref="LastLogits"/>.
@@ -58,17 +50,17 @@ public sealed partial class CudaDecoder
             throw new ArgumentException($"Append takes 1..{maxRows} tokens; got {tokens.Length}.", nameof(tokens));
         }
 
-        if (position + tokens.Length > cache.Capacity)
+        if (Position + tokens.Length > cache.Capacity)
         {
-            throw new ArgumentException($"{position} cached + {tokens.Length} new tokens exceed the context of {cache.Capacity}.", nameof(tokens));
+            throw new ArgumentException($"{Position} cached + {tokens.Length} new tokens exceed the context of {cache.Capacity}.", nameof(tokens));
         }
 
         CheckIds(tokens);
         ids.View.SubView(0, tokens.Length).CopyFromCPU(backend.Device.Stream, tokens);
         tokenOnDevice = -1;
-        backend.SetStart(position);
+        backend.SetStart(Position);
         Forward(tokens.Length, logitsForAllRows: false, splits: 1);
-        position += tokens.Length;
+        sequence.Append(tokens);
     }
 
     /// <summary>Downloads the logits [vocab] of the last token run (host sampling, --dump-logits).</summary>
@@ -116,7 +108,7 @@ public sealed partial class CudaDecoder
     /// </summary>
     internal int Step(int token, float draw)
     {
-        if (position + 1 > cache.Capacity)
+        if (Position + 1 > cache.Capacity)
         {
             throw new InvalidOperationException($"The context of {cache.Capacity} tokens is full.");
         }
@@ -127,7 +119,7 @@ public sealed partial class CudaDecoder
             ids.View.SubView(0, 1).CopyFromCPU(backend.Device.Stream, new[] { token });
         }
 
-        backend.SetStart(position);
+        backend.SetStart(Position);
         SetDraw(draw);
         if (backend.Device.IsCuda)
         {
@@ -139,7 +131,7 @@ public sealed partial class CudaDecoder
             DecodeStepLaunches();
         }
 
-        position++;
+        sequence.Append([token]);
         return ReadChosen();
     }
 

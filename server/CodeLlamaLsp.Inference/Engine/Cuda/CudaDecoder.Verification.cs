@@ -44,16 +44,16 @@ public sealed partial class CudaDecoder
             throw new ArgumentException($"A verification takes 2..{MaxVerificationRows} tokens with a draw each; got {rows} tokens, {draws.Length} draws.", nameof(tokens));
         }
 
-        if (position + rows > cache.Capacity)
+        if (Position + rows > cache.Capacity)
         {
-            throw new InvalidOperationException($"{rows} positions from {position} do not fit the context of {cache.Capacity} tokens.");
+            throw new InvalidOperationException($"{rows} positions from {Position} do not fit the context of {cache.Capacity} tokens.");
         }
 
         CheckIds(tokens);
         var stream = backend.Device.Stream;
         ids.View.SubView(0, rows).CopyFromCPU(stream, tokens);
         rowSettings.View.SubView(0, rows * SamplingKernels.SettingsLength).CopyFromCPU(stream, RowSettings(draws[..rows]));
-        backend.SetStart(position);
+        backend.SetStart(Position);
         if (backend.Device.IsCuda && VerificationGraphFailure == null)
         {
             LaunchVerificationGraph(rows);
@@ -63,9 +63,9 @@ public sealed partial class CudaDecoder
             VerificationLaunches(rows);
         }
 
-        verifiedStart = position;
+        verifiedStart = Position;
         verifiedRows = rows;
-        position += rows;
+        sequence.Append(tokens);
         var chosen = new int[rows];
         ids.View.SubView(0, rows).CopyToCPU(stream, chosen);
         tokenOnDevice = chosen[0];
@@ -95,7 +95,7 @@ public sealed partial class CudaDecoder
 
         ArgumentOutOfRangeException.ThrowIfLessThan(kept, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(kept, verifiedRows);
-        position = verifiedStart + kept;
+        sequence.Truncate(verifiedStart + kept);
         if (selection.RepetitionPenalty != 1f && kept < verifiedRows)
         {
             // Each row's selection appended its id to the penalty's history (SamplingKernels.Choose): drop the rejected ones'.

@@ -17,7 +17,8 @@ public sealed partial class CudaDecoder : IDisposable
     private readonly CudaEmbedding embedding;
     private readonly CudaBuffer finalNorm;
     private readonly CudaLinear lmHead;
-    private readonly CudaKvCache cache;
+    private readonly CudaKvCache cache; // the storage of sequence
+    private readonly KvCache sequence; // the cached tokens; its length is the position
     private readonly RopeTable rope;
     private readonly int maxRows;
     private readonly int qkvWidth;
@@ -35,7 +36,6 @@ public sealed partial class CudaDecoder : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> history;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
     private CudaGraph? graph;
-    private int position;
 
     public CudaDecoder(CudaBackend backend, LlamaWeights weights, int contextLength, int maxBatchRows = 256, Action<double>? progress = null)
     {
@@ -51,6 +51,7 @@ public sealed partial class CudaDecoder : IDisposable
 
         // KV cache first: it is sized by the configured context, and running out here is the clearest message.
         cache = (CudaKvCache)backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
+        sequence = new KvCache(cache);
 
         // The weights go through one pipeline: this thread allocates and describes, workers stage and copy (StagedUpload).
         // Progress counts layers handed over, which run at most the staging slots' bytes ahead of the copies.
@@ -111,7 +112,10 @@ public sealed partial class CudaDecoder : IDisposable
     public int ContextLength => cache.Capacity;
 
     /// <summary>Tokens in the KV cache.</summary>
-    public int Position => position;
+    public int Position => sequence.Length;
+
+    /// <summary>The cached tokens, which the session's prefix cache rewinds (<see cref="KvCache.RewindToSharedPrefix"/>).</summary>
+    internal KvCache Sequence => sequence;
 
     /// <summary>Device bytes read per decoded token by the linear layers (weights, scales, zeros) and lm_head.</summary>
     public long WeightBytesPerToken => lmHead.SizeInBytes + layers.Sum(l => l.Bytes);
@@ -126,7 +130,7 @@ public sealed partial class CudaDecoder : IDisposable
     public long LaunchesPerDecodeStep { get; private set; }
 
     /// <summary>Forgets the cached sequence.</summary>
-    public void Reset() => position = 0;
+    public void Reset() => sequence.Truncate(0);
 
     /// <summary>
     /// Benchmarks only: the linear layers of one forward pass over <paramref name="rows"/> rows (every GEMV, or GEMM
@@ -187,9 +191,9 @@ public sealed partial class CudaDecoder : IDisposable
     public float[] Prefill(IReadOnlyList<int> tokens, bool allRows = false)
     {
         ArgumentNullException.ThrowIfNull(tokens);
-        if (position + tokens.Count > cache.Capacity)
+        if (Position + tokens.Count > cache.Capacity)
         {
-            throw new ArgumentException($"{position} cached + {tokens.Count} new tokens exceed the context of {cache.Capacity}.", nameof(tokens));
+            throw new ArgumentException($"{Position} cached + {tokens.Count} new tokens exceed the context of {cache.Capacity}.", nameof(tokens));
         }
 
         var result = new float[(allRows ? tokens.Count : 1) * c.VocabSize];
@@ -200,9 +204,9 @@ public sealed partial class CudaDecoder : IDisposable
             CheckIds(chunk);
             ids.View.SubView(0, rows).CopyFromCPU(backend.Device.Stream, chunk);
             tokenOnDevice = -1;
-            backend.SetStart(position);
+            backend.SetStart(Position);
             Forward(rows, logitsForAllRows: allRows, splits: 1);
-            position += rows;
+            sequence.Append(chunk);
             if (allRows)
             {
                 var part = new float[rows * c.VocabSize];
@@ -235,10 +239,11 @@ public sealed partial class CudaDecoder : IDisposable
         var host = new int[1];
         CheckIds([first]);
         ids.View.SubView(0, 1).CopyFromCPU(backend.Device.Stream, new[] { first });
-        backend.SetStart(position);
+        backend.SetStart(Position);
+        int token = first;
         for (int i = 0; i < count; i++)
         {
-            if (position + 1 > cache.Capacity)
+            if (Position + 1 > cache.Capacity)
             {
                 throw new InvalidOperationException($"The context of {cache.Capacity} tokens is full.");
             }
@@ -255,7 +260,8 @@ public sealed partial class CudaDecoder : IDisposable
 
             ids.View.SubView(0, 1).CopyToCPU(backend.Device.Stream, host);
             result[i] = host[0];
-            position++;
+            sequence.Append([token]);
+            token = host[0];
         }
 
         return result;
@@ -387,7 +393,7 @@ public sealed partial class CudaDecoder : IDisposable
         embedding.Dispose();
         finalNorm.Dispose();
         lmHead.Dispose();
-        cache.Dispose();
+        sequence.Dispose();
         rope.Dispose();
         x.Dispose();
         normed.Dispose();

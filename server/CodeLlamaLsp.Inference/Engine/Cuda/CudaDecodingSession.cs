@@ -16,7 +16,6 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 public sealed class CudaDecodingSession : IDecodingSession
 {
     private readonly CudaDecoder _decoder;
-    private readonly List<int> _cached = [];
     private Generation? _current;
 
     /// <summary>Wraps <paramref name="decoder"/>, which the session owns and disposes.</summary>
@@ -37,7 +36,7 @@ public sealed class CudaDecodingSession : IDecodingSession
 
     public int Position => _decoder.Position;
 
-    public IReadOnlyList<int> CachedTokens => _cached;
+    public IReadOnlyList<int> CachedTokens => _decoder.Sequence.Tokens;
 
     public int LastReusedTokens { get; private set; }
 
@@ -73,7 +72,6 @@ public sealed class CudaDecodingSession : IDecodingSession
         var generation = _current ?? throw new InvalidOperationException("Advance needs a generation begun with BeginGeneration.");
         Bind();
         int chosen = _decoder.Step(token, generation.OnDevice ? generation.Draw() : 0f);
-        _cached.Add(token);
         if (generation.OnDevice)
         {
             return chosen;
@@ -135,14 +133,12 @@ public sealed class CudaDecodingSession : IDecodingSession
 
         // Keep the token and the accepted draft tokens; the rejected rows' keys and values are overwritten later.
         _decoder.KeepVerified(chosen.Count);
-        _cached.AddRange(ids.AsSpan(0, chosen.Count));
         return chosen;
     }
 
     public void Reset()
     {
         _current = null;
-        _cached.Clear();
         _decoder.Reset();
     }
 
@@ -155,19 +151,8 @@ public sealed class CudaDecodingSession : IDecodingSession
     /// <summary>Leaves the cache holding exactly <paramref name="prompt"/>, the last row's logits on the device.</summary>
     private void RunPrompt(IReadOnlyList<int> prompt, CancellationToken cancellationToken)
     {
-        CheckPrompt(prompt);
+        int common = _decoder.Sequence.RewindToSharedPrefix(prompt, Config.VocabSize);
         Bind();
-
-        // The last prompt token is always recomputed: its logits choose the answer's first token.
-        int common = 0;
-        int limit = Math.Min(_cached.Count, prompt.Count - 1);
-        while (common < limit && _cached[common] == prompt[common])
-        {
-            common++;
-        }
-
-        _decoder.Truncate(common);
-        _cached.RemoveRange(common, _cached.Count - common);
         LastReusedTokens = common;
         LastProcessedTokens = prompt.Count - common;
         int batch = _decoder.MaxBatchRows;
@@ -181,35 +166,11 @@ public sealed class CudaDecodingSession : IDecodingSession
             }
 
             _decoder.Append(chunk);
-            _cached.AddRange(chunk);
         }
     }
 
     /// <summary>CUDA contexts are per thread and the generator runs steps on pool threads: make ours current.</summary>
     private void Bind() => _decoder.Device.Accelerator.Bind();
-
-    private void CheckPrompt(IReadOnlyList<int> prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Count == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
-        }
-
-        if (prompt.Count > ContextLength)
-        {
-            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
-        }
-
-        int vocab = Config.VocabSize;
-        foreach (var id in prompt)
-        {
-            if ((uint)id >= (uint)vocab)
-            {
-                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
-            }
-        }
-    }
 
     /// <summary>One generation's selection state: the seeded draws (the same sequence Sampler would use) or the host sampler.</summary>
     private sealed class Generation(Sampler sampler, GenerationOptions options, bool onDevice, List<int> context)
