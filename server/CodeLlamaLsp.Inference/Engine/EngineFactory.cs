@@ -1,5 +1,5 @@
-// Builds the in-process generator from a loaded checkpoint: picks the backend, then the decoding session
-// for it (the fused CUDA decoder on a CUDA backend, InferenceSession over LlamaModel otherwise), prepares
+// Builds the in-process generator from a loaded checkpoint: picks the backend, then the model and decoding
+// session for it (CudaModel and CudaDecodingSession on a CUDA backend, LlamaModel and InferenceSession otherwise), prepares
 // the weights, opens the tokenizer and sizes the session's context.
 using System.Diagnostics;
 using CodeLlamaLsp.Inference.Loading;
@@ -41,10 +41,11 @@ public static partial class EngineFactory
             int context = InProcessGenerator.ResolveContextLength(loaded.Config, contextLength);
             var clock = Stopwatch.StartNew();
             IDecodingSession? session = null;
-            TryCreateCudaSession(loaded.Weights, backend, context, log, progress, ref session);
-            if (session != null)
+            IDisposable? cudaModel = null;
+            TryCreateCudaSession(loaded.Weights, backend, context, log, progress, ref session, ref cudaModel);
+            if (session != null && cudaModel != null)
             {
-                var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [backend, loaded]);
+                var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [cudaModel, backend, loaded]);
                 log($"{loaded.Name}: weights prepared on {backend.Name} in {clock.Elapsed.TotalSeconds:F1} s (fused decoder, token selection on the device); context {context} tokens.");
                 return generator;
             }
@@ -71,7 +72,8 @@ public static partial class EngineFactory
 
     /// <summary>
     /// Hook for the CUDA engine (Engine/Cuda/EngineFactory.Cuda.cs): when <paramref name="backend"/> is the CUDA backend,
-    /// set <paramref name="session"/> to the fused decoder's session, which prepares the weights itself.
+    /// set <paramref name="model"/> to the fused engine's model (its weights uploaded) and <paramref name="session"/> to a
+    /// session on it; the generator disposes the session, then the model.
     /// </summary>
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session);
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session, ref IDisposable? model);
 }

@@ -2,11 +2,12 @@
 // last logits below 1e-2, the same argmax at every prompt position, and the first 8 greedy tokens equal.
 // A position (prompt or greedy step) where the fp32 oracle's top two logits differ by less than one fp16 step of
 // the logits themselves may flip (IsNearTie); the flip is printed. Both CUDA paths are checked: the generic op-by-op
-// path (LlamaForward over CudaBackend) and the fused,
-// graph-captured CudaDecoder. GPU only: on ILGPU's CPU accelerator a 32000-word vocabulary takes minutes per
+// path (LlamaForward over CudaBackend) and the fused engine (CudaModel and CudaDecodingSession, greedy tokens
+// through the session as the server asks for them). GPU only: on ILGPU's CPU accelerator a 32000-word vocabulary takes minutes per
 // case, so CI covers the same kernels through BackendOpsTests instead.
 using CodeLlamaLsp.Inference.Engine;
 using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Loading;
 using CodeLlamaLsp.Inference.Tests.Engine;
 using CodeLlamaLsp.Inference.Tests.Loading;
@@ -53,21 +54,28 @@ public class CudaFixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Fused_decoder_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
+    public void Cuda_session_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
     {
         var device = TestDevices.Get(kind);
         var expected = Reference.Read(fixture)[promptIndex];
         using var checkpoint = ModelLoader.Load(Fixtures.Path(fixture));
         using var backend = new CudaBackend(device, ownsDevice: false);
-        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength: 512, maxBatchRows: 128);
+        using var model = CudaModel.Load(backend, checkpoint.Weights);
+        using var session = new CudaDecodingSession(model, contextLength: 512, maxBatchRows: 128);
         int vocab = checkpoint.Config.VocabSize;
 
-        var all = decoder.Prefill(expected.Prompt, allRows: true);
+        var all = session.EvaluateAllPositions(expected.Prompt);
         CheckLogits(fixture, expected, all, vocab);
 
-        int first = Numerics.Argmax(all.AsSpan((expected.Prompt.Length - 1) * vocab, vocab));
-        var rest = decoder.GreedyDecode(first, GreedyTokensChecked - 1);
-        CheckGreedy(fixture, expected, [first, .. rest], vocab);
+        // Greedy as the server runs it: a cold prefill with the first id chosen on the device, then one graph replay per token.
+        session.Reset();
+        var greedy = new List<int> { session.BeginGeneration(expected.Prompt, GenerationOptions.Greedy(GreedyTokensChecked), CancellationToken.None) };
+        while (greedy.Count < GreedyTokensChecked)
+        {
+            greedy.Add(session.Advance(greedy[^1]));
+        }
+
+        CheckGreedy(fixture, expected, greedy, vocab);
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -1,4 +1,4 @@
-// The CUDA generation path (InProcessGenerator over CudaDecodingSession: fused decoder, prefix cache, token
+// The CUDA generation path (InProcessGenerator over CudaDecodingSession: fused forward pass, prefix cache, token
 // selection on the device) against the CPU path on the same weights: the same greedy tokens (with and
 // without repetition penalty), the same sampled tokens for a seed (device top-k/top-p and the host fallback
 // for top_k 0), prefix reuse with a rewind, cancellation and a full context. "sim" runs on ILGPU's CPU
@@ -131,11 +131,12 @@ public class CudaGenerationTests
     }
 
     [Test]
-    public void The_memory_estimate_is_close_to_what_the_decoder_allocates()
+    public void The_memory_estimate_is_close_to_what_the_model_and_its_session_allocate()
     {
         using var backend = new CudaBackend(TestDevices.Get("sim"), ownsDevice: false);
         long before = backend.AllocatedBytes;
-        using var decoder = new CudaDecoder(backend, Weights, Context, maxBatchRows: 8);
+        using var model = CudaModel.Load(backend, Weights);
+        using var session = new CudaDecodingSession(model, Context, maxBatchRows: 8);
         long allocated = backend.AllocatedBytes - before;
 
         var estimate = GpuMemoryEstimate.For(Weights, Context, maxBatchRows: 8);

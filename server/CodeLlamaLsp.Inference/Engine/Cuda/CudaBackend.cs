@@ -1,6 +1,6 @@
 // The CUDA implementation of IComputeBackend: every op of the engine as ILGPU kernels on one stream.
 // Activations are fp32 device buffers (the interface's contract); linear layers convert their input to the
-// fp16 layout their GEMV reads. The fused, graph-captured decode path (CudaDecoder) reuses the same kernels.
+// fp16 layout their GEMV reads. The fused, graph-captured engine (CudaModel, CudaDecodingSession) reuses the same kernels.
 using ILGPU;
 using ILGPU.Runtime;
 using CodeLlamaLsp.Inference.Model;
@@ -16,8 +16,7 @@ public sealed class CudaBackend : IComputeBackend
     private readonly Dictionary<(float Theta, int HeadDim), RopeTable> ropeTables = [];
     private MemoryBuffer1D<uint, Stride1D.Dense>? halfScratch;
     private MemoryBuffer1D<int, Stride1D.Dense>? ids;
-    private MemoryBuffer1D<float, Stride1D.Dense>? partialO;
-    private MemoryBuffer1D<float, Stride1D.Dense>? partialMl;
+    private readonly CudaAttention attention;
 
     public CudaBackend(CudaDevice device, bool ownsDevice = true)
     {
@@ -26,6 +25,7 @@ public sealed class CudaBackend : IComputeBackend
         this.ownsDevice = ownsDevice;
         memory = new GpuMemory(device);
         start = memory.Allocate<int>(1, "position");
+        attention = new CudaAttention(device, memory, start.View);
     }
 
     public CudaDevice Device { get; }
@@ -150,8 +150,8 @@ public sealed class CudaBackend : IComputeBackend
     {
         var c = OwnCache(cache);
         SetStart(startPosition);
-        int splits = rows == 1 ? DecodeSplits(c.KvHeads, heads, c.Capacity) : 1;
-        RunAttention(Own(q).Buffer.View, heads * c.HeadDim, c, layer, heads, rows, splits, Own(output).Buffer.View, default, halfOutput: false, default);
+        int splits = rows == 1 ? CudaAttention.DecodeSplits(Device, c.KvHeads, heads, c.Capacity) : 1;
+        attention.Run(Own(q).Buffer.View, heads * c.HeadDim, c, layer, heads, rows, splits, Own(output).Buffer.View, default, halfOutput: false, default);
     }
 
     public void SiluMultiply(DeviceBuffer gate, DeviceBuffer up, int count) =>
@@ -160,90 +160,10 @@ public sealed class CudaBackend : IComputeBackend
     public void Add(DeviceBuffer accumulator, DeviceBuffer addend, int count) =>
         K.Add(Own(accumulator).Buffer.View, Own(addend).Buffer.View, count);
 
-    /// <summary>Attention into fp32 or straight into the o_proj fp16 layout; position comes from <see cref="StartView"/>.</summary>
-    internal void RunAttention(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout)
-    {
-        // Many rows (prefill) on a CUDA device: the tensor-core kernel; a few rows split their keys across blocks.
-        if (rows >= PrefillAttentionKernels.MinRows && c.HeadDim == PrefillAttentionKernels.HeadDim && Device.IsCuda)
-        {
-            K.PrefillAttention(
-                new PrefillAttentionArgs
-                {
-                    Q = q,
-                    Start = start.View,
-                    // The unused output of the two gets a harmless stand-in view (never written).
-                    Output = halfOutput ? q : output,
-                    OutputHalf = halfOutput ? outputHalf : start.View.AsContiguous().Cast<ushort>(),
-                    Layout = halfOutput ? layout : new InputLayoutArgs { Bits = 16, InversePermutation = start.View },
-                    HalfOutput = halfOutput ? 1 : 0,
-                    QStride = qStride,
-                    Heads = heads,
-                    KvHeads = c.KvHeads,
-                    Capacity = c.Capacity,
-                    Rows = rows,
-                    Scale = 1.442695041f / MathF.Sqrt(c.HeadDim),
-                },
-                c.LayerK(layer),
-                c.LayerV(layer));
-            return;
-        }
+    /// <summary>Sets the device-side position read by RoPE, StoreKv and attention.</summary>
+    private void SetStart(int position) => start.View.CopyFromCPU(Device.Stream, new[] { position });
 
-        partialO = Grow(partialO, (long)rows * splits * heads * c.HeadDim, "attention partials");
-        partialMl = Grow(partialMl, (long)rows * splits * heads * 2, "attention partials");
-        var args = new AttentionArgs
-        {
-            Q = q,
-            K = c.LayerK(layer),
-            V = c.LayerV(layer),
-            PartialO = partialO.View,
-            PartialMl = partialMl.View,
-            Start = start.View,
-            QStride = qStride,
-            QOffset = 0,
-            Heads = heads,
-            KvHeads = c.KvHeads,
-            HeadDim = c.HeadDim,
-            Capacity = c.Capacity,
-            Splits = splits,
-            Scale = 1f / MathF.Sqrt(c.HeadDim),
-        };
-        K.Attention(args, rows);
-        if (!halfOutput)
-        {
-            outputHalf = partialMl.View.AsContiguous().Cast<ushort>();
-            layout = new InputLayoutArgs { Bits = 16, InversePermutation = start.View };
-        }
-        else
-        {
-            output = partialMl.View;
-        }
-
-        K.Combine(partialO.View, partialMl.View, start.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
-    }
-
-    /// <summary>Sizes the attention partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
-    internal void ReserveAttention(long rowsTimesSplits, int heads, int headDim)
-    {
-        partialO = Grow(partialO, rowsTimesSplits * heads * headDim, "attention partials");
-        partialMl = Grow(partialMl, rowsTimesSplits * heads * 2, "attention partials");
-    }
-
-    /// <summary>Splits per query so that kvHeads * headGroups * splits fills the device about twice.</summary>
-    internal int DecodeSplits(int kvHeads, int heads, int capacity)
-    {
-        int headGroups = ((heads / kvHeads) + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        int blocks = kvHeads * headGroups;
-        int want = Math.Max(1, (2 * Device.Multiprocessors) / blocks);
-        int useful = Math.Max(1, (capacity + AttentionKernels.Tile - 1) / AttentionKernels.Tile);
-        return Math.Min(want, useful);
-    }
-
-    /// <summary>The device-side position read by RoPE, StoreKv and attention.</summary>
-    internal ArrayView<int> StartView => start.View;
-
-    internal void SetStart(int position) => start.View.CopyFromCPU(Device.Stream, new[] { position });
-
-    internal RopeTable RopeFor(float theta, int headDim, int positions)
+    private RopeTable RopeFor(float theta, int headDim, int positions)
     {
         if (!ropeTables.TryGetValue((theta, headDim), out var table) || table.Positions < positions)
         {
@@ -268,7 +188,7 @@ public sealed class CudaBackend : IComputeBackend
         return memory.Allocate<T>(Math.Max(length, (buffer?.Length ?? 0) * 2), what);
     }
 
-    /// <summary>One tensor or layer uploaded on its own (the op-by-op path; CudaDecoder stages a whole model at once).</summary>
+    /// <summary>One tensor or layer uploaded on its own (the op-by-op path; CudaModel stages a whole model at once).</summary>
     private T Staged<T>(Func<StagedUpload, T> prepare)
     {
         using var upload = new StagedUpload(Device, memory);
@@ -298,8 +218,7 @@ public sealed class CudaBackend : IComputeBackend
 
         halfScratch?.Dispose();
         ids?.Dispose();
-        partialO?.Dispose();
-        partialMl?.Dispose();
+        attention.Dispose();
         start.Dispose();
         if (ownsDevice)
         {

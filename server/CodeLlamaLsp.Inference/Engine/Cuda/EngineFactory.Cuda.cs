@@ -1,5 +1,5 @@
 // Plugs the CUDA engine into EngineFactory: --device auto/cuda open the first CUDA device through ILGPU,
-// and on a CUDA backend generation runs on the fused CudaDecoder (CudaDecodingSession) rather than the
+// and on a CUDA backend generation runs on the fused engine (CudaModel, CudaDecodingSession) rather than the
 // generic LlamaForward, after checking up front that weights, KV cache and buffers fit in free GPU memory.
 using CodeLlamaLsp.Inference.Engine.Cuda;
 using CodeLlamaLsp.Inference.Model;
@@ -18,7 +18,7 @@ public static partial class EngineFactory
         }
     }
 
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session)
+    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session, ref IDisposable? model)
     {
         if (backend is not CudaBackend cuda)
         {
@@ -28,11 +28,21 @@ public static partial class EngineFactory
         cuda.Device.Accelerator.Bind();
         CheckFits(weights, cuda.Device, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
         long before = cuda.AllocatedBytes;
-        var decoder = new CudaDecoder(cuda, weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows, progress == null ? null : progress.Report);
+        var cudaModel = CudaModel.Load(cuda, weights, progress == null ? null : progress.Report);
+        try
+        {
+            session = new CudaDecodingSession(cudaModel, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
+        }
+        catch
+        {
+            cudaModel.Dispose();
+            throw;
+        }
+
+        model = cudaModel;
         var estimate = GpuMemoryEstimate.For(weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
         log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {contextLength} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
-        log($"weight upload: {decoder.LoadTimes}.");
-        session = new CudaDecodingSession(decoder);
+        log($"weight upload: {cudaModel.LoadTimes}.");
     }
 
     private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB");
