@@ -1,7 +1,7 @@
 // The mutable half of the engine: a KV cache sized for the context, scratch buffers and the position,
 // with the prefix cache: a new prompt reuses the keys and values of the longest token prefix it shares
 // with what the cache holds, so successive completions in one file prefill only what changed. As an
-// IDecodingSession (the CPU and generic-backend path) it downloads each step's logits and picks the next
+// IDecodingSession (the CPU engine's) it downloads each step's logits and picks the next
 // token on the host with Sampler; a speculative draft is verified in one forward pass over all its rows.
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
@@ -136,9 +136,8 @@ public sealed class InferenceSession : IDecodingSession
     /// <summary>
     /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows. On the CPU backend
     /// each row's logits are bit for bit those of a one-row step (its ops compute every row alone, in the same order),
-    /// and the sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's; a backend
-    /// whose batched kernels round differently (CUDA's GEMM) may flip near-ties. A draft longer than the batch buffers
-    /// hold is cut (verifying fewer tokens is still exact).
+    /// and the sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's. A draft
+    /// longer than the batch buffers hold is cut (verifying fewer tokens is still exact).
     /// </summary>
     public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
     {

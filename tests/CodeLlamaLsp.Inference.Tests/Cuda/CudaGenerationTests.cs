@@ -130,6 +130,19 @@ public class CudaGenerationTests
         });
     }
 
+    /// <summary>Ids are checked on the host before they reach the device: a prompt's by the KvCache prompt check, a step's token by the session.</summary>
+    [Test]
+    public void Ids_outside_the_vocabulary_are_refused_before_they_reach_the_device()
+    {
+        using var cuda = CudaGenerator("sim", Context);
+        var session = cuda.Session;
+        int vocab = MicroLlama.Config.VocabSize;
+
+        Assert.That(() => session.BeginGeneration([1, vocab], GenerationOptions.Greedy(1), CancellationToken.None), Throws.ArgumentException.With.Message.Contains("outside the vocabulary"));
+        session.BeginGeneration(Prompt[..3], GenerationOptions.Greedy(1), CancellationToken.None);
+        Assert.That(() => session.Advance(vocab), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("outside the vocabulary"));
+    }
+
     [Test]
     public void The_memory_estimate_is_close_to_what_the_model_and_its_session_allocate()
     {

@@ -40,8 +40,12 @@ internal sealed class CudaAttention : IDisposable
         partialMl = Grow(partialMl, rowsTimesSplits * heads * 2);
     }
 
-    /// <summary>Attention into fp32 <paramref name="output"/>, or with <paramref name="halfOutput"/> straight into the o_proj fp16 layout.</summary>
-    public void Run(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout)
+    /// <summary>
+    /// Causal attention of <paramref name="rows"/> query rows (q [rows, qStride], heads first) at positions start[0]..,
+    /// written as fp16 straight into the input of o_proj in its <paramref name="layout"/>. Decode steps and verification
+    /// passes split each row's keys into <paramref name="splits"/> blocks; prefill chunks take 1.
+    /// </summary>
+    public void Run(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<ushort> output, InputLayoutArgs layout)
     {
         var k = device.Kernels;
 
@@ -53,11 +57,11 @@ internal sealed class CudaAttention : IDisposable
                 {
                     Q = q,
                     Start = start,
-                    // The unused output of the two gets a harmless stand-in view (never written).
-                    Output = halfOutput ? q : output,
-                    OutputHalf = halfOutput ? outputHalf : start.Cast<ushort>(),
-                    Layout = halfOutput ? layout : new InputLayoutArgs { Bits = 16, InversePermutation = start },
-                    HalfOutput = halfOutput ? 1 : 0,
+                    // The kernel's fp32 output is unused here and gets a harmless stand-in view (never written).
+                    Output = q,
+                    OutputHalf = output,
+                    Layout = layout,
+                    HalfOutput = 1,
                     QStride = qStride,
                     Heads = heads,
                     KvHeads = c.KvHeads,
@@ -89,17 +93,9 @@ internal sealed class CudaAttention : IDisposable
             Scale = 1f / MathF.Sqrt(c.HeadDim),
         };
         k.Attention(args, rows);
-        if (!halfOutput)
-        {
-            outputHalf = partialMl.View.AsContiguous().Cast<ushort>();
-            layout = new InputLayoutArgs { Bits = 16, InversePermutation = start };
-        }
-        else
-        {
-            output = partialMl.View;
-        }
 
-        k.Combine(partialO.View, partialMl.View, start, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
+        // As above, the combine's unused fp32 output gets a stand-in view.
+        k.Combine(partialO.View, partialMl.View, start, rows, splits, heads, c.HeadDim, partialMl.View, output, halfOutput: true, layout);
     }
 
     public void Dispose()

@@ -205,7 +205,7 @@ public sealed partial class CudaDecodingSession
             // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
             RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
             k.RotateAndStore(qkvv, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, kv.Capacity, start.View, rope.Cos.View, rope.Sin.View, kv.LayerK(i), kv.LayerV(i));
-            attention.Run(qkvv, qkvWidth, kv, i, c.NumHeads, rows, splits, default, xhalf, halfOutput: true, l.O.InputLayout);
+            attention.Run(qkvv, qkvWidth, kv, i, c.NumHeads, rows, splits, xhalf, l.O.InputLayout);
             l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
 
             // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).

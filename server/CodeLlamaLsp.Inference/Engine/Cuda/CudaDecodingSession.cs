@@ -40,7 +40,7 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         qkvWidth = c.HiddenSize + (2 * c.NumKvHeads * hd);
 
         // KV cache first: it is the session's largest allocation, sized by the configured context.
-        kv = (CudaKvCache)backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
+        kv = backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
         cache = new KvCache(kv);
         rope = RopeTable.Create(mem, c.RopeTheta, hd, contextLength);
         start = mem.Allocate<int>(1, "position");
