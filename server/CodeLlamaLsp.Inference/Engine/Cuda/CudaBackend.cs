@@ -112,8 +112,6 @@ internal sealed class CudaKvCache : KvCacheStorage
         this.v = v;
     }
 
-    public long BytesPerLayer => (long)KvHeads * Capacity * HeadDim * 2 * 2;
-
     public ArrayView<ushort> LayerK(int layer) => k.View.SubView((long)layer * KvHeads * Capacity * HeadDim, (long)KvHeads * Capacity * HeadDim);
 
     public ArrayView<ushort> LayerV(int layer) => v.View.SubView((long)layer * KvHeads * Capacity * HeadDim, (long)KvHeads * Capacity * HeadDim);
@@ -133,18 +131,15 @@ internal sealed class CudaKvCache : KvCacheStorage
 /// <summary>cos/sin of pos * inv_freq for every position up to a limit, computed on the host as HF does (fp32 angle).</summary>
 internal sealed class RopeTable : IDisposable
 {
-    private RopeTable(MemoryBuffer1D<float, Stride1D.Dense> cos, MemoryBuffer1D<float, Stride1D.Dense> sin, int positions)
+    private RopeTable(MemoryBuffer1D<float, Stride1D.Dense> cos, MemoryBuffer1D<float, Stride1D.Dense> sin)
     {
         Cos = cos;
         Sin = sin;
-        Positions = positions;
     }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Cos { get; }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Sin { get; }
-
-    public int Positions { get; }
 
     public static RopeTable Create(GpuMemory memory, float theta, int headDim, int positions)
     {
@@ -169,7 +164,7 @@ internal sealed class RopeTable : IDisposable
             }
         }
 
-        return new RopeTable(memory.Upload(cos, "RoPE cos table"), memory.Upload(sin, "RoPE sin table"), positions);
+        return new RopeTable(memory.Upload(cos, "RoPE cos table"), memory.Upload(sin, "RoPE sin table"));
     }
 
     public void Dispose()

@@ -44,7 +44,7 @@ public sealed partial class CudaDecodingSession
     public long LaunchesPerDecodeStep { get; private set; }
 
     /// <summary>
-    /// Runs up to <see cref="MaxBatchRows"/> tokens at the current position and appends them to the cache; the last
+    /// Runs up to maxRows tokens at the current position and appends them to the cache; the last
     /// row's logits (or every row's) stay on the device for <see cref="SelectNext"/> or <see cref="LastLogits"/>.
     /// </summary>
     private void Append(int[] tokens, bool logitsForAllRows)

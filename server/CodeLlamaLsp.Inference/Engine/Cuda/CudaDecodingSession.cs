@@ -69,8 +69,6 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         attention.Reserve(Math.Max(maxRows, (long)MaxVerificationRows * decodeSplits), c.NumHeads, hd);
     }
 
-    public CudaModel Model => model;
-
     public LlamaConfig Config => c;
 
     public string DeviceName => backend.Device.Name;
@@ -87,9 +85,6 @@ public sealed partial class CudaDecodingSession : IDecodingSession
 
     /// <summary>Whether the last generation chose its tokens on the device (false: logits downloaded, host Sampler).</summary>
     public bool LastSelectedOnDevice { get; private set; }
-
-    /// <summary>Most prompt rows one forward pass takes.</summary>
-    public int MaxBatchRows => maxRows;
 
     public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
     {
