@@ -1,21 +1,24 @@
-// Builds the in-process generator from a loaded checkpoint: picks the backend, then the decoding session
-// for it (the fused CUDA decoder on a CUDA backend, InferenceSession over LlamaModel otherwise), prepares
-// the weights, opens the tokenizer and sizes the session's context.
+// Builds the in-process generator from a loaded checkpoint on the requested device: the CUDA engine (CudaModel and a
+// CudaDecodingSession, Engine/Cuda/EngineFactory.Cuda.cs) when a CUDA device is usable, else the CPU engine (LlamaModel
+// over CpuBackend and an InferenceSession). It opens the tokenizer and sizes the session's context first, so a bad
+// checkpoint fails before any device memory is touched.
 using System.Diagnostics;
+using CodeLlamaLsp.Inference.Engine.Cpu;
 using CodeLlamaLsp.Inference.Loading;
-using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Engine;
 
+/// <summary>Creates in-process generators.</summary>
 public static partial class EngineFactory
 {
     /// <summary>
     /// Creates an <see cref="InProcessGenerator"/> for <paramref name="loaded"/> on <paramref name="device"/>, with
-    /// <paramref name="contextLength"/> positions (0: min(max_position_embeddings, 4096)). The generator takes
-    /// ownership of <paramref name="loaded"/> (the CPU backend keeps reading its memory-mapped files) and
-    /// disposes it. <paramref name="log"/> receives one-line messages (backend chosen, fallback warning, load time);
-    /// <paramref name="progress"/> the fraction of weights prepared on the backend (0..1), layer by layer.
+    /// <paramref name="contextLength"/> positions (0: min(max_position_embeddings, 4096)). Auto tries CUDA and falls back
+    /// to the CPU with a warning through <paramref name="log"/>. The generator takes ownership of <paramref name="loaded"/>
+    /// (the CPU backend keeps reading its memory-mapped files) and disposes it. <paramref name="log"/> receives one-line
+    /// messages (device chosen, fallback warning, load time); <paramref name="progress"/> the fraction of weights
+    /// prepared on the device (0..1), layer by layer.
     /// Throws <see cref="InvalidOperationException"/> for --device cuda without CUDA or a model that does not fit in
     /// GPU memory (Cuda.InsufficientGpuMemoryException, saying needed and free bytes), and
     /// <see cref="ArgumentException"/> for weights or a context length the model cannot use.
@@ -23,32 +26,21 @@ public static partial class EngineFactory
     public static InProcessGenerator Create(LoadedModel loaded, DeviceKind device, int contextLength, Action<string>? log = null, IProgress<double>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(loaded);
-        return Create(loaded, CreateBackend(device, log), contextLength, log, progress);
+        log ??= _ => { };
+        var tokenizer = loaded.TokenizerPath is { } path ? LlamaTokenizer.Load(path) : null;
+        int context = InProcessGenerator.ResolveContextLength(loaded.Config, contextLength);
+        var cuda = OpenCuda(device, log);
+        return cuda != null
+            ? CreateOnCuda(loaded, cuda, tokenizer, context, log, progress)
+            : CreateOnCpu(loaded, tokenizer, context, log, progress);
     }
 
-    /// <summary>
-    /// As <see cref="Create(LoadedModel, DeviceKind, int, Action{string}?, IProgress{double}?)"/> on a backend the caller
-    /// made (tests use ILGPU's CPU accelerator this way); the generator owns and disposes <paramref name="backend"/>.
-    /// </summary>
-    public static InProcessGenerator Create(LoadedModel loaded, IComputeBackend backend, int contextLength, Action<string>? log = null, IProgress<double>? progress = null)
+    private static InProcessGenerator CreateOnCpu(LoadedModel loaded, ITokenizer? tokenizer, int context, Action<string> log, IProgress<double>? progress)
     {
-        ArgumentNullException.ThrowIfNull(loaded);
-        ArgumentNullException.ThrowIfNull(backend);
-        log ??= _ => { };
+        var backend = new CpuBackend();
         try
         {
-            var tokenizer = loaded.TokenizerPath is { } path ? LlamaTokenizer.Load(path) : null;
-            int context = InProcessGenerator.ResolveContextLength(loaded.Config, contextLength);
             var clock = Stopwatch.StartNew();
-            IDecodingSession? session = null;
-            TryCreateCudaSession(loaded.Weights, backend, context, log, progress, ref session);
-            if (session != null)
-            {
-                var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [backend, loaded]);
-                log($"{loaded.Name}: weights prepared on {backend.Name} in {clock.Elapsed.TotalSeconds:F1} s (fused decoder, token selection on the device); context {context} tokens.");
-                return generator;
-            }
-
             var model = LlamaModel.Load(loaded.Weights, backend, progress == null ? null : progress.Report);
             try
             {
@@ -68,10 +60,4 @@ public static partial class EngineFactory
             throw;
         }
     }
-
-    /// <summary>
-    /// Hook for the CUDA engine (Engine/Cuda/EngineFactory.Cuda.cs): when <paramref name="backend"/> is the CUDA backend,
-    /// set <paramref name="session"/> to the fused decoder's session, which prepares the weights itself.
-    /// </summary>
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session);
 }

@@ -1,6 +1,7 @@
-// The op interface between the Llama forward pass (LlamaForward) and the hardware. The CPU backend
-// (Engine/Cpu) and the CUDA backend (ILGPU) implement the same ops, so the forward pass is written once
-// and a backend-ops test can compare every op of one backend with the other on random inputs.
+// The op interface of the CPU engine: LlamaForward (the forward pass, written once like llama2.c's forward())
+// calls these ops and CpuBackend implements them. The CUDA engine does not go through it: its forward pass is
+// fused and graph-captured (Cuda/CudaDecodingSession.Forward.cs), and BackendOpsTests checks each kernel that pass
+// launches against the op here computing the same math, with the CPU backend as the oracle.
 using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Engine;
@@ -13,7 +14,7 @@ namespace CodeLlamaLsp.Inference.Engine;
 /// <para>
 /// Conventions shared by every op:
 /// - Activations are logically fp32 row-major matrices <c>[rows, width]</c> in a <see cref="DeviceBuffer"/>;
-///   a backend may store them in another precision (the CUDA backend may use fp16) as long as
+///   a backend may store them in another precision (for example fp16) as long as
 ///   <see cref="Upload"/>/<see cref="Download"/> speak fp32. Buffers are allocated once for the largest batch and
 ///   ops receive the number of rows actually used, so a buffer is usually longer than the data in it.
 /// - A batch of <c>rows</c> tokens is always one run of consecutive positions of one sequence:
@@ -39,11 +40,8 @@ namespace CodeLlamaLsp.Inference.Engine;
 /// </remarks>
 public interface IComputeBackend : IDisposable
 {
-    /// <summary>Human-readable description for logs, for example "cpu (16 threads, AVX2)" or "cuda: NVIDIA H100".</summary>
+    /// <summary>Human-readable description for logs, for example "cpu (16 threads, AVX2)".</summary>
     string Name { get; }
-
-    /// <summary>Which kind of device this is (never <see cref="DeviceKind.Auto"/>).</summary>
-    DeviceKind Kind { get; }
 
     // ---------------------------------------------------------------- buffers
 
@@ -83,7 +81,7 @@ public interface IComputeBackend : IDisposable
     /// <summary>
     /// Allocates the KV cache for <paramref name="layers"/> layers of <paramref name="kvHeads"/> heads of width
     /// <paramref name="headDim"/> and <paramref name="capacity"/> positions (the configured context length).
-    /// Storage precision is the backend's choice (fp32 on the CPU, fp16 on CUDA).
+    /// Storage precision is the backend's choice (fp32 on the CPU).
     /// </summary>
     KvCacheStorage AllocateKvCache(int layers, int kvHeads, int headDim, int capacity);
 
@@ -137,7 +135,7 @@ public interface IComputeBackend : IDisposable
 /// <summary>Which device runs the model.</summary>
 public enum DeviceKind
 {
-    /// <summary>CUDA when a device and the CUDA backend exist, else the CPU with a warning.</summary>
+    /// <summary>CUDA when a usable device exists, else the CPU with a warning.</summary>
     Auto,
 
     /// <summary>Managed SIMD on all cores, fp32.</summary>

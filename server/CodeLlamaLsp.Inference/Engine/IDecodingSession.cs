@@ -1,7 +1,7 @@
 // The seam between InProcessGenerator and an engine: one sequence with its KV cache and prefix cache,
 // prefilled from a prompt and advanced one token at a time, with token selection inside the session.
-// InferenceSession implements it over any IComputeBackend (logits come to the host and Sampler picks);
-// CudaDecodingSession over the fused CudaDecoder (selection on the GPU, only the chosen id comes back).
+// InferenceSession implements it over LlamaModel on the CPU (logits come to the host and Sampler picks);
+// CudaDecodingSession over a CudaModel (fused forward pass, selection on the GPU, only the chosen id comes back).
 // EngineFactory picks the implementation for the backend; the generator's loop (stop ids and strings,
 // context full, cancellation between tokens, streaming text) is the same for both. AdvanceWithDraft is
 // speculative decoding's verification step: both sessions verify a draft in one forward pass of 1 + draft rows;

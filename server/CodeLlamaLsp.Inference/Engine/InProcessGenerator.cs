@@ -1,5 +1,5 @@
-// ITextGenerator over the in-process engine: the decoding session (IDecodingSession: CPU/generic
-// InferenceSession or the CUDA session) prefills through its prefix cache and chooses each token; this
+// ITextGenerator over the in-process engine: the decoding session (IDecodingSession: InferenceSession on the
+// CPU or CudaDecodingSession) prefills through its prefix cache and chooses each token; this
 // loop detokenizes and stops token by token (stop ids, stop strings, context full, cancellation between
 // tokens), streaming text as it becomes final. With speculation on (GenerationOptions.Speculative) a step
 // verifies a draft from PromptLookupDrafter and may choose several ids at once; they pass the same checks one
@@ -20,7 +20,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
     private readonly IReadOnlyList<IDisposable> _owned;
 
     /// <summary>
-    /// Creates a generator over a generic-backend session of <paramref name="contextLength"/> positions (0: the
+    /// Creates a generator over an <see cref="InferenceSession"/> of <paramref name="contextLength"/> positions (0: the
     /// default, min(max_position_embeddings, 4096)). Without a <paramref name="tokenizer"/> chunks carry ids and empty
     /// text. <paramref name="owned"/> are disposed with the generator after the model (for example the backend and the
     /// loaded checkpoint whose memory-mapped files the CPU backend keeps reading).

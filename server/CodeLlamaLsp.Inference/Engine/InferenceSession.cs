@@ -1,7 +1,7 @@
 // The mutable half of the engine: a KV cache sized for the context, scratch buffers and the position,
 // with the prefix cache: a new prompt reuses the keys and values of the longest token prefix it shares
 // with what the cache holds, so successive completions in one file prefill only what changed. As an
-// IDecodingSession (the CPU and generic-backend path) it downloads each step's logits and picks the next
+// IDecodingSession (the CPU engine's) it downloads each step's logits and picks the next
 // token on the host with Sampler; a speculative draft is verified in one forward pass over all its rows.
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
@@ -61,11 +61,7 @@ public sealed class InferenceSession : IDecodingSession
     /// </summary>
     public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
     {
-        CheckPrompt(prompt);
-
-        // The last prompt token is always recomputed: its logits are the answer's first distribution.
-        int reuse = Math.Min(_cache.CommonPrefixLength(prompt), prompt.Count - 1);
-        _cache.Truncate(reuse);
+        int reuse = _cache.RewindToSharedPrefix(prompt, _model.Config.VocabSize);
         LastReusedTokens = reuse;
         LastProcessedTokens = prompt.Count - reuse;
 
@@ -88,7 +84,7 @@ public sealed class InferenceSession : IDecodingSession
     /// </summary>
     public float[] EvaluateAllPositions(IReadOnlyList<int> prompt)
     {
-        CheckPrompt(prompt);
+        _cache.CheckPrompt(prompt, _model.Config.VocabSize);
         _cache.Truncate(0);
         LastReusedTokens = 0;
         LastProcessedTokens = prompt.Count;
@@ -140,9 +136,8 @@ public sealed class InferenceSession : IDecodingSession
     /// <summary>
     /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows. On the CPU backend
     /// each row's logits are bit for bit those of a one-row step (its ops compute every row alone, in the same order),
-    /// and the sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's; a backend
-    /// whose batched kernels round differently (CUDA's GEMM) may flip near-ties. A draft longer than the batch buffers
-    /// hold is cut (verifying fewer tokens is still exact).
+    /// and the sampler draws position by position as <see cref="Advance"/> would, so the ids are Advance's. A draft
+    /// longer than the batch buffers hold is cut (verifying fewer tokens is still exact).
     /// </summary>
     public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
     {
@@ -184,28 +179,5 @@ public sealed class InferenceSession : IDecodingSession
     {
         _buffers.Dispose();
         _cache.Dispose();
-    }
-
-    private void CheckPrompt(IReadOnlyList<int> prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Count == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
-        }
-
-        if (prompt.Count > ContextLength)
-        {
-            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
-        }
-
-        int vocab = _model.Config.VocabSize;
-        foreach (var id in prompt)
-        {
-            if ((uint)id >= (uint)vocab)
-            {
-                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
-            }
-        }
     }
 }

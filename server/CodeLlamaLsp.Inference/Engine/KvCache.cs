@@ -1,5 +1,6 @@
 // The KV cache of one session together with the token ids whose keys and values it holds, which is what
-// the prefix cache compares a new prompt against.
+// the prefix cache compares a new prompt against. Every session (CPU and CUDA) checks prompts and rewinds to
+// the shared prefix here, so the prefix-cache rules are written once.
 namespace CodeLlamaLsp.Inference.Engine;
 
 /// <summary>Keys and values for positions 0..<see cref="Length"/>-1, and the ids that produced them.</summary>
@@ -35,6 +36,46 @@ public sealed class KvCache : IDisposable
     }
 
     public void Dispose() => Storage.Dispose();
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> unless <paramref name="prompt"/> has 1 to <see cref="Capacity"/> ids,
+    /// each below <paramref name="vocabSize"/>.
+    /// </summary>
+    internal void CheckPrompt(IReadOnlyList<int> prompt, int vocabSize)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
+        }
+
+        if (prompt.Count > Capacity)
+        {
+            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {Capacity}.", nameof(prompt));
+        }
+
+        foreach (var id in prompt)
+        {
+            if ((uint)id >= (uint)vocabSize)
+            {
+                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocabSize}.", nameof(prompt));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The prefix cache's rewind before a prompt: checks <paramref name="prompt"/> (<see cref="CheckPrompt"/>), keeps
+    /// the longest prefix of it the cache holds and forgets the rest. The last prompt token is never kept: its logits
+    /// choose the answer's first token, so it is always recomputed. Returns the positions kept; the caller runs
+    /// prompt[kept..] and appends it.
+    /// </summary>
+    internal int RewindToSharedPrefix(IReadOnlyList<int> prompt, int vocabSize)
+    {
+        CheckPrompt(prompt, vocabSize);
+        int kept = Math.Min(CommonPrefixLength(prompt), prompt.Count - 1);
+        Truncate(kept);
+        return kept;
+    }
 
     /// <summary>Forgets positions from <paramref name="length"/> on; later writes overwrite them.</summary>
     internal void Truncate(int length) => _tokens.RemoveRange(length, _tokens.Count - length);

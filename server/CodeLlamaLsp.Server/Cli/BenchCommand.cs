@@ -1,8 +1,9 @@
 // `codellama-lsp bench`: load time, GPU memory, prefill and decode speed of the CUDA engine on a checkpoint,
 // with the device's read bandwidth measured in the same run and decode expressed as a share of the
 // bandwidth floor (bytes per token / measured bandwidth), and speculative decoding's gain (SpeculativeBench).
-// Decode and speculative rows run through CudaDecodingSession, the server's path; the linear-layer rows and the
-// graph-less decode row time the decoder directly. Medians of repeats after a warm-up.
+// Prefill, decode and speculative rows run through CudaDecodingSession, the IDecodingSession the server uses, on a
+// CudaModel loaded as the server loads it; the linear-layer rows time the model's projections alone
+// (LinearLayersProbe). Medians of repeats after a warm-up.
 using System.Diagnostics;
 using System.Globalization;
 using CodeLlamaLsp.Inference.Engine.Cuda;
@@ -79,7 +80,7 @@ internal static class BenchCommand
         }
     }
 
-    private static void Run(CudaDevice device, string model, int[] prompts, int decodeTokens, int[] contexts, int repeats)
+    private static void Run(CudaDevice device, string modelPath, int[] prompts, int decodeTokens, int[] contexts, int repeats)
     {
         var log = Console.Error;
         var rows = new List<(string What, string Value)>();
@@ -97,12 +98,12 @@ internal static class BenchCommand
 
         long freeBefore = device.FreeMemory;
         var sw = Stopwatch.StartNew();
-        using var checkpoint = ModelLoader.Load(model);
+        using var checkpoint = ModelLoader.Load(modelPath);
         double mapSeconds = sw.Elapsed.TotalSeconds;
         using var backend = new CudaBackend(device);
         int contextLength = Math.Max(prompts.DefaultIfEmpty(0).Max(), contexts.DefaultIfEmpty(0).Max()) + decodeTokens + 16;
         int lastPercent = -1;
-        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength, maxBatchRows: PrefillChunkRows, progress: p =>
+        using var model = CudaModel.Load(backend, checkpoint.Weights, progress: p =>
         {
             int percent = (int)(p * 100);
             if (percent / 10 != lastPercent / 10)
@@ -111,31 +112,31 @@ internal static class BenchCommand
                 log.WriteLine($"bench: loading {percent}%");
             }
         });
+        using var session = new CudaDecodingSession(model, contextLength, PrefillChunkRows);
         device.Synchronize();
-        Row("load time (map + upload)", $"{sw.Elapsed.TotalSeconds:F1} s (map {mapSeconds:F1} s; {decoder.LoadTimes})");
+        Row("load time (map + upload)", $"{sw.Elapsed.TotalSeconds:F1} s (map {mapSeconds:F1} s; {model.LoadTimes})");
         Row("GPU memory (engine allocations)", $"{Gib(backend.AllocatedBytes)} GiB (context {contextLength}); device free before {Gib(freeBefore)}, after {Gib(device.FreeMemory)} GiB");
-        long weightBytes = decoder.WeightBytesPerToken;
+        long weightBytes = model.WeightBytesPerToken;
         Row("weight bytes read per token", $"{weightBytes / 1e9:F2} GB");
 
         var rng = new Random(1);
-        int vocab = decoder.Config.VocabSize;
-        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, vocab)).ToArray();
+        var cfg = model.Config;
+        int[] Tokens(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(3, cfg.VocabSize)).ToArray();
+        var greedy = GenerationOptions.Greedy(decodeTokens);
 
-        // Warm-up: compiles nothing new, but touches every kernel and the allocator once.
-        decoder.Reset();
-        decoder.Prefill(Tokens(8));
-        decoder.GreedyDecode(1, 2);
+        // Warm-up: compiles nothing new, but touches every kernel once and captures the decode step's graph.
+        session.Advance(session.BeginGeneration(Tokens(8), greedy, CancellationToken.None));
 
-        // Median seconds to prefill p tokens from an empty cache.
+        // Median seconds to prefill p tokens from an empty cache and choose the first answer token, as a request does.
         double PrefillSeconds(int p)
         {
             var times = new List<double>();
             for (int r = 0; r < repeats; r++)
             {
-                decoder.Reset();
+                session.Reset();
                 var tokens = Tokens(p);
                 var t = Stopwatch.StartNew();
-                decoder.Prefill(tokens);
+                session.BeginGeneration(tokens, greedy, CancellationToken.None);
                 times.Add(t.Elapsed.TotalSeconds);
             }
 
@@ -149,40 +150,33 @@ internal static class BenchCommand
         }
 
         // Where prefill time goes: the GPTQ GEMMs of one chunk alone, as tensor-core throughput.
-        var cfg = decoder.Config;
         long kvDim = (long)cfg.NumKvHeads * cfg.HeadDim;
         long linearParams = cfg.NumLayers * ((cfg.HiddenSize * (cfg.HiddenSize + (2 * kvDim))) + ((long)cfg.HiddenSize * cfg.HiddenSize) + (3L * cfg.HiddenSize * cfg.IntermediateSize));
         int chunkRows = Math.Min(PrefillChunkRows, prompts.DefaultIfEmpty(PrefillChunkRows).Max());
-        double gemm = decoder.TimeLinearsOnly(Math.Max(3, repeats), chunkRows);
+        double gemm = LinearLayersProbe.SecondsPerPass(model, chunkRows, Math.Max(3, repeats));
         Row(
             $"linear layers only, {chunkRows} rows (GEMM)",
             $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
 
-        // Small batches (a few typed tokens, speculative drafts): 4-bit layers of up to CudaDecoder.SmallBatchMaxRows rows
-        // read each weight once for all rows on tensor cores; more rows take the GEMM, which pays for whole 128-row tiles.
-        foreach (int r in new[] { 1, 4, 9, CudaDecoder.SmallBatchMaxRows, CudaDecoder.SmallBatchMaxRows + 1, 64, 128 })
+        // Small batches (a few typed tokens, speculative drafts): 4-bit layers of up to LinearLayersProbe.SmallBatchMaxRows
+        // rows read each weight once for all rows on tensor cores; more rows take the GEMM, which pays for whole 128-row tiles.
+        foreach (int r in new[] { 1, 4, 9, LinearLayersProbe.SmallBatchMaxRows, LinearLayersProbe.SmallBatchMaxRows + 1, 64, 128 })
         {
-            double t = decoder.TimeLinearsOnly(Math.Max(3, repeats), r);
-            Row($"linear layers only, {r} rows ({(r <= CudaDecoder.SmallBatchMaxRows ? "small batch" : "GEMM")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+            double t = LinearLayersProbe.SecondsPerPass(model, r, Math.Max(3, repeats));
+            Row($"linear layers only, {r} rows ({(r <= LinearLayersProbe.SmallBatchMaxRows ? "small batch" : "GEMM")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
         }
 
-        // Decode through the session the server runs (it takes the decoder over; `using` above disposes it).
-        var session = new CudaDecodingSession(decoder);
+        // Decode as the server's generator drives the session: one Advance per token, each one graph replay.
         foreach (int ctx in contexts)
         {
             double sec = SessionDecodeSeconds(session, Tokens(Math.Max(1, ctx)), decodeTokens, repeats);
-            long bytes = weightBytes + decoder.KvBytesPerToken(ctx + (decodeTokens / 2));
+            long bytes = weightBytes + KvBytesPerToken(cfg, ctx + (decodeTokens / 2));
             double floor = bytes / bandwidth;
             Row($"decode at context {ctx}", $"{1 / sec:F1} tok/s ({sec * 1000:F2} ms/token); floor {floor * 1000:F2} ms ({bytes / 1e9:F2} GB/token) -> {100 * floor / sec:F0}% of the bandwidth floor");
         }
 
-        // The next rows drive the decoder directly: the session forgets what it cached.
-        session.Reset();
-        var eager = Stopwatch.StartNew();
-        decoder.GreedyDecode(1, Math.Min(32, decodeTokens), useGraph: false);
-        double eagerSec = eager.Elapsed.TotalSeconds / Math.Min(32, decodeTokens);
-        Row("decode at context 0 without CUDA graph", $"{1 / eagerSec:F1} tok/s ({eagerSec * 1000:F2} ms/token); {decoder.LaunchesPerDecodeStep} kernels per step");
-        double linears = decoder.TimeLinearsOnly(Math.Max(5, repeats * 3));
+        Row("kernels per decode step (one CUDA graph)", $"{session.LaunchesPerDecodeStep}");
+        double linears = LinearLayersProbe.SecondsPerPass(model, 1, Math.Max(5, repeats * 3));
         Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
 
         // Speculative decoding through the same session (a draft is verified in one multi-row pass).
@@ -226,6 +220,9 @@ internal static class BenchCommand
 
         return Median(perToken);
     }
+
+    /// <summary>KV-cache bytes a decode step reads at context length <paramref name="tokens"/>: fp16 keys and values of every layer.</summary>
+    private static long KvBytesPerToken(Inference.Model.LlamaConfig c, int tokens) => (long)c.NumLayers * c.NumKvHeads * c.HeadDim * 2 * 2 * tokens;
 
     internal static double Median(List<double> values)
     {

@@ -1,11 +1,14 @@
-// llama.cpp's test-backend-ops idea: every op of the CUDA backend against the CPU backend (the oracle) on
-// fresh random inputs, by relative L2 error. "sim" cases run on ILGPU's CPU accelerator (CI); "gpu" cases
-// use the real widths of CodeLlama-34B (8192 / 22016 / 1024) and need a CUDA device.
+// llama.cpp's test-backend-ops idea: every kernel the CUDA engine launches, through the engine's own pieces (weights
+// uploaded by StagedUpload as CudaModel uploads them, the KV cache from CudaBackend, the RoPE table, CudaAttention,
+// the fp16 input layouts its producers write), against the CPU backend's op computing the same math (the oracle), on
+// fresh random inputs, by relative L2 error. "sim" cases run on ILGPU's CPU accelerator (CI); "gpu" cases use the real
+// widths of CodeLlama-34B (8192 / 22016 / 1024) and need a CUDA device.
+using ILGPU;
+using ILGPU.Runtime;
 using CodeLlamaLsp.Inference.Engine;
 using CodeLlamaLsp.Inference.Engine.Cpu;
 using CodeLlamaLsp.Inference.Engine.Cuda;
 using CodeLlamaLsp.Inference.Model;
-using ILGPU.Runtime;
 
 using CodeLlamaLsp.Inference.Tests.Engine;
 
@@ -17,19 +20,16 @@ public class BackendOpsTests
     /// <summary>fp16 activations and fp16 pair sums, accumulated in fp32, against the fp32 CPU GEMV.</summary>
     private const double LinearTolerance = 4e-3;
 
-    /// <summary>Ops computed in fp32 on both sides (norm, rope, add, silu, embedding of fp16 values).</summary>
+    /// <summary>Ops computed in fp32 on both sides (norm, rope, embedding of fp16 values).</summary>
     private const double Fp32Tolerance = 1e-5;
+
+    /// <summary>fp32 math written as fp16 (the producers of a GEMV's input, the KV cache): 11 bits, at most 4.9e-4 per element.</summary>
+    private const double HalfTolerance = 1e-3;
+
+    private const float RopeTheta = 1_000_000f;
 
     /// <summary>Keys and values are stored in fp16 on the GPU, fp32 on the CPU.</summary>
     private const double AttentionTolerance = 3e-3;
-
-    /// <summary>
-    /// Both sides round the same fp32 norm to fp16, but a last-bit difference in the fp32 sum of squares now and then
-    /// flips one element's rounding (5e-4 of that element).
-    /// </summary>
-    private const double HalfOutputTolerance = 1e-4;
-
-    private const float NormEps = 1e-5f;
 
     private static readonly CpuBackend Cpu = new();
 
@@ -101,12 +101,11 @@ public class BackendOpsTests
     [TestCaseSource(nameof(LinearCases))]
     public void Gptq_linear_matches_the_cpu(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2, bool bias, int rows)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(inF + outF + bits + group);
         var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2, bias);
         var x = RandomWeights.Floats(rng, rows * inF);
-        var (actual, expected) = RunLinear(gpu, w, x, rows);
-        double error = Numerics.RelativeL2(actual, expected);
+        double error = Numerics.RelativeL2(gpu.Linear(w, x, rows), CpuLinear(w, x, rows));
         TestContext.Out.WriteLine($"relative L2 error {error:G3}");
         Assert.That(error, Is.LessThan(LinearTolerance));
     }
@@ -124,14 +123,14 @@ public class BackendOpsTests
     [TestCase("gpu", 8192, 8192, 8, 128, true, 6, Category = "Gpu")]
     public void Gemv_row_is_the_same_bits_alone_and_in_a_batch(string kind, int inF, int outF, int bits, int group, bool actOrder, int rows)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(inF + outF + rows);
         var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2: false, bias: true);
         var x = RandomWeights.Floats(rng, rows * inF);
-        var batch = RunLinear(gpu, w, x, rows).Actual;
+        var batch = gpu.Linear(w, x, rows);
         for (int r = 0; r < rows; r++)
         {
-            var alone = RunLinear(gpu, w, x[(r * inF)..((r + 1) * inF)], 1).Actual;
+            var alone = gpu.Linear(w, x[(r * inF)..((r + 1) * inF)], 1);
             Assert.That(batch[(r * outF)..((r + 1) * outF)], Is.EqualTo(alone), $"row {r} of {rows}");
         }
     }
@@ -140,121 +139,107 @@ public class BackendOpsTests
     [TestCase("gpu", 8192, 32000, 1, Category = "Gpu")]
     public void Dense_linear_matches_the_cpu(string kind, int inF, int outF, int rows)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(inF * 3 + outF);
         var w = RandomWeights.Dense(rng, inF, outF);
         var x = RandomWeights.Floats(rng, rows * inF);
-        var (actual, expected) = RunLinear(gpu, w, x, rows);
-        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(LinearTolerance));
+        Assert.That(Numerics.RelativeL2(gpu.Linear(w, x, rows), CpuLinear(w, x, rows)), Is.LessThan(LinearTolerance));
     }
 
-    // Up to RmsNormKernels.SplitRowMaxRows rows of a width that is a multiple of 4 take the split-row kernel: one slice,
-    // three slices (the last partial), and a full pass of eight 16-byte loads per thread plus a tail (9216). A width of
-    // 130 or 17 rows take the one-block-per-row kernel.
+    /// <summary>o_proj and down_proj add their output to the residual stream in the GEMV itself (the CPU adds after the linear).</summary>
+    [TestCase("sim", 256, 128, 4, 64, 3)]
+    [TestCase("gpu", 22016, 8192, 4, 128, 1, Category = "Gpu")]
+    public void A_linear_accumulating_into_the_residual_matches_the_cpu_linear_and_add(string kind, int inF, int outF, int bits, int group, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random(inF + outF + 1);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder: true, bias: true);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var residual = RandomWeights.Floats(rng, rows * outF, 4);
+        var expected = CpuLinear(w, x, rows).Zip(residual, (a, b) => a + b).ToArray();
+        Assert.That(Numerics.RelativeL2(gpu.Linear(w, x, rows, residual), expected), Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>RMSNorm as the engine runs it: into fp32 (act-order layers that need their own input layouts) and into fp16.</summary>
     [TestCase("sim", 128, 3)]
-    [TestCase("sim", 2600, 2)]
-    [TestCase("sim", 9216, 1)]
-    [TestCase("sim", 130, 2)]
-    [TestCase("sim", 128, 17)]
     [TestCase("gpu", 8192, 5, Category = "Gpu")]
-    [TestCase("gpu", 8192, 1, Category = "Gpu")]
-    [TestCase("gpu", 8192, 40, Category = "Gpu")]
     public void RmsNorm_matches_the_cpu(string kind, int width, int rows)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(width + rows);
         var x = RandomWeights.Floats(rng, rows * width, 3);
         var weight = RandomWeights.Vector(rng, width);
-        var r = Compare(gpu, rows * width, (b, o) =>
+        var expected = CpuRun(rows * width, (b, o) =>
         {
             using var input = Up(b, x);
             using var wb = b.PrepareVector(weight);
-            b.RmsNorm(input, wb, o, rows, width, NormEps);
+            b.RmsNorm(input, wb, o, rows, width, 1e-5f);
         });
-        Assert.That(r, Is.LessThan(Fp32Tolerance));
+
+        using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, weight));
+        using var input = gpu.Up(x);
+        using var toFloat = gpu.Up(Poison(rows * width));
+        using var toHalf = gpu.Zeros<ushort>(rows * width);
+        gpu.K.RmsNorm(input.View, norm.Buffer.View, toFloat.View, rows, width, 1e-5f);
+        gpu.K.RmsNormToHalf(input.View, norm.Buffer.View, toHalf.View, rows, width, 1e-5f, gpu.NaturalLayout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(Numerics.RelativeL2(gpu.Down(toFloat, rows * width), expected), Is.LessThan(Fp32Tolerance), "fp32");
+            Assert.That(Numerics.RelativeL2(gpu.DownHalves(toHalf.View, rows * width), expected), Is.LessThan(HalfTolerance), "fp16");
+        });
     }
 
     /// <summary>
-    /// The fused decode path's RMSNorm, fp16 written into a GPTQ input layout (4-bit, act-order permutation), against a
-    /// double-precision reference: few rows take the split-row kernel, 17 rows the one-block-per-row kernel.
+    /// The fused RoPE and KV store on qkv rows (q, k, v columns) at positions start..: q rotated in place, k rotated and v
+    /// copied into the fp16 cache, against the CPU's Rope of q and k.
     /// </summary>
-    [TestCase("sim", 128, 3)]
-    [TestCase("sim", 2560, 2)]
-    [TestCase("sim", 256, 17)]
-    [TestCase("gpu", 8192, 1, Category = "Gpu")]
-    [TestCase("gpu", 8192, 15, Category = "Gpu")]
-    [TestCase("gpu", 8192, 40, Category = "Gpu")]
-    public void RmsNorm_into_a_gptq_input_layout_matches_a_reference(string kind, int width, int rows)
+    [TestCase("sim", 4, 2, 32, 2, 0)]
+    [TestCase("sim", 2, 1, 128, 3, 700)]
+    [TestCase("gpu", 64, 8, 128, 4, 16000, Category = "Gpu")]
+    public void Rotate_and_store_matches_the_cpu_rope(string kind, int heads, int kvHeads, int headDim, int rows, int start)
     {
-        var device = TestDevices.Get(kind);
-        var rng = new Random((width * 7) + rows);
-        var x = RandomWeights.Floats(rng, rows * width, 3);
-        var weight = NormWeight(rng, width);
-        var inversePermutation = Permutation(rng, width);
-        var actual = NormToHalf(device, x, weight, width, 0, rows, inversePermutation).Select(h => (float)BitConverter.UInt16BitsToHalf(h)).ToArray();
-        var expected = new float[rows * width];
-        for (int r = 0; r < rows; r++)
-        {
-            var row = x.AsSpan(r * width, width);
-            double meanSquare = 0;
-            foreach (float v in row)
-            {
-                meanSquare += (double)v * v;
-            }
-
-            double inv = 1 / Math.Sqrt((meanSquare / width) + NormEps);
-            for (int k = 0; k < width; k++)
-            {
-                expected[(r * width) + ActivationLayout.HalfIndexHost(k, 4, inversePermutation)] = (float)(Half)(row[k] * inv * weight[k]);
-            }
-        }
-
-        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(HalfOutputTolerance));
-    }
-
-    /// <summary>
-    /// As <see cref="Gemv_row_is_the_same_bits_alone_and_in_a_batch"/>, for the norms in front of the q/k/v, gate/up and
-    /// lm_head GEMVs: every row of a verification (up to 16 rows) must normalise to the bits a decode step computes for
-    /// that row alone, in fp32 and in the fp16 layout. 9216 wide: a full pass of 16-byte loads plus a tail, three slices.
-    /// </summary>
-    [TestCase("sim", 128, 16)]
-    [TestCase("sim", 9216, 3)]
-    [TestCase("gpu", 8192, 16, Category = "Gpu")]
-    [TestCase("gpu", 8192, 7, Category = "Gpu")]
-    public void RmsNorm_row_is_the_same_bits_alone_and_in_a_batch(string kind, int width, int rows)
-    {
-        var device = TestDevices.Get(kind);
-        var rng = new Random(width + (rows * 3));
-        var x = RandomWeights.Floats(rng, rows * width, 3);
-        var weight = NormWeight(rng, width);
-        var inversePermutation = Permutation(rng, width);
-        var batchFloat = NormToFloat(device, x, weight, width, 0, rows);
-        var batchHalf = NormToHalf(device, x, weight, width, 0, rows, inversePermutation);
-        for (int r = 0; r < rows; r++)
-        {
-            var aloneFloat = NormToFloat(device, x, weight, width, r, 1);
-            var aloneHalf = NormToHalf(device, x, weight, width, r, 1, inversePermutation);
-            Assert.That(Bits(batchFloat[(r * width)..((r + 1) * width)]), Is.EqualTo(Bits(aloneFloat)), $"fp32, row {r} of {rows}");
-            Assert.That(batchHalf[(r * width)..((r + 1) * width)], Is.EqualTo(aloneHalf), $"fp16 layout, row {r} of {rows}");
-        }
-    }
-
-    [TestCase("sim", 4, 32, 2, 0)]
-    [TestCase("sim", 2, 128, 3, 700)]
-    [TestCase("gpu", 64, 128, 4, 16000, Category = "Gpu")]
-    public void Rope_matches_the_cpu(string kind, int heads, int headDim, int rows, int start)
-    {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(heads + headDim + start);
-        var x = RandomWeights.Floats(rng, rows * heads * headDim);
-        var r = Compare(gpu, x.Length, (b, o) =>
+        int qWidth = heads * headDim;
+        int kvWidth = kvHeads * headDim;
+        int stride = qWidth + (2 * kvWidth);
+        var qkv = RandomWeights.Floats(rng, rows * stride);
+        var q = Columns(qkv, rows, stride, 0, qWidth);
+        var k = Columns(qkv, rows, stride, qWidth, kvWidth);
+        var v = Columns(qkv, rows, stride, qWidth + kvWidth, kvWidth);
+        var expectedQ = CpuRun(q.Length, (b, o) => { b.Upload(q, o, 0); b.Rope(o, rows, heads, headDim, start, RopeTheta); });
+        var expectedK = CpuRun(k.Length, (b, o) => { b.Upload(k, o, 0); b.Rope(o, rows, kvHeads, headDim, start, RopeTheta); });
+
+        int capacity = start + rows;
+        using var cache = gpu.Backend.AllocateKvCache(1, kvHeads, headDim, capacity);
+        using var rope = RopeTable.Create(gpu.Backend.Memory, RopeTheta, headDim, capacity);
+        using var position = gpu.Up(new[] { start });
+        using var rowsOnDevice = gpu.Up(qkv);
+        gpu.K.RotateAndStore(rowsOnDevice.View, rows, stride, heads, kvHeads, headDim, capacity, position.View, rope.Cos.View, rope.Sin.View, cache.LayerK(0), cache.LayerV(0));
+
+        // The cache is [kvHeads, capacity, headDim]: gather row r's heads at position start + r.
+        var keys = gpu.DownHalves(cache.LayerK(0), (long)kvHeads * capacity * headDim);
+        var values = gpu.DownHalves(cache.LayerV(0), (long)kvHeads * capacity * headDim);
+        float[] Cached(float[] all) => [.. Enumerable.Range(0, rows * kvWidth).Select(e =>
         {
-            b.Upload(x, o, 0);
-            b.Rope(o, rows, heads, headDim, start, 1_000_000f);
+            int r = e / kvWidth;
+            int h = (e % kvWidth) / headDim;
+            return all[((((long)h * capacity) + start + r) * headDim) + (e % headDim)];
+        })];
+        Assert.Multiple(() =>
+        {
+            Assert.That(Numerics.RelativeL2(Columns(gpu.Down(rowsOnDevice, qkv.Length), rows, stride, 0, qWidth), expectedQ), Is.LessThan(Fp32Tolerance), "q");
+            Assert.That(Numerics.RelativeL2(Cached(keys), expectedK), Is.LessThan(HalfTolerance), "cached k");
+            Assert.That(Numerics.RelativeL2(Cached(values), v), Is.LessThan(HalfTolerance), "cached v");
         });
-        Assert.That(r, Is.LessThan(Fp32Tolerance));
     }
 
+    /// <summary>
+    /// Attention as a session runs it: keys and values of positions 0..start+rows-1 stored by the fused RoPE store into
+    /// one layer of the cache, then the last rows' queries attend through CudaAttention (split keys below
+    /// PrefillAttentionKernels.MinRows rows, as decode steps and verification passes split them; the tensor-core
+    /// kernel from there on a GPU), written as fp16 in natural order.
+    /// </summary>
     [TestCase("sim", 8, 2, 32, 1, 300, 2)]
     [TestCase("sim", 8, 1, 128, 5, 20, 1)]
     [TestCase("sim", 4, 4, 64, 1, 0, 1)]
@@ -263,6 +248,7 @@ public class BackendOpsTests
     [TestCase("gpu", 64, 8, 128, 1, 2047, 3, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 1, 100, 2, Category = "Gpu")]
     [TestCase("gpu", 64, 8, 128, 1, 300, 2, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 15, 1000, 1, Category = "Gpu")]
 
     // From PrefillAttentionKernels.MinRows rows the tensor-core kernel: one whole 64-row tile from position 0, a
     // partial tile far into the context, and one KV head for eight query heads (the mini fixtures' shape).
@@ -271,218 +257,204 @@ public class BackendOpsTests
     [TestCase("gpu", 8, 1, 128, 200, 37, 1, Category = "Gpu")]
     public void Attention_matches_the_cpu(string kind, int heads, int kvHeads, int headDim, int rows, int start, int layers)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(heads + kvHeads + rows + start);
-        int capacity = start + rows + 7;
+        int positions = start + rows;
+        int capacity = positions + 7;
         int layer = layers - 1;
+        int qWidth = heads * headDim;
         int kvWidth = kvHeads * headDim;
-
-        // Fill positions 0..start+rows-1 with keys and values, then attend from the last `rows` positions.
-        var keys = RandomWeights.Floats(rng, (start + rows) * kvWidth, 2);
-        var values = RandomWeights.Floats(rng, (start + rows) * kvWidth);
-        var q = RandomWeights.Floats(rng, rows * heads * headDim, 2);
-        var r = Compare(gpu, rows * heads * headDim, (b, o) =>
+        int stride = qWidth + (2 * kvWidth);
+        var q = RandomWeights.Floats(rng, positions * qWidth, 2);
+        var keys = RandomWeights.Floats(rng, positions * kvWidth, 2);
+        var values = RandomWeights.Floats(rng, positions * kvWidth);
+        var lastQ = q[(start * qWidth)..];
+        var expected = CpuRun(rows * qWidth, (b, o) =>
         {
             using var cache = b.AllocateKvCache(layers, kvHeads, headDim, capacity);
             using var kb = Up(b, keys);
             using var vb = Up(b, values);
-            b.StoreKv(cache, layer, kb, vb, 0, start + rows);
-            using var qb = Up(b, q);
+            using var qb = Up(b, lastQ);
+            b.Rope(kb, positions, kvHeads, headDim, 0, RopeTheta);
+            b.Rope(qb, rows, heads, headDim, start, RopeTheta);
+            b.StoreKv(cache, layer, kb, vb, 0, positions);
             b.Attention(qb, cache, layer, o, heads, start, rows);
         });
-        Assert.That(r, Is.LessThan(AttentionTolerance));
+
+        var qkv = new float[positions * stride];
+        for (int p = 0; p < positions; p++)
+        {
+            q.AsSpan(p * qWidth, qWidth).CopyTo(qkv.AsSpan(p * stride));
+            keys.AsSpan(p * kvWidth, kvWidth).CopyTo(qkv.AsSpan((p * stride) + qWidth));
+            values.AsSpan(p * kvWidth, kvWidth).CopyTo(qkv.AsSpan((p * stride) + qWidth + kvWidth));
+        }
+
+        using var kv = gpu.Backend.AllocateKvCache(layers, kvHeads, headDim, capacity);
+        using var rope = RopeTable.Create(gpu.Backend.Memory, RopeTheta, headDim, capacity);
+        using var position = gpu.Up(new[] { 0 });
+        using var rowsOnDevice = gpu.Up(qkv);
+        using var output = gpu.Zeros<ushort>(rows * qWidth);
+        using var attention = new CudaAttention(gpu.Device, gpu.Backend.Memory, position.View);
+        gpu.K.RotateAndStore(rowsOnDevice.View, positions, stride, heads, kvHeads, headDim, capacity, position.View, rope.Cos.View, rope.Sin.View, kv.LayerK(layer), kv.LayerV(layer));
+        position.View.CopyFromCPU(gpu.Device.Stream, new[] { start });
+        int splits = rows < PrefillAttentionKernels.MinRows ? CudaAttention.DecodeSplits(gpu.Device, kvHeads, heads, capacity) : 1;
+        attention.Run(rowsOnDevice.View.SubView((long)start * stride, (long)rows * stride), stride, kv, layer, heads, rows, splits, output.View, gpu.NaturalLayout);
+        Assert.That(Numerics.RelativeL2(gpu.DownHalves(output.View, rows * qWidth), expected), Is.LessThan(AttentionTolerance));
     }
 
-    /// <summary>
-    /// Decode attention with its keys split over blocks as a decode step and a verification launch it (on the CPU
-    /// accelerator's one multiprocessor the public op never splits): rows on both sides of the 128-key tile boundary, where
-    /// a row's output moves from the attention kernel (one split with keys) to the combine, against the CPU, and every row
-    /// of the batch the same bits as that row alone, in fp32 and fp16.
-    /// </summary>
-    [TestCase("sim", 8, 2, 32, 120, 15, 4, false)]
-    [TestCase("sim", 8, 2, 64, 250, 10, 3, true)]
-    [TestCase("gpu", 64, 8, 128, 120, 15, 8, true, Category = "Gpu")]
-    [TestCase("gpu", 64, 8, 128, 2040, 15, 8, false, Category = "Gpu")]
-    public void Split_attention_matches_the_cpu_and_a_row_is_the_same_bits_alone_and_in_a_batch(string kind, int heads, int kvHeads, int headDim, int start, int rows, int splits, bool halfOutput)
+    /// <summary>The fused SiLU: gate and up side by side in one row ([gate | up], as the fused gate_up GEMV writes them), written as fp16.</summary>
+    [TestCase("sim", 3, 100)]
+    [TestCase("gpu", 4, 22016, Category = "Gpu")]
+    public void SiluMultiply_matches_the_cpu(string kind, int rows, int width)
     {
-        var device = TestDevices.Get(kind);
-        using var gpu = new CudaBackend(device, ownsDevice: false);
-        var rng = new Random(heads + headDim + start + rows);
-        int capacity = start + rows + 7;
-        int width = heads * headDim;
-        var keys = RandomWeights.Floats(rng, (start + rows) * kvHeads * headDim, 2);
-        var values = RandomWeights.Floats(rng, (start + rows) * kvHeads * headDim);
-        var q = RandomWeights.Floats(rng, rows * width, 2);
-
-        float[] expected;
-        using (var o = Cpu.Allocate(rows * width))
+        using var gpu = new Gpu(kind);
+        var rng = new Random(rows * width);
+        var gateUp = RandomWeights.Floats(rng, rows * 2 * width, 6);
+        var gate = Columns(gateUp, rows, 2 * width, 0, width);
+        var up = Columns(gateUp, rows, 2 * width, width, width);
+        var expected = CpuRun(rows * width, (b, o) =>
         {
-            using var cache = Cpu.AllocateKvCache(1, kvHeads, headDim, capacity);
-            using var kb = Up(Cpu, keys);
-            using var vb = Up(Cpu, values);
-            Cpu.StoreKv(cache, 0, kb, vb, 0, start + rows);
-            using var qb = Up(Cpu, q);
-            Cpu.Attention(qb, cache, 0, o, heads, start, rows);
-            expected = new float[rows * width];
-            Cpu.Download(o, 0, expected);
-        }
-
-        using var gpuCache = gpu.AllocateKvCache(1, kvHeads, headDim, capacity);
-        using (var kb = Up(gpu, keys))
-        using (var vb = Up(gpu, values))
-        {
-            gpu.StoreKv(gpuCache, 0, kb, vb, 0, start + rows);
-        }
-
-        var a = device.Accelerator;
-        using var qv = a.Allocate1D(q);
-        using var naturalOrder = a.Allocate1D(new int[1]);
-        var layout = new InputLayoutArgs { Bits = 16, InversePermutation = naturalOrder.View.AsContiguous() };
-
-        // Rows [first, first + count) at their positions; the output as fp32, or fp16 bits widened to int.
-        int[] Run(int first, int count)
-        {
-            using var output = a.Allocate1D(Enumerable.Repeat(float.NaN, count * width).ToArray());
-            using var outputHalf = a.Allocate1D(Enumerable.Repeat((ushort)0x7E00, count * width).ToArray());
-            gpu.SetStart(start + first);
-            gpu.RunAttention(qv.View.AsContiguous().SubView((long)first * width, (long)count * width), width, (CudaKvCache)gpuCache, 0, heads, count, splits, output.View.AsContiguous(), outputHalf.View.AsContiguous(), halfOutput, layout);
-            device.Synchronize();
-            return halfOutput ? [.. outputHalf.GetAsArray1D().Select(h => (int)h)] : Bits(output.GetAsArray1D());
-        }
-
-        var batch = Run(0, rows);
-        var actual = batch.Select(v => halfOutput ? (float)BitConverter.UInt16BitsToHalf((ushort)v) : BitConverter.Int32BitsToSingle(v)).ToArray();
-        Assert.That(Numerics.RelativeL2(actual, expected), Is.LessThan(AttentionTolerance));
-        for (int r = 0; r < rows; r++)
-        {
-            Assert.That(batch[(r * width)..((r + 1) * width)], Is.EqualTo(Run(r, 1)), $"row {r} of {rows} (position {start + r})");
-        }
-    }
-
-    [TestCase("sim", 300)]
-    [TestCase("gpu", 22016 * 4, Category = "Gpu")]
-    public void SiluMultiply_and_Add_match_the_cpu(string kind, int n)
-    {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
-        var rng = new Random(n);
-        var g = RandomWeights.Floats(rng, n, 6);
-        var u = RandomWeights.Floats(rng, n, 2);
-        var silu = Compare(gpu, n, (b, o) =>
-        {
-            using var ub = Up(b, u);
-            b.Upload(g, o, 0);
-            b.SiluMultiply(o, ub, n);
+            using var ub = Up(b, up);
+            b.Upload(gate, o, 0);
+            b.SiluMultiply(o, ub, rows * width);
         });
-        var add = Compare(gpu, n, (b, o) =>
-        {
-            using var ub = Up(b, u);
-            b.Upload(g, o, 0);
-            b.Add(o, ub, n);
-        });
-        Assert.Multiple(() =>
-        {
-            Assert.That(silu, Is.LessThan(Fp32Tolerance), "silu * up");
-            Assert.That(add, Is.LessThan(Fp32Tolerance), "add");
-        });
+
+        using var input = gpu.Up(gateUp);
+        using var output = gpu.Zeros<ushort>(rows * width);
+        gpu.K.SiluMultiplyToHalf(input.View, output.View, rows, width, gpu.NaturalLayout);
+        Assert.That(Numerics.RelativeL2(gpu.DownHalves(output.View, rows * width), expected), Is.LessThan(HalfTolerance));
     }
 
     [TestCase("sim", 50, 64)]
     [TestCase("gpu", 32000, 8192, Category = "Gpu")]
     public void Embed_matches_the_cpu(string kind, int vocab, int hidden)
     {
-        using var gpu = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+        using var gpu = new Gpu(kind);
         var rng = new Random(vocab);
-        var table = TensorData.FromArray("embed", TensorDType.F16, [vocab, hidden], RandomWeights.Floats(rng, vocab * hidden).Select(v => (Half)v).ToArray());
+        var table = TensorData.FromArray("embed", TensorDType.F16, [vocab, hidden], RandomWeights.Floats(rng, vocab * hidden).Select(v => (System.Half)v).ToArray());
         int[] ids = [1, vocab - 1, 7, 1];
-        var r = Compare(gpu, ids.Length * hidden, (b, o) =>
+        var expected = CpuRun(ids.Length * hidden, (b, o) =>
         {
             using var t = b.PrepareEmbedding(table);
             b.Embed(t, ids, o);
         });
-        Assert.That(r, Is.LessThan(Fp32Tolerance));
+
+        using var embedding = gpu.Staged(upload => CudaEmbedding.Upload(upload, table));
+        using var idsOnDevice = gpu.Up(ids);
+        using var output = gpu.Up(Poison(ids.Length * hidden));
+        gpu.K.Embed(idsOnDevice.View, embedding.Table.View, output.View, ids.Length, hidden);
+        Assert.That(Numerics.RelativeL2(gpu.Down(output, ids.Length * hidden), expected), Is.LessThan(Fp32Tolerance));
     }
 
-    [Test]
-    public void Embed_rejects_an_id_outside_the_vocabulary()
+    private static float[] CpuLinear(LinearWeights w, float[] x, int rows) => CpuRun(rows * w.OutFeatures, (b, o) =>
     {
-        using var gpu = new CudaBackend(TestDevices.Get("sim"), ownsDevice: false);
-        var table = TensorData.FromArray("embed", TensorDType.F16, [4, 8], new Half[32]);
-        using var t = gpu.PrepareEmbedding(table);
-        using var o = gpu.Allocate(8);
-        Assert.That(() => gpu.Embed(t, [4], o), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("outside the vocabulary"));
-    }
+        using var lin = b.PrepareLinear(w);
+        using var input = Up(b, x);
+        b.Linear(lin, input, o, rows);
+    });
 
-    private static (float[] Actual, float[] Expected) RunLinear(CudaBackend gpu, LinearWeights w, float[] x, int rows)
+    /// <summary>Runs <paramref name="op"/> on the CPU backend into a poisoned output of n floats and returns it.</summary>
+    private static float[] CpuRun(int n, Action<IComputeBackend, DeviceBuffer> op)
     {
-        float[] Run(IComputeBackend b)
-        {
-            using var lin = b.PrepareLinear(w);
-            using var input = Up(b, x);
-            using var output = b.Allocate(rows * w.OutFeatures);
-
-            // Poison the output so an unwritten element shows up as a large error.
-            b.Upload(Enumerable.Repeat(1e6f, rows * w.OutFeatures).ToArray(), output, 0);
-            b.Linear(lin, input, output, rows);
-            var r = new float[rows * w.OutFeatures];
-            b.Download(output, 0, r);
-            return r;
-        }
-
-        return (Run(gpu), Run(Cpu));
+        using var o = Cpu.Allocate(n);
+        Cpu.Upload(Poison(n), o, 0);
+        op(Cpu, o);
+        var r = new float[n];
+        Cpu.Download(o, 0, r);
+        return r;
     }
 
-    /// <summary>Runs <paramref name="op"/> on both backends into a poisoned output of n floats; returns the relative L2 error.</summary>
-    private static double Compare(CudaBackend gpu, int n, Action<IComputeBackend, DeviceBuffer> op)
-    {
-        float[] Run(IComputeBackend b)
-        {
-            using var o = b.Allocate(n);
-            b.Upload(Enumerable.Repeat(1e6f, n).ToArray(), o, 0);
-            op(b, o);
-            var r = new float[n];
-            b.Download(o, 0, r);
-            return r;
-        }
-
-        return Numerics.RelativeL2(Run(gpu), Run(Cpu));
-    }
-
-    /// <summary>RMSNorm through the kernels the decode path launches, on rows [firstRow, firstRow + rows) of x, into fp32 (NaN-poisoned output).</summary>
-    private static float[] NormToFloat(CudaDevice device, float[] x, float[] weight, int width, int firstRow, int rows)
-    {
-        var a = device.Accelerator;
-        using var input = a.Allocate1D(x);
-        using var w = a.Allocate1D(weight);
-        using var output = a.Allocate1D(Enumerable.Repeat(float.NaN, rows * width).ToArray());
-        device.Kernels.RmsNorm(input.View.AsContiguous().SubView((long)firstRow * width, (long)rows * width), w.View.AsContiguous(), output.View.AsContiguous(), rows, width, NormEps);
-        device.Synchronize();
-        return output.GetAsArray1D();
-    }
-
-    /// <summary>As <see cref="NormToFloat"/>, into the fp16 input layout of a 4-bit GPTQ layer with act-order permutation (fp16 NaN-poisoned output).</summary>
-    private static ushort[] NormToHalf(CudaDevice device, float[] x, float[] weight, int width, int firstRow, int rows, int[] inversePermutation)
-    {
-        var a = device.Accelerator;
-        using var input = a.Allocate1D(x);
-        using var w = a.Allocate1D(weight);
-        using var permutation = a.Allocate1D(inversePermutation);
-        using var output = a.Allocate1D(Enumerable.Repeat((ushort)0x7E00, rows * width).ToArray());
-        var layout = new InputLayoutArgs { Bits = 4, HasPermutation = 1, InversePermutation = permutation.View.AsContiguous() };
-        device.Kernels.RmsNormToHalf(input.View.AsContiguous().SubView((long)firstRow * width, (long)rows * width), w.View.AsContiguous(), output.View.AsContiguous(), rows, width, NormEps, layout);
-        device.Synchronize();
-        return output.GetAsArray1D();
-    }
-
-    private static int[] Bits(float[] values) => [.. values.Select(BitConverter.SingleToInt32Bits)];
-
-    private static float[] NormWeight(Random rng, int width) => [.. RandomWeights.Floats(rng, width, 0.5).Select(v => 1f + v)];
-
-    private static int[] Permutation(Random rng, int n) => [.. Enumerable.Range(0, n).OrderBy(_ => rng.Next())];
+    /// <summary>An output filled with 1e6, so an element a kernel fails to write shows up as a large error.</summary>
+    private static float[] Poison(int n) => Enumerable.Repeat(1e6f, n).ToArray();
 
     private static DeviceBuffer Up(IComputeBackend b, float[] values)
     {
         var buf = b.Allocate(values.Length);
         b.Upload(values, buf, 0);
         return buf;
+    }
+
+    /// <summary>Columns [from, from + width) of each row of a row-major [rows, stride] matrix.</summary>
+    private static float[] Columns(float[] matrix, int rows, int stride, int from, int width) =>
+        [.. Enumerable.Range(0, rows).SelectMany(r => matrix.AsSpan((r * stride) + from, width).ToArray())];
+
+    /// <summary>The CUDA side of a comparison: a backend on the test device and the engine's own upload and launch paths.</summary>
+    private sealed class Gpu : IDisposable
+    {
+        private readonly MemoryBuffer1D<int, Stride1D.Dense> noPermutation;
+
+        public Gpu(string kind)
+        {
+            Backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+            noPermutation = Zeros<int>(1);
+        }
+
+        public CudaBackend Backend { get; }
+
+        public CudaDevice Device => Backend.Device;
+
+        public CudaKernels K => Device.Kernels;
+
+        /// <summary>fp16 in natural order, as a dense layer reads its input (the permutation view is a stand-in, never read).</summary>
+        public InputLayoutArgs NaturalLayout => new() { Bits = 16, InversePermutation = noPermutation.View };
+
+        public MemoryBuffer1D<T, Stride1D.Dense> Up<T>(T[] values)
+            where T : unmanaged => Backend.Memory.Upload(values, "test data");
+
+        public MemoryBuffer1D<T, Stride1D.Dense> Zeros<T>(long length)
+            where T : unmanaged
+        {
+            var buffer = Backend.Memory.Allocate<T>(length, "test data");
+            buffer.MemSetToZero(Device.Stream);
+            return buffer;
+        }
+
+        public T[] Down<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, long length)
+            where T : unmanaged
+        {
+            var result = new T[length];
+            buffer.View.SubView(0, length).CopyToCPU(Device.Stream, result);
+            Device.Synchronize();
+            return result;
+        }
+
+        public float[] DownHalves(ArrayView<ushort> view, long length)
+        {
+            var bits = new ushort[length];
+            view.SubView(0, length).CopyToCPU(Device.Stream, bits);
+            Device.Synchronize();
+            return [.. bits.Select(b => (float)BitConverter.UInt16BitsToHalf(b))];
+        }
+
+        /// <summary>Uploads through one StagedUpload, as CudaModel.Load does.</summary>
+        public T Staged<T>(Func<StagedUpload, T> prepare)
+        {
+            using var upload = new StagedUpload(Device, Backend.Memory);
+            var prepared = prepare(upload);
+            upload.Finish();
+            return prepared;
+        }
+
+        /// <summary>
+        /// The engine's path for a linear layer whose input is not produced in its layout (RunShared for act-order layers):
+        /// fp32 rows converted into the layer's fp16 input layout, then its GEMV or GEMM. With <paramref name="residual"/>
+        /// the output starts as it and the layer adds to it, as o_proj and down_proj add to the residual stream.
+        /// </summary>
+        public float[] Linear(LinearWeights w, float[] x, int rows, float[]? residual = null)
+        {
+            using var linear = Staged(upload => CudaLinear.Upload(upload, w));
+            using var input = Up(x);
+            using var half = Zeros<uint>(((long)rows * w.InFeatures) + 4);
+            using var output = Up(residual ?? Poison(rows * w.OutFeatures));
+            K.ToHalfLayout(input.View, half.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, linear.InputLayout);
+            linear.Run(K, half.View, output.View, rows, w.OutFeatures, accumulate: residual != null);
+            return Down(output, rows * w.OutFeatures);
+        }
+
+        public void Dispose()
+        {
+            noPermutation.Dispose();
+            Backend.Dispose();
+        }
     }
 }

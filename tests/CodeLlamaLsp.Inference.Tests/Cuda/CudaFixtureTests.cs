@@ -1,12 +1,13 @@
 // The CUDA done-when on the shared fixtures (their README's fp16 GPU targets): relative L2 error of the
 // last logits below 1e-2, the same argmax at every prompt position, and the first 8 greedy tokens equal.
 // A position (prompt or greedy step) where the fp32 oracle's top two logits differ by less than one fp16 step of
-// the logits themselves may flip (IsNearTie); the flip is printed. Both CUDA paths are checked: the generic op-by-op
-// path (LlamaForward over CudaBackend) and the fused,
-// graph-captured CudaDecoder. GPU only: on ILGPU's CPU accelerator a 32000-word vocabulary takes minutes per
-// case, so CI covers the same kernels through BackendOpsTests instead.
+// the logits themselves may flip (IsNearTie); the flip is printed. The CUDA engine is checked as the server runs it
+// (CudaModel and CudaDecodingSession, greedy tokens through BeginGeneration and Advance). GPU only: on ILGPU's CPU
+// accelerator a 32000-word vocabulary takes minutes per case, so CI covers the same kernels through BackendOpsTests
+// instead.
 using CodeLlamaLsp.Inference.Engine;
 using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Loading;
 using CodeLlamaLsp.Inference.Tests.Engine;
 using CodeLlamaLsp.Inference.Tests.Loading;
@@ -53,44 +54,25 @@ public class CudaFixtureTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void Fused_decoder_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
+    public void Cuda_session_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
     {
         var device = TestDevices.Get(kind);
         var expected = Reference.Read(fixture)[promptIndex];
         using var checkpoint = ModelLoader.Load(Fixtures.Path(fixture));
         using var backend = new CudaBackend(device, ownsDevice: false);
-        using var decoder = new CudaDecoder(backend, checkpoint.Weights, contextLength: 512, maxBatchRows: 128);
-        int vocab = checkpoint.Config.VocabSize;
-
-        var all = decoder.Prefill(expected.Prompt, allRows: true);
-        CheckLogits(fixture, expected, all, vocab);
-
-        int first = Numerics.Argmax(all.AsSpan((expected.Prompt.Length - 1) * vocab, vocab));
-        var rest = decoder.GreedyDecode(first, GreedyTokensChecked - 1);
-        CheckGreedy(fixture, expected, [first, .. rest], vocab);
-    }
-
-    [TestCaseSource(nameof(Cases))]
-    public void Generic_backend_path_meets_the_fp16_targets(string kind, string fixture, int promptIndex)
-    {
-        var device = TestDevices.Get(kind);
-        var expected = Reference.Read(fixture)[promptIndex];
-        using var checkpoint = ModelLoader.Load(Fixtures.Path(fixture));
-        using var backend = new CudaBackend(device, ownsDevice: false);
-        using var model = LlamaModel.Load(checkpoint.Weights, backend);
-        using var session = new InferenceSession(model, contextLength: 512, maxBatchTokens: 128);
+        using var model = CudaModel.Load(backend, checkpoint.Weights);
+        using var session = new CudaDecodingSession(model, contextLength: 512, maxBatchRows: 128);
         int vocab = checkpoint.Config.VocabSize;
 
         var all = session.EvaluateAllPositions(expected.Prompt);
         CheckLogits(fixture, expected, all, vocab);
 
-        var greedy = new List<int>();
-        var logits = all.AsSpan((expected.Prompt.Length - 1) * vocab, vocab).ToArray();
+        // Greedy as the server runs it: a cold prefill with the first id chosen on the device, then one graph replay per token.
+        session.Reset();
+        var greedy = new List<int> { session.BeginGeneration(expected.Prompt, GenerationOptions.Greedy(GreedyTokensChecked), CancellationToken.None) };
         while (greedy.Count < GreedyTokensChecked)
         {
-            int next = Numerics.Argmax(logits);
-            greedy.Add(next);
-            logits = session.Decode(next);
+            greedy.Add(session.Advance(greedy[^1]));
         }
 
         CheckGreedy(fixture, expected, greedy, vocab);

@@ -1,4 +1,4 @@
-// The CUDA generation path (InProcessGenerator over CudaDecodingSession: fused decoder, prefix cache, token
+// The CUDA generation path (InProcessGenerator over CudaDecodingSession: fused forward pass, prefix cache, token
 // selection on the device) against the CPU path on the same weights: the same greedy tokens (with and
 // without repetition penalty), the same sampled tokens for a seed (device top-k/top-p and the host fallback
 // for top_k 0), prefix reuse with a rewind, cancellation and a full context. "sim" runs on ILGPU's CPU
@@ -130,12 +130,71 @@ public class CudaGenerationTests
         });
     }
 
+    /// <summary>Ids are checked on the host before they reach the device: a prompt's by the KvCache prompt check, a step's token by the session.</summary>
     [Test]
-    public void The_memory_estimate_is_close_to_what_the_decoder_allocates()
+    public void Ids_outside_the_vocabulary_are_refused_before_they_reach_the_device()
+    {
+        using var cuda = CudaGenerator("sim", Context);
+        var session = cuda.Session;
+        int vocab = MicroLlama.Config.VocabSize;
+
+        Assert.That(() => session.BeginGeneration([1, vocab], GenerationOptions.Greedy(1), CancellationToken.None), Throws.ArgumentException.With.Message.Contains("outside the vocabulary"));
+        session.BeginGeneration(Prompt[..3], GenerationOptions.Greedy(1), CancellationToken.None);
+        Assert.That(() => session.Advance(vocab), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("outside the vocabulary"));
+    }
+
+    /// <summary>
+    /// The model holds nothing per sequence: two sessions on one CudaModel, their steps interleaved, each choose the
+    /// greedy tokens the CPU session chooses for its prompt alone.
+    /// </summary>
+    [Test]
+    public void Two_sessions_on_one_model_keep_their_sequences_apart()
+    {
+        const int Steps = 5;
+        var other = RandomIds(new Random(9), 12);
+        using var cpu = CpuGenerator(Context);
+        int[] Expected(int[] prompt)
+        {
+            var ids = new int[Steps];
+            ids[0] = cpu.Session.BeginGeneration(prompt, GenerationOptions.Greedy(Steps), CancellationToken.None);
+            for (int i = 1; i < Steps; i++)
+            {
+                ids[i] = cpu.Session.Advance(ids[i - 1]);
+            }
+
+            return ids;
+        }
+
+        using var backend = new CudaBackend(TestDevices.Get("sim"), ownsDevice: false);
+        using var model = CudaModel.Load(backend, Weights);
+        using var first = new CudaDecodingSession(model, Context, maxBatchRows: 8);
+        using var second = new CudaDecodingSession(model, Context, maxBatchRows: 8);
+        var a = new int[Steps];
+        var b = new int[Steps];
+        a[0] = first.BeginGeneration(Prompt, GenerationOptions.Greedy(Steps), CancellationToken.None);
+        b[0] = second.BeginGeneration(other, GenerationOptions.Greedy(Steps), CancellationToken.None);
+        for (int i = 1; i < Steps; i++)
+        {
+            a[i] = first.Advance(a[i - 1]);
+            b[i] = second.Advance(b[i - 1]);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(a, Is.EqualTo(Expected(Prompt)), "first session");
+            Assert.That(b, Is.EqualTo(Expected(other)), "second session");
+            Assert.That(first.CachedTokens, Is.EqualTo(Prompt.Concat(a[..^1])));
+            Assert.That(second.CachedTokens, Is.EqualTo(other.Concat(b[..^1])));
+        });
+    }
+
+    [Test]
+    public void The_memory_estimate_is_close_to_what_the_model_and_its_session_allocate()
     {
         using var backend = new CudaBackend(TestDevices.Get("sim"), ownsDevice: false);
         long before = backend.AllocatedBytes;
-        using var decoder = new CudaDecoder(backend, Weights, Context, maxBatchRows: 8);
+        using var model = CudaModel.Load(backend, Weights);
+        using var session = new CudaDecodingSession(model, Context, maxBatchRows: 8);
         long allocated = backend.AllocatedBytes - before;
 
         var estimate = GpuMemoryEstimate.For(Weights, Context, maxBatchRows: 8);

@@ -92,12 +92,12 @@ public class CudaSpeculativeTests
             Assert.That(full, Is.EqualTo(g[4..7]), "full: both draft tokens and the model's next");
             Assert.That(none, Is.EqualTo(g[7..8]), "none: the model's own id");
             Assert.That(session.Position, Is.EqualTo(Prompt.Length + 7));
-            Assert.That(((CudaDecodingSession)session).Decoder.VerificationGraphFailure, Is.Null);
+            Assert.That(((CudaDecodingSession)session).VerificationGraphFailure, Is.Null);
         });
     }
 
     /// <summary>
-    /// The widest pass the decoder takes (15 rows: drafts are cut below the GEMM's 16 rows so that every row runs the
+    /// The widest pass the session takes (15 rows: drafts are cut below the GEMM's 16 rows so that every row runs the
     /// decode step's kernels), past 128 positions where each row's attention is split in two as a decode step's is:
     /// the pass still chooses what single steps choose.
     /// </summary>
@@ -118,7 +118,7 @@ public class CudaSpeculativeTests
 
         using var generator = CudaGenerator(kind, LongContext, maxBatchRows: 32);
         var session = (CudaDecodingSession)generator.Session;
-        Assert.That(session.Decoder.MaxVerificationRows, Is.EqualTo(Draft + 1).And.EqualTo(CudaDecoder.GemmMinRows - 1));
+        Assert.That(session.MaxVerificationRows, Is.EqualTo(Draft + 1).And.EqualTo(CudaLinear.GemmMinRows - 1));
         int first = session.BeginGeneration(prompt, options, CancellationToken.None);
         var ids = session.AdvanceWithDraft(first, g.AsSpan(1, Draft));
         int next = session.Advance(ids[^1]);
@@ -207,7 +207,7 @@ public class CudaSpeculativeTests
         Assert.Multiple(() =>
         {
             Assert.That(accepted, Is.Positive);
-            Assert.That(session.Decoder.VerificationGraphFailure, Is.Null, "every verification pass ran as a CUDA graph");
+            Assert.That(session.VerificationGraphFailure, Is.Null, "every verification pass ran as a CUDA graph");
         });
     }
 
@@ -219,8 +219,8 @@ public class CudaSpeculativeTests
         var prompt = ReferenceModel.Get(Fixtures.Tiny).Cases[0].Prompt;
         using var generator = EngineFactory.Create(ModelLoader.Load(Fixtures.Path(Fixtures.Tiny)), DeviceKind.Cuda, contextLength: 1024);
         var session = (CudaDecodingSession)generator.Session;
-        int rows = session.Decoder.MaxVerificationRows;
-        Assert.That(rows, Is.EqualTo(CudaDecoder.GemmMinRows - 1), "the widest verification stays on the decode step's kernels");
+        int rows = session.MaxVerificationRows;
+        Assert.That(rows, Is.EqualTo(CudaLinear.GemmMinRows - 1), "the widest verification stays on the decode step's kernels");
         var options = GenerationOptions.Greedy(rows + 1);
         var g = new int[rows + 1];
         g[0] = session.BeginGeneration(prompt, options, CancellationToken.None);

@@ -60,7 +60,8 @@ internal static class MicroLlama
     public static InProcessGenerator CudaGenerator(string kind, LlamaWeights weights, int context, int maxBatchRows)
     {
         var backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
-        var session = new CudaDecodingSession(new CudaDecoder(backend, weights, context, maxBatchRows));
-        return new InProcessGenerator(session, tokenizer: null, "micro", [backend]);
+        var model = CudaModel.Load(backend, weights);
+        var session = new CudaDecodingSession(model, context, maxBatchRows);
+        return new InProcessGenerator(session, tokenizer: null, "micro", [model, backend]);
     }
 }

@@ -1,6 +1,6 @@
 // The staged weight upload (StagedUpload + GptqHostMatrix / HostTensor writers) must place exactly the bytes the
 // array-based load path placed (ArrayLayoutReference): GPTQ layers plain, act-order, 8-bit, v2, with bias, fused
-// with and without a shared permutation, the fixtures' every layer as CudaDecoder groups them, and fp16 / fp32
+// with and without a shared permutation, the fixtures' every layer as CudaModel groups them, and fp16 / fp32
 // conversions from BF16 and F32. Tiny staging chunks force rows split across chunks and slots reused many times.
 // Runs on ILGPU's CPU accelerator, where copies are synchronous, so it checks layout and chunking, not GPU timing.
 using CodeLlamaLsp.Inference.Engine.Cuda;
@@ -62,7 +62,7 @@ public class StagedUploadTests
         var w = checkpoint.Weights;
         CheckUpload(chunkBytes, slots, check =>
         {
-            // As CudaDecoder groups them: q/k/v and gate/up fused where their layouts allow.
+            // As CudaModel groups them: q/k/v and gate/up fused where their layouts allow.
             foreach (var l in w.Layers)
             {
                 check.Floats(l.InputNorm);

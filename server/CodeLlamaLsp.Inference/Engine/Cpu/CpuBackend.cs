@@ -1,5 +1,5 @@
 // The CPU backend: fp32 math with managed SIMD (System.Numerics.Tensors) on all cores. It is the no-GPU
-// fallback and the oracle that the CUDA backend is compared with, so it favours plain, checkable code.
+// fallback and the oracle that the CUDA kernels are compared with, so it favours plain, checkable code.
 using System.Numerics;
 using System.Numerics.Tensors;
 using CodeLlamaLsp.Inference.Model;
@@ -12,8 +12,6 @@ public sealed class CpuBackend : IComputeBackend
     private readonly RopeTables _rope = new();
 
     public string Name => $"cpu ({Environment.ProcessorCount} threads, {Vector<float>.Count * 32}-bit SIMD)";
-
-    public DeviceKind Kind => DeviceKind.Cpu;
 
     public DeviceBuffer Allocate(int length)
     {

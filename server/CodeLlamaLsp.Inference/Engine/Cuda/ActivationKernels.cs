@@ -1,5 +1,5 @@
-// Element-wise kernels: embedding lookup, SiLU-multiply, residual add, and the fp32 -> fp16 conversion
-// into a linear layer's input layout. All use a flat grid-stride loop.
+// Element-wise kernels: embedding lookup, SiLU-multiply into fp16, the fp32 -> fp16 conversion into a linear
+// layer's input layout, the device-side position bump and the bandwidth probe's read. All use a flat grid-stride loop.
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
@@ -20,16 +20,6 @@ internal static class ActivationKernels
         }
     }
 
-    /// <summary>gate[i] = silu(gate[i]) * up[i] for i &lt; n (fp32, in place).</summary>
-    public static void SiluMultiply(ArrayView<float> gate, ArrayView<float> up, int n)
-    {
-        for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-        {
-            float g = gate[i];
-            gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
-        }
-    }
-
     /// <summary>
     /// Fused-path SiLU: src is [rows, 2 * width] holding gate at columns [0, width) and up at [width, 2 width);
     /// writes silu(gate) * up as fp16 into the down_proj input layout [rows, width]. n = rows * width.
@@ -44,15 +34,6 @@ internal static class ActivationKernels
             float g = src[b + c];
             float v = g / (1f + MathF.Exp(-g)) * src[b + width + c];
             ActivationLayout.Store(output, t, width, c, v, layout);
-        }
-    }
-
-    /// <summary>acc[i] += addend[i] for i &lt; n.</summary>
-    public static void Add(ArrayView<float> acc, ArrayView<float> addend, int n)
-    {
-        for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-        {
-            acc[i] += addend[i];
         }
     }
 

@@ -1,23 +1,20 @@
-// The CUDA implementation of IComputeBackend: every op of the engine as ILGPU kernels on one stream.
-// Activations are fp32 device buffers (the interface's contract); linear layers convert their input to the
-// fp16 layout their GEMV reads. The fused, graph-captured decode path (CudaDecoder) reuses the same kernels.
+// One GPU as the CUDA engine uses it: the device (its compiled kernels and stream, CudaDevice) and the allocator
+// that checks free memory before every allocation and counts the bytes placed (GpuMemory). CudaModel uploads its
+// weights through it and every CudaDecodingSession allocates its KV cache and buffers through it; the kernels
+// themselves are launched by the engine (CudaDecodingSession.Forward.cs, CudaAttention), so there is one CUDA path.
+// Below it, the device-side types those allocations come back as: fp32 vectors, the fp16 embedding table, the fp16
+// KV cache and the RoPE table.
 using ILGPU;
 using ILGPU.Runtime;
 using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>Runs the engine's ops on a GPU (or on ILGPU's CPU accelerator in tests).</summary>
-public sealed class CudaBackend : IComputeBackend
+/// <summary>The GPU (or ILGPU's CPU accelerator in tests) that models and sessions are allocated on.</summary>
+public sealed class CudaBackend : IDisposable
 {
     private readonly bool ownsDevice;
     private readonly GpuMemory memory;
-    private readonly MemoryBuffer1D<int, Stride1D.Dense> start;
-    private readonly Dictionary<(float Theta, int HeadDim), RopeTable> ropeTables = [];
-    private MemoryBuffer1D<uint, Stride1D.Dense>? halfScratch;
-    private MemoryBuffer1D<int, Stride1D.Dense>? ids;
-    private MemoryBuffer1D<float, Stride1D.Dense>? partialO;
-    private MemoryBuffer1D<float, Stride1D.Dense>? partialMl;
 
     public CudaBackend(CudaDevice device, bool ownsDevice = true)
     {
@@ -25,62 +22,23 @@ public sealed class CudaBackend : IComputeBackend
         Device = device;
         this.ownsDevice = ownsDevice;
         memory = new GpuMemory(device);
-        start = memory.Allocate<int>(1, "position");
     }
 
     public CudaDevice Device { get; }
 
+    /// <summary>For logs, for example "cuda: NVIDIA H200".</summary>
     public string Name => Device.Name;
 
-    public DeviceKind Kind => DeviceKind.Cuda;
-
-    /// <summary>Bytes this backend placed on the device (weights, cache, buffers).</summary>
+    /// <summary>Bytes placed on the device through this backend (weights, caches, buffers).</summary>
     public long AllocatedBytes => memory.AllocatedBytes;
 
     internal GpuMemory Memory => memory;
 
-    private CudaKernels K => Device.Kernels;
-
-    public DeviceBuffer Allocate(int length)
-    {
-        var b = memory.Allocate<float>(length, $"an activation buffer of {length} floats");
-        b.MemSetToZero(Device.Stream);
-        return new CudaBuffer(b, length);
-    }
-
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, int destinationOffset)
-    {
-        var d = Own(destination);
-        CheckRange(destinationOffset, source.Length, d.Length, "Upload destination");
-        d.Buffer.View.SubView(destinationOffset, source.Length).CopyFromCPU(Device.Stream, source.ToArray());
-    }
-
-    public void Download(DeviceBuffer source, int sourceOffset, Span<float> destination)
-    {
-        var s = Own(source);
-        CheckRange(sourceOffset, destination.Length, s.Length, "Download source");
-        var host = new float[destination.Length];
-        s.Buffer.View.SubView(sourceOffset, destination.Length).CopyToCPU(Device.Stream, host);
-        Device.Synchronize();
-        host.CopyTo(destination);
-    }
-
-    public void Copy(DeviceBuffer source, int sourceOffset, DeviceBuffer destination, int destinationOffset, int count)
-    {
-        var s = Own(source);
-        var d = Own(destination);
-        CheckRange(sourceOffset, count, s.Length, "Copy source");
-        CheckRange(destinationOffset, count, d.Length, "Copy destination");
-        s.Buffer.View.SubView(sourceOffset, count).CopyTo(Device.Stream, d.Buffer.View.SubView(destinationOffset, count));
-    }
-
-    public PreparedLinear PrepareLinear(LinearWeights weights) => Staged(upload => CudaLinear.Upload(upload, weights));
-
-    public PreparedEmbedding PrepareEmbedding(TensorData table) => Staged(upload => CudaEmbedding.Upload(upload, table));
-
-    public DeviceBuffer PrepareVector(TensorData vector) => Staged(upload => CudaBuffer.Upload(upload, vector));
-
-    public KvCacheStorage AllocateKvCache(int layers, int kvHeads, int headDim, int capacity)
+    /// <summary>
+    /// Allocates the fp16 KV cache for <paramref name="layers"/> layers of <paramref name="kvHeads"/> heads of width
+    /// <paramref name="headDim"/> and <paramref name="capacity"/> positions (the configured context length).
+    /// </summary>
+    internal CudaKvCache AllocateKvCache(int layers, int kvHeads, int headDim, int capacity)
     {
         if (headDim > AttentionKernels.MaxHeadDim)
         {
@@ -93,225 +51,8 @@ public sealed class CudaBackend : IComputeBackend
         return new CudaKvCache(k, v, layers, kvHeads, headDim, capacity);
     }
 
-    public void Embed(PreparedEmbedding table, ReadOnlySpan<int> tokenIds, DeviceBuffer output)
-    {
-        var t = table as CudaEmbedding ?? throw new ArgumentException("Embedding table belongs to another backend.", nameof(table));
-        var o = Own(output);
-        foreach (var id in tokenIds)
-        {
-            if ((uint)id >= (uint)t.VocabSize)
-            {
-                throw new ArgumentOutOfRangeException(nameof(tokenIds), $"Token id {id} is outside the vocabulary (0..{t.VocabSize - 1}).");
-            }
-        }
-
-        CheckRange(0, tokenIds.Length * t.HiddenSize, o.Length, "Embed output");
-        ids = Grow(ids, tokenIds.Length, "token ids");
-        ids.View.SubView(0, tokenIds.Length).CopyFromCPU(Device.Stream, tokenIds.ToArray());
-        K.Embed(ids.View, t.Table.View, o.Buffer.View, tokenIds.Length, t.HiddenSize);
-    }
-
-    public void RmsNorm(DeviceBuffer input, DeviceBuffer weight, DeviceBuffer output, int rows, int width, float eps) =>
-        K.RmsNorm(Own(input).Buffer.View, Own(weight).Buffer.View, Own(output).Buffer.View, rows, width, eps);
-
-    public void Rope(DeviceBuffer x, int rows, int heads, int headDim, int startPosition, float theta)
-    {
-        var table = RopeFor(theta, headDim, startPosition + rows);
-        SetStart(startPosition);
-        K.Rope(Own(x).Buffer.View, rows, heads * headDim, 0, heads, headDim, start.View, table.Cos.View, table.Sin.View);
-    }
-
-    public void Linear(PreparedLinear weights, DeviceBuffer input, DeviceBuffer output, int rows)
-    {
-        var w = weights as CudaLinear ?? throw new ArgumentException("Linear layer belongs to another backend.", nameof(weights));
-        var i = Own(input);
-        var o = Own(output);
-        CheckRange(0, rows * w.InFeatures, i.Length, $"{w.Name} input");
-        CheckRange(0, rows * w.OutFeatures, o.Length, $"{w.Name} output");
-        halfScratch = Grow(halfScratch, ((long)rows * w.InFeatures) + 4, "linear-layer activations");
-        K.ToHalfLayout(i.Buffer.View, halfScratch.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, w.InputLayout);
-        w.Run(K, halfScratch.View, o.Buffer.View, rows, w.OutFeatures, accumulate: false);
-    }
-
-    public void StoreKv(KvCacheStorage cache, int layer, DeviceBuffer k, DeviceBuffer v, int startPosition, int rows)
-    {
-        var c = OwnCache(cache);
-        if (startPosition + rows > c.Capacity)
-        {
-            throw new ArgumentException($"Positions {startPosition}..{startPosition + rows - 1} exceed the KV cache capacity {c.Capacity}.", nameof(startPosition));
-        }
-
-        SetStart(startPosition);
-        int width = c.KvHeads * c.HeadDim;
-        K.StoreKv(Own(k).Buffer.View, Own(v).Buffer.View, rows, width, c.KvHeads, c.HeadDim, c.Capacity, start.View, c.LayerK(layer), c.LayerV(layer));
-    }
-
-    public void Attention(DeviceBuffer q, KvCacheStorage cache, int layer, DeviceBuffer output, int heads, int startPosition, int rows)
-    {
-        var c = OwnCache(cache);
-        SetStart(startPosition);
-        int splits = rows == 1 ? DecodeSplits(c.KvHeads, heads, c.Capacity) : 1;
-        RunAttention(Own(q).Buffer.View, heads * c.HeadDim, c, layer, heads, rows, splits, Own(output).Buffer.View, default, halfOutput: false, default);
-    }
-
-    public void SiluMultiply(DeviceBuffer gate, DeviceBuffer up, int count) =>
-        K.SiluMultiply(Own(gate).Buffer.View, Own(up).Buffer.View, count);
-
-    public void Add(DeviceBuffer accumulator, DeviceBuffer addend, int count) =>
-        K.Add(Own(accumulator).Buffer.View, Own(addend).Buffer.View, count);
-
-    /// <summary>Attention into fp32 or straight into the o_proj fp16 layout; position comes from <see cref="StartView"/>.</summary>
-    internal void RunAttention(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout)
-    {
-        // Many rows (prefill) on a CUDA device: the tensor-core kernel; a few rows split their keys across blocks.
-        if (rows >= PrefillAttentionKernels.MinRows && c.HeadDim == PrefillAttentionKernels.HeadDim && Device.IsCuda)
-        {
-            K.PrefillAttention(
-                new PrefillAttentionArgs
-                {
-                    Q = q,
-                    Start = start.View,
-                    // The unused output of the two gets a harmless stand-in view (never written).
-                    Output = halfOutput ? q : output,
-                    OutputHalf = halfOutput ? outputHalf : start.View.AsContiguous().Cast<ushort>(),
-                    Layout = halfOutput ? layout : new InputLayoutArgs { Bits = 16, InversePermutation = start.View },
-                    HalfOutput = halfOutput ? 1 : 0,
-                    QStride = qStride,
-                    Heads = heads,
-                    KvHeads = c.KvHeads,
-                    Capacity = c.Capacity,
-                    Rows = rows,
-                    Scale = 1.442695041f / MathF.Sqrt(c.HeadDim),
-                },
-                c.LayerK(layer),
-                c.LayerV(layer));
-            return;
-        }
-
-        partialO = Grow(partialO, (long)rows * splits * heads * c.HeadDim, "attention partials");
-        partialMl = Grow(partialMl, (long)rows * splits * heads * 2, "attention partials");
-
-        // The unused output of the two gets a harmless stand-in view (never written).
-        if (!halfOutput)
-        {
-            outputHalf = partialMl.View.AsContiguous().Cast<ushort>();
-            layout = new InputLayoutArgs { Bits = 16, InversePermutation = start.View };
-        }
-        else
-        {
-            output = partialMl.View;
-        }
-
-        var args = new AttentionArgs
-        {
-            Q = q,
-            K = c.LayerK(layer),
-            V = c.LayerV(layer),
-            PartialO = partialO.View,
-            PartialMl = partialMl.View,
-            Start = start.View,
-            QStride = qStride,
-            QOffset = 0,
-            Heads = heads,
-            KvHeads = c.KvHeads,
-            HeadDim = c.HeadDim,
-            Capacity = c.Capacity,
-            Splits = splits,
-            Scale = 1f / MathF.Sqrt(c.HeadDim),
-            Output = output,
-            OutputHalf = outputHalf,
-            Layout = layout,
-            HalfOutput = halfOutput ? 1 : 0,
-        };
-        K.Attention(args, rows);
-
-        // With one split every row's output is written by the attention kernel itself.
-        if (splits > 1)
-        {
-            K.Combine(partialO.View, partialMl.View, start.View, rows, splits, heads, c.HeadDim, output, outputHalf, halfOutput, layout);
-        }
-    }
-
-    /// <summary>Sizes the attention partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
-    internal void ReserveAttention(long rowsTimesSplits, int heads, int headDim)
-    {
-        partialO = Grow(partialO, rowsTimesSplits * heads * headDim, "attention partials");
-        partialMl = Grow(partialMl, rowsTimesSplits * heads * 2, "attention partials");
-    }
-
-    /// <summary>Splits per query so that kvHeads * headGroups * splits fills the device about twice.</summary>
-    internal int DecodeSplits(int kvHeads, int heads, int capacity)
-    {
-        int headGroups = ((heads / kvHeads) + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        int blocks = kvHeads * headGroups;
-        int want = Math.Max(1, (2 * Device.Multiprocessors) / blocks);
-        int useful = Math.Max(1, (capacity + AttentionKernels.Tile - 1) / AttentionKernels.Tile);
-        return Math.Min(want, useful);
-    }
-
-    /// <summary>The device-side position read by RoPE, StoreKv and attention.</summary>
-    internal ArrayView<int> StartView => start.View;
-
-    internal void SetStart(int position) => start.View.CopyFromCPU(Device.Stream, new[] { position });
-
-    internal RopeTable RopeFor(float theta, int headDim, int positions)
-    {
-        if (!ropeTables.TryGetValue((theta, headDim), out var table) || table.Positions < positions)
-        {
-            table?.Dispose();
-            table = RopeTable.Create(memory, theta, headDim, Math.Max(positions, 256));
-            ropeTables[(theta, headDim)] = table;
-        }
-
-        return table;
-    }
-
-    private MemoryBuffer1D<T, Stride1D.Dense> Grow<T>(MemoryBuffer1D<T, Stride1D.Dense>? buffer, long length, string what)
-        where T : unmanaged
-    {
-        if (buffer != null && buffer.Length >= length)
-        {
-            return buffer;
-        }
-
-        Device.Synchronize();
-        buffer?.Dispose();
-        return memory.Allocate<T>(Math.Max(length, (buffer?.Length ?? 0) * 2), what);
-    }
-
-    /// <summary>One tensor or layer uploaded on its own (the op-by-op path; CudaDecoder stages a whole model at once).</summary>
-    private T Staged<T>(Func<StagedUpload, T> prepare)
-    {
-        using var upload = new StagedUpload(Device, memory);
-        var prepared = prepare(upload);
-        upload.Finish();
-        return prepared;
-    }
-
-    private static CudaBuffer Own(DeviceBuffer b) => b as CudaBuffer ?? throw new ArgumentException("Buffer belongs to another backend.", nameof(b));
-
-    private static CudaKvCache OwnCache(KvCacheStorage c) => c as CudaKvCache ?? throw new ArgumentException("KV cache belongs to another backend.", nameof(c));
-
-    private static void CheckRange(long offset, long count, long length, string what)
-    {
-        if (offset < 0 || count < 0 || offset + count > length)
-        {
-            throw new ArgumentException($"{what}: elements {offset}..{offset + count} exceed the buffer length {length}.");
-        }
-    }
-
     public void Dispose()
     {
-        foreach (var t in ropeTables.Values)
-        {
-            t.Dispose();
-        }
-
-        halfScratch?.Dispose();
-        ids?.Dispose();
-        partialO?.Dispose();
-        partialMl?.Dispose();
-        start.Dispose();
         if (ownsDevice)
         {
             Device.Dispose();
@@ -319,11 +60,10 @@ public sealed class CudaBackend : IComputeBackend
     }
 }
 
-/// <summary>An fp32 activation buffer on the device.</summary>
-internal sealed class CudaBuffer : DeviceBuffer
+/// <summary>An fp32 weight vector (an RMSNorm weight) on the device.</summary>
+internal sealed class CudaBuffer : IDisposable
 {
-    public CudaBuffer(MemoryBuffer1D<float, Stride1D.Dense> buffer, int length)
-        : base(length) => Buffer = buffer;
+    private CudaBuffer(MemoryBuffer1D<float, Stride1D.Dense> buffer) => Buffer = buffer;
 
     public MemoryBuffer1D<float, Stride1D.Dense> Buffer { get; }
 
@@ -331,26 +71,16 @@ internal sealed class CudaBuffer : DeviceBuffer
     public static CudaBuffer Upload(StagedUpload upload, TensorData vector)
     {
         ArgumentNullException.ThrowIfNull(vector);
-        var values = HostTensor.Float32(vector.Name, vector);
-        return new CudaBuffer(upload.Add(values), (int)values.Length);
+        return new CudaBuffer(upload.Add(HostTensor.Float32(vector.Name, vector)));
     }
 
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            Buffer.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
+    public void Dispose() => Buffer.Dispose();
 }
 
 /// <summary>The fp16 embedding table [vocab, hidden].</summary>
-internal sealed class CudaEmbedding : PreparedEmbedding
+internal sealed class CudaEmbedding : IDisposable
 {
-    public CudaEmbedding(MemoryBuffer1D<ushort, Stride1D.Dense> table, int vocab, int hidden)
-        : base(vocab, hidden) => Table = table;
+    private CudaEmbedding(MemoryBuffer1D<ushort, Stride1D.Dense> table) => Table = table;
 
     public MemoryBuffer1D<ushort, Stride1D.Dense> Table { get; }
 
@@ -363,20 +93,10 @@ internal sealed class CudaEmbedding : PreparedEmbedding
             throw new ArgumentException($"Embedding '{table.Name}' must be [vocab, hidden]; got [{string.Join(", ", table.Shape)}].", nameof(table));
         }
 
-        int vocab = (int)table.Shape[0];
-        int hidden = (int)table.Shape[1];
-        return new CudaEmbedding(upload.Add(HostTensor.HalfBits(table.Name, table, hidden)), vocab, hidden);
+        return new CudaEmbedding(upload.Add(HostTensor.HalfBits(table.Name, table, (int)table.Shape[1])));
     }
 
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            Table.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
+    public void Dispose() => Table.Dispose();
 }
 
 /// <summary>fp16 keys and values [layers, kvHeads, capacity, headDim].</summary>
@@ -391,8 +111,6 @@ internal sealed class CudaKvCache : KvCacheStorage
         this.k = k;
         this.v = v;
     }
-
-    public long BytesPerLayer => (long)KvHeads * Capacity * HeadDim * 2 * 2;
 
     public ArrayView<ushort> LayerK(int layer) => k.View.SubView((long)layer * KvHeads * Capacity * HeadDim, (long)KvHeads * Capacity * HeadDim);
 
@@ -413,18 +131,15 @@ internal sealed class CudaKvCache : KvCacheStorage
 /// <summary>cos/sin of pos * inv_freq for every position up to a limit, computed on the host as HF does (fp32 angle).</summary>
 internal sealed class RopeTable : IDisposable
 {
-    private RopeTable(MemoryBuffer1D<float, Stride1D.Dense> cos, MemoryBuffer1D<float, Stride1D.Dense> sin, int positions)
+    private RopeTable(MemoryBuffer1D<float, Stride1D.Dense> cos, MemoryBuffer1D<float, Stride1D.Dense> sin)
     {
         Cos = cos;
         Sin = sin;
-        Positions = positions;
     }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Cos { get; }
 
     public MemoryBuffer1D<float, Stride1D.Dense> Sin { get; }
-
-    public int Positions { get; }
 
     public static RopeTable Create(GpuMemory memory, float theta, int headDim, int positions)
     {
@@ -449,7 +164,7 @@ internal sealed class RopeTable : IDisposable
             }
         }
 
-        return new RopeTable(memory.Upload(cos, "RoPE cos table"), memory.Upload(sin, "RoPE sin table"), positions);
+        return new RopeTable(memory.Upload(cos, "RoPE cos table"), memory.Upload(sin, "RoPE sin table"));
     }
 
     public void Dispose()

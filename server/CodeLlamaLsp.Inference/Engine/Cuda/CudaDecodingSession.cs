@@ -1,43 +1,83 @@
-// The CUDA engine's IDecodingSession: the fused CudaDecoder with a prefix cache over its KV cache, and
-// token selection on the GPU. A decode step is one replay of the captured graph (forward, selection,
-// position + 1); the host uploads the token only when it is not the one the device just chose and reads
-// back 4 bytes. Sampling with top_k 0 or above SamplingKernels.MaxCandidates cannot be reproduced by the
-// device kernel, so for those requests the logits are downloaded and Sampler picks on the host.
-// A speculative draft is verified in one forward pass of 1 + draft rows with each row's id chosen on the device
-// (1 + draft ids come back, not the logits), with the seeded draws taken in position order as Advance takes
-// them; the cache then forgets the rejected rows.
+// The mutable half of the CUDA engine, as InferenceSession is on the CPU: one sequence on an immutable CudaModel,
+// holding the KV cache (a KvCache, so prompt checks and the prefix cache's rewind are the CPU session's), the
+// position, the scratch buffers and the captured graphs, and choosing tokens on the GPU. A decode step is one replay
+// of the captured graph (forward, selection, position + 1); the host uploads the token only when it is not the one
+// the device just chose and reads back 4 bytes. Sampling with top_k 0 or above SamplingKernels.MaxCandidates cannot
+// be reproduced by the device kernel, so for those requests the logits are downloaded and Sampler picks on the host.
+// The forward pass and device selection are in CudaDecodingSession.Forward.cs, speculative verification in
+// CudaDecodingSession.Verification.cs.
+using ILGPU.Runtime;
 using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Sampling;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>Generation on one GPU through <see cref="CudaDecoder"/>. Not thread-safe: one call at a time.</summary>
-public sealed class CudaDecodingSession : IDecodingSession
+/// <summary>One sequence generated on a <see cref="CudaModel"/>. Not thread-safe: one call at a time.</summary>
+public sealed partial class CudaDecodingSession : IDecodingSession
 {
-    private readonly CudaDecoder _decoder;
-    private readonly List<int> _cached = [];
-    private Generation? _current;
+    private readonly CudaModel model;
+    private readonly KvCache cache; // over kv, the session's CUDA storage
+    private Generation? current;
 
-    /// <summary>Wraps <paramref name="decoder"/>, which the session owns and disposes.</summary>
-    public CudaDecodingSession(CudaDecoder decoder)
+    /// <summary>
+    /// Allocates a sequence of <paramref name="contextLength"/> positions on <paramref name="model"/>'s device, prompts run
+    /// in forward passes of up to <paramref name="maxBatchRows"/> rows. The model is used, not owned: dispose it after
+    /// the session.
+    /// </summary>
+    public CudaDecodingSession(CudaModel model, int contextLength, int maxBatchRows = CudaDecodingSessionDefaults.MaxBatchRows)
     {
-        ArgumentNullException.ThrowIfNull(decoder);
-        _decoder = decoder;
-        _decoder.Reset();
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchRows, 1);
+        this.model = model;
+        backend = model.Backend;
+        c = model.Config;
+        maxRows = maxBatchRows;
+        Bind();
+        var mem = backend.Memory;
+        int hd = c.HeadDim;
+        qkvWidth = c.HiddenSize + (2 * c.NumKvHeads * hd);
+
+        // KV cache first: it is the session's largest allocation, sized by the configured context.
+        kv = backend.AllocateKvCache(c.NumLayers, c.NumKvHeads, hd, contextLength);
+        cache = new KvCache(kv);
+        rope = RopeTable.Create(mem, c.RopeTheta, hd, contextLength);
+        start = mem.Allocate<int>(1, "position");
+        attention = new CudaAttention(backend.Device, mem, start.View);
+        decodeSplits = CudaAttention.DecodeSplits(backend.Device, c.NumKvHeads, c.NumHeads, contextLength);
+
+        int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
+        x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        xh = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
+        qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
+        gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
+        logits = mem.Allocate<float>((long)maxRows * c.VocabSize, "logits");
+        ids = mem.Allocate<int>(maxRows, "token ids");
+        sampleScratch = mem.Allocate<float>(c.VocabSize, "sampling scratch");
+        candidates = mem.Allocate<float>(2 * SamplingKernels.MaxCandidates, "sampling scratch");
+        selectSettings = mem.Allocate<float>(SamplingKernels.SettingsLength, "sampling settings");
+        selectState = mem.Allocate<int>(SamplingKernels.StateLength, "sampling settings");
+
+        // Prompt plus answer, and the one id chosen after the last position (never read back).
+        history = mem.Allocate<int>(contextLength + 1, "token history");
+        SetSelection(DeviceSelection.Greedy, []);
+        rowSettings = mem.Allocate<float>((long)MaxVerificationRows * SamplingKernels.SettingsLength, "sampling settings");
+
+        // Attention partials for a prefill chunk (one split) and for the widest verification pass (the decode step's splits).
+        attention.Reserve(Math.Max(maxRows, (long)MaxVerificationRows * decodeSplits), c.NumHeads, hd);
     }
 
-    public CudaDecoder Decoder => _decoder;
+    public LlamaConfig Config => c;
 
-    public LlamaConfig Config => _decoder.Config;
+    public string DeviceName => backend.Device.Name;
 
-    public string DeviceName => _decoder.Device.Name;
+    public int ContextLength => cache.Capacity;
 
-    public int ContextLength => _decoder.ContextLength;
+    public int Position => cache.Length;
 
-    public int Position => _decoder.Position;
-
-    public IReadOnlyList<int> CachedTokens => _cached;
+    public IReadOnlyList<int> CachedTokens => cache.Tokens;
 
     public int LastReusedTokens { get; private set; }
 
@@ -48,168 +88,110 @@ public sealed class CudaDecodingSession : IDecodingSession
 
     public float[] Prefill(IReadOnlyList<int> prompt, CancellationToken cancellationToken = default)
     {
-        _current = null;
+        current = null;
         RunPrompt(prompt, cancellationToken);
-        return _decoder.LastLogits();
+        return LastLogits();
+    }
+
+    /// <summary>
+    /// Evaluates <paramref name="prompt"/> from position 0 (ignoring the prefix cache) and returns the logits at
+    /// every position, row-major [prompt.Count, vocab]. For tests.
+    /// </summary>
+    public float[] EvaluateAllPositions(IReadOnlyList<int> prompt)
+    {
+        current = null;
+        cache.CheckPrompt(prompt, c.VocabSize);
+        Bind();
+        cache.Truncate(0);
+        LastReusedTokens = 0;
+        LastProcessedTokens = prompt.Count;
+        int vocab = c.VocabSize;
+        var result = new float[(long)prompt.Count * vocab];
+        for (int done = 0; done < prompt.Count; done += maxRows)
+        {
+            var chunk = prompt.Skip(done).Take(maxRows).ToArray();
+            Append(chunk, logitsForAllRows: true);
+            var part = new float[chunk.Length * vocab];
+            logits.View.SubView(0, part.Length).CopyToCPU(backend.Device.Stream, part);
+            backend.Device.Synchronize();
+            part.CopyTo(result, (long)done * vocab);
+        }
+
+        return result;
     }
 
     public int BeginGeneration(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellationToken)
     {
         // Sampler validates the options (and is the fallback's selector); its errors are the CPU path's.
         var sampler = new Sampler(options);
-        _current = null;
+        current = null;
         RunPrompt(prompt, cancellationToken);
         bool onDevice = DeviceSelection.Supports(options);
-        _decoder.SetSelection(onDevice ? DeviceSelection.From(options) : DeviceSelection.Greedy, prompt);
+        SetSelection(onDevice ? DeviceSelection.From(options) : DeviceSelection.Greedy, prompt);
         var generation = new Generation(sampler, options, onDevice, [.. prompt]);
         LastSelectedOnDevice = onDevice;
-        int first = onDevice ? _decoder.SelectNext(generation.Draw()) : generation.SampleOnHost(_decoder.LastLogits());
-        _current = generation;
+        int first = onDevice ? SelectNext(generation.Draw()) : generation.SampleOnHost(LastLogits());
+        current = generation;
         return first;
     }
 
     public int Advance(int token)
     {
-        var generation = _current ?? throw new InvalidOperationException("Advance needs a generation begun with BeginGeneration.");
+        var generation = current ?? throw new InvalidOperationException("Advance needs a generation begun with BeginGeneration.");
         Bind();
-        int chosen = _decoder.Step(token, generation.OnDevice ? generation.Draw() : 0f);
-        _cached.Add(token);
+        int chosen = Step(token, generation.OnDevice ? generation.Draw() : 0f);
         if (generation.OnDevice)
         {
             return chosen;
         }
 
         generation.Context.Add(token);
-        return generation.SampleOnHost(_decoder.LastLogits());
-    }
-
-    /// <summary>
-    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows
-    /// (<see cref="CudaDecoder.AppendChoosingEach"/>). Row i's id is chosen on the device by the decode step's selection
-    /// with the draw Advance would use at that position (draws are peeked and only the kept rows' consumed, so the next
-    /// step draws what it would have drawn), or for host sampling by Sampler over the downloaded rows. The pass runs
-    /// the kernels of a decode step, which compute each row the same bits alone or in a batch, so the ids are
-    /// Advance's. A draft longer than <see cref="CudaDecoder.MaxVerificationRows"/> - 1 is cut (verifying fewer tokens
-    /// is still exact).
-    /// </summary>
-    public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
-    {
-        var generation = _current ?? throw new InvalidOperationException("AdvanceWithDraft needs a generation begun with BeginGeneration.");
-        draft = draft[..Math.Min(draft.Length, _decoder.MaxVerificationRows - 1)];
-        if (draft.Length == 0)
-        {
-            return [Advance(token)];
-        }
-
-        int rows = 1 + draft.Length;
-        if (Position + rows > ContextLength)
-        {
-            throw new InvalidOperationException($"{rows} positions from {Position} do not fit the context of {ContextLength} tokens.");
-        }
-
-        Bind();
-        int[] ids = [token, .. draft];
-        var draws = new float[rows];
-        for (int i = 0; i < rows && generation.OnDevice; i++)
-        {
-            draws[i] = generation.PeekDraw(i);
-        }
-
-        var deviceChoices = _decoder.AppendChoosingEach(ids, draws);
-        List<int> chosen;
-        if (generation.OnDevice)
-        {
-            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row => deviceChoices[row]);
-            generation.ConsumeDraws(chosen.Count);
-        }
-        else
-        {
-            var logits = _decoder.VerificationLogits();
-            int vocab = Config.VocabSize;
-            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row =>
-            {
-                generation.Context.Add(ids[row]);
-                return generation.SampleOnHost(logits.AsSpan(row * vocab, vocab));
-            });
-        }
-
-        // Keep the token and the accepted draft tokens; the rejected rows' keys and values are overwritten later.
-        _decoder.KeepVerified(chosen.Count);
-        _cached.AddRange(ids.AsSpan(0, chosen.Count));
-        return chosen;
+        return generation.SampleOnHost(LastLogits());
     }
 
     public void Reset()
     {
-        _current = null;
-        _cached.Clear();
-        _decoder.Reset();
+        current = null;
+        cache.Truncate(0);
     }
 
     public void Dispose()
     {
         Bind();
-        _decoder.Dispose();
+        graph?.Dispose();
+        DisposeVerification();
+        cache.Dispose();
+        rope.Dispose();
+        attention.Dispose();
+        start.Dispose();
+        foreach (var buffer in new IDisposable[] { x, normed, xh, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
+        {
+            buffer.Dispose();
+        }
     }
 
     /// <summary>Leaves the cache holding exactly <paramref name="prompt"/>, the last row's logits on the device.</summary>
     private void RunPrompt(IReadOnlyList<int> prompt, CancellationToken cancellationToken)
     {
-        CheckPrompt(prompt);
+        int reused = cache.RewindToSharedPrefix(prompt, c.VocabSize);
         Bind();
-
-        // The last prompt token is always recomputed: its logits choose the answer's first token.
-        int common = 0;
-        int limit = Math.Min(_cached.Count, prompt.Count - 1);
-        while (common < limit && _cached[common] == prompt[common])
-        {
-            common++;
-        }
-
-        _decoder.Truncate(common);
-        _cached.RemoveRange(common, _cached.Count - common);
-        LastReusedTokens = common;
-        LastProcessedTokens = prompt.Count - common;
-        int batch = _decoder.MaxBatchRows;
-        for (int start = common; start < prompt.Count; start += batch)
+        LastReusedTokens = reused;
+        LastProcessedTokens = prompt.Count - reused;
+        for (int done = reused; done < prompt.Count; done += maxRows)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var chunk = new int[Math.Min(batch, prompt.Count - start)];
+            var chunk = new int[Math.Min(maxRows, prompt.Count - done)];
             for (int i = 0; i < chunk.Length; i++)
             {
-                chunk[i] = prompt[start + i];
+                chunk[i] = prompt[done + i];
             }
 
-            _decoder.Append(chunk);
-            _cached.AddRange(chunk);
+            Append(chunk, logitsForAllRows: false);
         }
     }
 
     /// <summary>CUDA contexts are per thread and the generator runs steps on pool threads: make ours current.</summary>
-    private void Bind() => _decoder.Device.Accelerator.Bind();
-
-    private void CheckPrompt(IReadOnlyList<int> prompt)
-    {
-        ArgumentNullException.ThrowIfNull(prompt);
-        if (prompt.Count == 0)
-        {
-            throw new ArgumentException("The prompt has no tokens.", nameof(prompt));
-        }
-
-        if (prompt.Count > ContextLength)
-        {
-            throw new ArgumentException($"The prompt has {prompt.Count} tokens; the context holds {ContextLength}.", nameof(prompt));
-        }
-
-        int vocab = Config.VocabSize;
-        foreach (var id in prompt)
-        {
-            if ((uint)id >= (uint)vocab)
-            {
-                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {vocab}.", nameof(prompt));
-            }
-        }
-    }
+    private void Bind() => backend.Device.Accelerator.Bind();
 
     /// <summary>One generation's selection state: the seeded draws (the same sequence Sampler would use) or the host sampler.</summary>
     private sealed class Generation(Sampler sampler, GenerationOptions options, bool onDevice, List<int> context)

@@ -1,5 +1,5 @@
-// The compiled kernels of one accelerator and the code that picks their launch geometry, so the backend
-// and the fused decode path launch every kernel the same way.
+// The compiled kernels of one accelerator and the code that picks their launch geometry, so every caller
+// (the CUDA session, its attention, the probes, the kernel tests) launches each kernel the same way.
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -23,16 +23,12 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> splitRowNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> splitRowNormHalf;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>> rope;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>> storeKv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, PrefillAttentionArgs> prefillAttention;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> silu;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> siluHalf;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int> add;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> toHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, int> advance;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, long> readBandwidth;
@@ -58,16 +54,12 @@ internal sealed class CudaKernels : IDisposable
         rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
         splitRowNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.SplitRowToFloat);
         splitRowNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.SplitRowToHalf);
-        rope = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>>(RopeKernels.Rotate);
-        storeKv = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, ArrayView<int>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.StoreKv);
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         prefillAttention = accelerator.LoadKernel<PrefillAttentionArgs>(PrefillAttentionKernels.Prefill);
         combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
-        silu = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.SiluMultiply);
         siluHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.SiluMultiplyToHalf);
-        add = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int>(ActivationKernels.Add);
         toHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.ToHalfLayout);
         advance = accelerator.LoadKernel<ArrayView<int>, int>(ActivationKernels.AdvancePosition);
         readBandwidth = accelerator.LoadKernel<ArrayView<uint>, ArrayView<uint>, long>(ActivationKernels.ReadBandwidth);
@@ -204,13 +196,7 @@ internal sealed class CudaKernels : IDisposable
         return new KernelConfig(new Index2D(slices, rows), new Index2D(RmsNormKernels.SplitRowBlockThreads, 1));
     }
 
-    public void Rope(ArrayView<float> x, int rows, int stride, int offset, int heads, int headDim, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin) =>
-        Launch(() => rope(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), x, stride, offset, heads, headDim, start, cos, sin));
-
-    public void StoreKv(ArrayView<float> kSrc, ArrayView<float> vSrc, int rows, int stride, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<ushort> k, ArrayView<ushort> v) =>
-        Launch(() => storeKv(Stream, new KernelConfig(rows, RopeKernels.BlockThreads), kSrc, vSrc, stride, kvHeads, headDim, capacity, start, k, v));
-
-    /// <summary>RoPE on the q and k heads of qkv rows, k and v stored into one layer's cache (the decode path's fused form).</summary>
+    /// <summary>RoPE on the q and k heads of qkv rows, k and v stored into one layer's cache.</summary>
     public void RotateAndStore(ArrayView<float> qkv, int rows, int stride, int heads, int kvHeads, int headDim, int capacity, ArrayView<int> start, ArrayView<float> cos, ArrayView<float> sin, ArrayView<ushort> k, ArrayView<ushort> v)
     {
         int pairs = (heads + kvHeads) * (headDim / 2);
@@ -241,14 +227,8 @@ internal sealed class CudaKernels : IDisposable
     public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
         Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
 
-    public void SiluMultiply(ArrayView<float> gate, ArrayView<float> up, int n) =>
-        Launch(() => silu(Stream, Flat(n), gate, up, n));
-
     public void SiluMultiplyToHalf(ArrayView<float> src, ArrayView<ushort> output, int rows, int width, InputLayoutArgs layout) =>
         Launch(() => siluHalf(Stream, Flat(rows * width), src, output, width, rows * width, layout));
-
-    public void Add(ArrayView<float> acc, ArrayView<float> addend, int n) =>
-        Launch(() => add(Stream, Flat(n), acc, addend, n));
 
     public void ToHalfLayout(ArrayView<float> input, ArrayView<ushort> output, int rows, int width, InputLayoutArgs layout) =>
         Launch(() => toHalf(Stream, Flat(rows * width), input, output, width, rows * width, layout));

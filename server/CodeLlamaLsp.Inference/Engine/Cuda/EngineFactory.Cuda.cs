@@ -1,41 +1,44 @@
-// Plugs the CUDA engine into EngineFactory: --device auto/cuda open the first CUDA device through ILGPU,
-// and on a CUDA backend generation runs on the fused CudaDecoder (CudaDecodingSession) rather than the
-// generic LlamaForward, after checking up front that weights, KV cache and buffers fit in free GPU memory.
+// The CUDA half of EngineFactory: --device auto/cuda open the first CUDA device through ILGPU, and generation runs on
+// the fused engine (a CudaModel and one CudaDecodingSession on it) after checking up front that weights, KV cache and
+// buffers fit in free GPU memory.
+using System.Diagnostics;
 using CodeLlamaLsp.Inference.Engine.Cuda;
+using CodeLlamaLsp.Inference.Loading;
 using CodeLlamaLsp.Inference.Model;
+using CodeLlamaLsp.Inference.Tokenization;
 
 namespace CodeLlamaLsp.Inference.Engine;
 
 public static partial class EngineFactory
 {
-    static partial void TryCreateCudaBackend(Action<string> log, ref IComputeBackend? backend, ref string? whyNot)
+    /// <summary>
+    /// The CUDA device <paramref name="device"/> asks for: none for Cpu; for Auto the first CUDA device, or none with a
+    /// warning through <paramref name="log"/> saying why; for Cuda the device, or <see cref="InvalidOperationException"/>
+    /// saying why not. The caller owns the backend returned.
+    /// </summary>
+    internal static CudaBackend? OpenCuda(DeviceKind device, Action<string>? log = null)
     {
-        var device = CudaDevice.TryCreateCuda(out whyNot);
-        if (device != null)
+        log ??= _ => { };
+        if (device == DeviceKind.Cpu)
         {
-            log($"using {device.Name} ({device.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, {device.FreeMemory / (1024.0 * 1024 * 1024):F1} GiB free)");
-            backend = new CudaBackend(device);
-        }
-    }
-
-    static partial void TryCreateCudaSession(LlamaWeights weights, IComputeBackend backend, int contextLength, Action<string> log, IProgress<double>? progress, ref IDecodingSession? session)
-    {
-        if (backend is not CudaBackend cuda)
-        {
-            return;
+            return null;
         }
 
-        cuda.Device.Accelerator.Bind();
-        CheckFits(weights, cuda.Device, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
-        long before = cuda.AllocatedBytes;
-        var decoder = new CudaDecoder(cuda, weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows, progress == null ? null : progress.Report);
-        var estimate = GpuMemoryEstimate.For(weights, contextLength, CudaDecodingSessionDefaults.MaxBatchRows);
-        log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {contextLength} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
-        log($"weight upload: {decoder.LoadTimes}.");
-        session = new CudaDecodingSession(decoder);
-    }
+        var cuda = CudaDevice.TryCreateCuda(out var whyNot);
+        if (cuda != null)
+        {
+            log($"using {cuda.Name} ({cuda.TotalMemory / (1024.0 * 1024 * 1024):F1} GiB, {cuda.FreeMemory / (1024.0 * 1024 * 1024):F1} GiB free)");
+            return new CudaBackend(cuda);
+        }
 
-    private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB");
+        if (device == DeviceKind.Cuda)
+        {
+            throw new InvalidOperationException($"--device cuda was requested but CUDA is not available: {whyNot}.");
+        }
+
+        log($"warning: CUDA is not available ({whyNot}); running on the CPU, which is much slower.");
+        return null;
+    }
 
     /// <summary>
     /// Throws <see cref="InsufficientGpuMemoryException"/> naming the total when the model cannot fit, before anything
@@ -52,6 +55,41 @@ public static partial class EngineFactory
             throw new InsufficientGpuMemoryException(estimate.Describe(contextLength), estimate.Total, freeBytes, totalBytes);
         }
     }
+
+    /// <summary>The generator over a CudaModel and one session on it; owns <paramref name="cuda"/> from here on.</summary>
+    private static InProcessGenerator CreateOnCuda(LoadedModel loaded, CudaBackend cuda, ITokenizer? tokenizer, int context, Action<string> log, IProgress<double>? progress)
+    {
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            cuda.Device.Accelerator.Bind();
+            CheckFits(loaded.Weights, cuda.Device, context, CudaDecodingSessionDefaults.MaxBatchRows);
+            long before = cuda.AllocatedBytes;
+            var model = CudaModel.Load(cuda, loaded.Weights, progress == null ? null : progress.Report);
+            try
+            {
+                var session = new CudaDecodingSession(model, context, CudaDecodingSessionDefaults.MaxBatchRows);
+                var estimate = GpuMemoryEstimate.For(loaded.Weights, context, CudaDecodingSessionDefaults.MaxBatchRows);
+                log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {context} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
+                log($"weight upload: {model.LoadTimes}.");
+                var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [model, cuda, loaded]);
+                log($"{loaded.Name}: weights prepared on {cuda.Name} in {clock.Elapsed.TotalSeconds:F1} s (fused CUDA engine, token selection on the device); context {context} tokens.");
+                return generator;
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            cuda.Dispose();
+            throw;
+        }
+    }
+
+    private static string Gib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB");
 }
 
 /// <summary>Sizes the CUDA session uses.</summary>

@@ -1,5 +1,6 @@
-// What the fused CUDA decoder will allocate for a model, computed from the checkpoint's tensor sizes before
-// any upload, so an out-of-memory GPU is reported once with the whole need (weights, KV cache, buffers).
+// What the CUDA engine (a CudaModel and one CudaDecodingSession) will allocate for a model, computed from the
+// checkpoint's tensor sizes before any upload, so an out-of-memory GPU is reported once with the whole need
+// (weights, KV cache, buffers).
 using CodeLlamaLsp.Inference.Model;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;

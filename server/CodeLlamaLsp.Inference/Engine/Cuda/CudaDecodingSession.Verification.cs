@@ -1,17 +1,16 @@
-// The CudaDecoder members behind speculative decoding's verification (CudaDecodingSession.AdvanceWithDraft):
-// one forward pass over the token and its draft (1 + d rows), the id after each row chosen on the device as a
-// decode step chooses it, only those 1 + d ids read back, then the rejected rows forgotten. Each row count's
-// pass is captured once as a CUDA graph, as the decode step is.
+// Speculative decoding's verification on the CUDA session (AdvanceWithDraft): one forward pass over the token and
+// its draft (1 + d rows), the id after each row chosen on the device as a decode step chooses it, with the seeded
+// draws taken in position order as Advance takes them, only those 1 + d ids read back, then the rejected rows
+// forgotten. Each row count's pass is captured once as a CUDA graph, as the decode step is.
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-public sealed partial class CudaDecoder
+public sealed partial class CudaDecodingSession
 {
     private readonly Dictionary<int, CudaGraph> verificationGraphs = [];
     private readonly MemoryBuffer1D<float, Stride1D.Dense> rowSettings; // [MaxVerificationRows, SamplingKernels.SettingsLength]
-    private DeviceSelection selection = DeviceSelection.Greedy;
     private int verifiedStart = -1;
     private int verifiedRows;
 
@@ -28,14 +27,68 @@ public sealed partial class CudaDecoder
     public string? VerificationGraphFailure { get; private set; }
 
     /// <summary>
+    /// <see cref="IDecodingSession.AdvanceWithDraft"/> in one forward pass of 1 + draft.Length rows
+    /// (<see cref="AppendChoosingEach"/>). Row i's id is chosen on the device by the decode step's selection with the
+    /// draw Advance would use at that position (draws are peeked and only the kept rows' consumed, so the next step
+    /// draws what it would have drawn), or for host sampling by Sampler over the downloaded rows. The pass runs the
+    /// kernels of a decode step, which compute each row the same bits alone or in a batch, so the ids are Advance's.
+    /// A draft longer than <see cref="MaxVerificationRows"/> - 1 is cut (verifying fewer tokens is still exact).
+    /// </summary>
+    public IReadOnlyList<int> AdvanceWithDraft(int token, ReadOnlySpan<int> draft)
+    {
+        var generation = current ?? throw new InvalidOperationException("AdvanceWithDraft needs a generation begun with BeginGeneration.");
+        draft = draft[..Math.Min(draft.Length, MaxVerificationRows - 1)];
+        if (draft.Length == 0)
+        {
+            return [Advance(token)];
+        }
+
+        int rows = 1 + draft.Length;
+        if (Position + rows > ContextLength)
+        {
+            throw new InvalidOperationException($"{rows} positions from {Position} do not fit the context of {ContextLength} tokens.");
+        }
+
+        Bind();
+        int[] tokens = [token, .. draft];
+        var draws = new float[rows];
+        for (int i = 0; i < rows && generation.OnDevice; i++)
+        {
+            draws[i] = generation.PeekDraw(i);
+        }
+
+        var deviceChoices = AppendChoosingEach(tokens, draws);
+        List<int> chosen;
+        if (generation.OnDevice)
+        {
+            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row => deviceChoices[row]);
+            generation.ConsumeDraws(chosen.Count);
+        }
+        else
+        {
+            var rowLogits = VerificationLogits();
+            int vocab = c.VocabSize;
+            chosen = DraftAcceptance.KeepAgreeingPrefix(draft, row =>
+            {
+                generation.Context.Add(tokens[row]);
+                return generation.SampleOnHost(rowLogits.AsSpan(row * vocab, vocab));
+            });
+        }
+
+        // Keep the token and the accepted draft tokens; the rejected rows' keys and values are overwritten later.
+        KeepVerified(chosen.Count);
+        return chosen;
+    }
+
+    /// <summary>
     /// Appends <paramref name="tokens"/> (2..<see cref="MaxVerificationRows"/>) at the current position in one forward
     /// pass and returns, for each row i, the id chosen after tokens[0..i]: the selection of a decode step (same kernels,
-    /// attention split as <see cref="Step"/> splits it) applied to row i's logits with <paramref name="draws"/>[i] as its
+    /// attention split as a decode step splits it) applied to row i's logits with <paramref name="draws"/>[i] as its
     /// uniform number. The repetition penalty of row i sees the device history plus the ids chosen at rows 0..i-1, which
     /// is the context at that position exactly while those choices equal tokens[1..i]: the rows a verification keeps.
     /// Every row's logits stay on the device (<see cref="VerificationLogits"/>); <see cref="KeepVerified"/> must follow.
     /// </summary>
-    internal int[] AppendChoosingEach(int[] tokens, ReadOnlySpan<float> draws)
+    private int[] AppendChoosingEach(int[] tokens, ReadOnlySpan<float> draws)
     {
         ArgumentNullException.ThrowIfNull(tokens);
         int rows = tokens.Length;
@@ -44,16 +97,16 @@ public sealed partial class CudaDecoder
             throw new ArgumentException($"A verification takes 2..{MaxVerificationRows} tokens with a draw each; got {rows} tokens, {draws.Length} draws.", nameof(tokens));
         }
 
-        if (position + rows > cache.Capacity)
+        if (Position + rows > kv.Capacity)
         {
-            throw new InvalidOperationException($"{rows} positions from {position} do not fit the context of {cache.Capacity} tokens.");
+            throw new InvalidOperationException($"{rows} positions from {Position} do not fit the context of {kv.Capacity} tokens.");
         }
 
         CheckIds(tokens);
         var stream = backend.Device.Stream;
         ids.View.SubView(0, rows).CopyFromCPU(stream, tokens);
         rowSettings.View.SubView(0, rows * SamplingKernels.SettingsLength).CopyFromCPU(stream, RowSettings(draws[..rows]));
-        backend.SetStart(position);
+        SetStart(Position);
         if (backend.Device.IsCuda && VerificationGraphFailure == null)
         {
             LaunchVerificationGraph(rows);
@@ -63,9 +116,9 @@ public sealed partial class CudaDecoder
             VerificationLaunches(rows);
         }
 
-        verifiedStart = position;
+        verifiedStart = Position;
         verifiedRows = rows;
-        position += rows;
+        cache.Append(tokens);
         var chosen = new int[rows];
         ids.View.SubView(0, rows).CopyToCPU(stream, chosen);
         tokenOnDevice = chosen[0];
@@ -73,7 +126,7 @@ public sealed partial class CudaDecoder
     }
 
     /// <summary>Downloads the logits [rows, vocab] of the last <see cref="AppendChoosingEach"/> (host sampling).</summary>
-    internal float[] VerificationLogits()
+    private float[] VerificationLogits()
     {
         var result = new float[verifiedRows * c.VocabSize];
         logits.View.SubView(0, result.Length).CopyToCPU(backend.Device.Stream, result);
@@ -86,7 +139,7 @@ public sealed partial class CudaDecoder
     /// (their cache positions and, for the repetition penalty, their chosen ids) and forgets the others; the rejected
     /// rows' keys and values are overwritten by later steps.
     /// </summary>
-    internal void KeepVerified(int kept)
+    private void KeepVerified(int kept)
     {
         if (verifiedStart < 0)
         {
@@ -95,7 +148,7 @@ public sealed partial class CudaDecoder
 
         ArgumentOutOfRangeException.ThrowIfLessThan(kept, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(kept, verifiedRows);
-        position = verifiedStart + kept;
+        cache.Truncate(verifiedStart + kept);
         if (selection.RepetitionPenalty != 1f && kept < verifiedRows)
         {
             // Each row's selection appended its id to the penalty's history (SamplingKernels.Choose): drop the rejected ones'.
@@ -127,13 +180,13 @@ public sealed partial class CudaDecoder
     /// </summary>
     private void LaunchVerificationGraph(int rows)
     {
-        if (!verificationGraphs.TryGetValue(rows, out var graph))
+        if (!verificationGraphs.TryGetValue(rows, out var pass))
         {
             // Every buffer the pass touches was sized in the constructor: nothing may allocate or synchronize while capturing.
             backend.Device.Synchronize();
             try
             {
-                graph = CudaGraph.Capture(backend.Device.StreamHandle, () => VerificationLaunches(rows), 0);
+                pass = CudaGraph.Capture(backend.Device.StreamHandle, () => VerificationLaunches(rows), 0);
             }
             catch (Exception e) when (e is InvalidOperationException or AcceleratorException)
             {
@@ -142,10 +195,10 @@ public sealed partial class CudaDecoder
                 return;
             }
 
-            verificationGraphs[rows] = graph;
+            verificationGraphs[rows] = pass;
         }
 
-        graph.Launch(backend.Device.StreamHandle);
+        pass.Launch(backend.Device.StreamHandle);
     }
 
     /// <summary>

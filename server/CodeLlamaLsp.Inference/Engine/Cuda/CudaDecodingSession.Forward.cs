@@ -1,0 +1,278 @@
+// The CUDA session's forward pass and token selection, fused for speed: q/k/v and gate/up as one GEMV each, residual
+// adds fused into o_proj and down_proj, producers writing fp16 straight into the next GEMV's input layout, the next id
+// chosen on the device, and the whole decode step captured as one CUDA graph that reads the token and position from
+// device memory. Every buffer a pass touches is the session's, sized in its constructor, so capture never allocates
+// and two sessions on one model never share a captured address.
+using ILGPU;
+using ILGPU.Runtime;
+using CodeLlamaLsp.Inference.Generation;
+using CodeLlamaLsp.Inference.Model;
+
+namespace CodeLlamaLsp.Inference.Engine.Cuda;
+
+public sealed partial class CudaDecodingSession
+{
+    private readonly CudaBackend backend;
+    private readonly LlamaConfig c;
+    private readonly CudaKvCache kv; // [layers, kv_heads, capacity, head_dim] x 2, fp16
+    private readonly RopeTable rope; // [capacity, head_dim / 2] cos and sin
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> start; // [1]: the position of row 0, read by RoPE, the KV store and attention
+    private readonly CudaAttention attention;
+    private readonly int maxRows;
+    private readonly int qkvWidth;
+    private readonly int decodeSplits;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> x; // [maxRows, hidden] residual stream
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> xh; // [maxRows, max(in)] GEMV input: fp32, or fp16 in the first half
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> qkv; // [maxRows, q + k + v]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> gateUp; // [maxRows, 2 * intermediate]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> logits; // [maxRows, vocab]
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> ids; // [maxRows]; ids[0] doubles as the sampled token
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> sampleScratch; // [vocab]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> candidates; // [2 * MaxCandidates]
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> selectSettings; // SamplingKernels.Settings*
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> selectState; // SamplingKernels.State*
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> history; // [capacity + 1]: what the repetition penalty sees
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
+    private CudaGraph? graph;
+    private DeviceSelection selection = DeviceSelection.Greedy;
+    private bool selectionSamples;
+
+    /// <summary>The id ids[0] holds (the last one chosen on the device), or -1 when unknown.</summary>
+    private int tokenOnDevice = -1;
+
+    /// <summary>Kernel launches in one captured decode step (0 until the first step on a GPU).</summary>
+    public long LaunchesPerDecodeStep { get; private set; }
+
+    /// <summary>
+    /// Runs up to maxRows tokens at the current position and appends them to the cache; the last
+    /// row's logits (or every row's) stay on the device for <see cref="SelectNext"/> or <see cref="LastLogits"/>.
+    /// </summary>
+    private void Append(int[] tokens, bool logitsForAllRows)
+    {
+        if (tokens.Length == 0 || tokens.Length > maxRows)
+        {
+            throw new ArgumentException($"A forward pass takes 1..{maxRows} tokens; got {tokens.Length}.", nameof(tokens));
+        }
+
+        if (Position + tokens.Length > kv.Capacity)
+        {
+            throw new ArgumentException($"{Position} cached + {tokens.Length} new tokens exceed the context of {kv.Capacity}.", nameof(tokens));
+        }
+
+        ids.View.SubView(0, tokens.Length).CopyFromCPU(backend.Device.Stream, tokens);
+        tokenOnDevice = -1;
+        SetStart(Position);
+        Forward(tokens.Length, logitsForAllRows, splits: 1);
+        cache.Append(tokens);
+    }
+
+    /// <summary>Downloads the logits [vocab] of the last token run (host sampling, Prefill).</summary>
+    private float[] LastLogits()
+    {
+        var result = new float[c.VocabSize];
+        logits.View.SubView(0, c.VocabSize).CopyToCPU(backend.Device.Stream, result);
+        backend.Device.Synchronize();
+        return result;
+    }
+
+    /// <summary>
+    /// Sets the selection used from now on (by <see cref="SelectNext"/>, <see cref="Step"/> and the graph, which reads
+    /// the settings from device memory). <paramref name="prompt"/> is what the repetition penalty sees; chosen ids are
+    /// appended to it on the device while the penalty is on.
+    /// </summary>
+    private void SetSelection(DeviceSelection selection, IReadOnlyList<int> prompt)
+    {
+        var stream = backend.Device.Stream;
+        bool penalised = selection.RepetitionPenalty != 1f;
+        int n = penalised ? Math.Min(prompt.Count, (int)history.Length) : 0;
+        if (n > 0)
+        {
+            history.View.SubView(0, n).CopyFromCPU(stream, prompt.Take(n).ToArray());
+        }
+
+        selectSettings.View.CopyFromCPU(stream, new[] { selection.Temperature, selection.TopP, selection.RepetitionPenalty, 0f });
+        selectState.View.CopyFromCPU(stream, new[] { selection.TopK, n, penalised ? 1 : 0 });
+        selectionSamples = selection.Samples;
+        this.selection = selection;
+    }
+
+    /// <summary>Chooses the next id from the last appended row's logits on the device; <paramref name="draw"/> is the uniform number when sampling.</summary>
+    private int SelectNext(float draw)
+    {
+        SetDraw(draw);
+        LaunchSelection();
+        return ReadChosen();
+    }
+
+    /// <summary>
+    /// Appends <paramref name="token"/> at the current position and chooses the next id: one replay of the captured
+    /// decode graph (forward, selection, position + 1) on a GPU, the same launches one by one elsewhere.
+    /// </summary>
+    private int Step(int token, float draw)
+    {
+        if (Position + 1 > kv.Capacity)
+        {
+            throw new InvalidOperationException($"The context of {kv.Capacity} tokens is full.");
+        }
+
+        if (token != tokenOnDevice)
+        {
+            CheckIds([token]);
+            ids.View.SubView(0, 1).CopyFromCPU(backend.Device.Stream, new[] { token });
+        }
+
+        SetStart(Position);
+        SetDraw(draw);
+        if (backend.Device.IsCuda)
+        {
+            graph ??= CaptureDecodeStep();
+            graph.Launch(backend.Device.StreamHandle);
+        }
+        else
+        {
+            DecodeStepLaunches();
+        }
+
+        cache.Append([token]);
+        return ReadChosen();
+    }
+
+    private void SetStart(int position) => start.View.CopyFromCPU(backend.Device.Stream, new[] { position });
+
+    private void SetDraw(float draw)
+    {
+        if (selectionSamples)
+        {
+            selectSettings.View.SubView(3, 1).CopyFromCPU(backend.Device.Stream, new[] { draw });
+        }
+    }
+
+    private int ReadChosen()
+    {
+        var host = new int[1];
+        ids.View.SubView(0, 1).CopyToCPU(backend.Device.Stream, host);
+        tokenOnDevice = host[0];
+        return host[0];
+    }
+
+    private CudaGraph CaptureDecodeStep()
+    {
+        // Every buffer the step touches was sized in the constructor: nothing may allocate or synchronize while capturing.
+        var kernels = backend.Device.Kernels;
+        backend.Device.Synchronize();
+        long before = kernels.Launches;
+        var g = CudaGraph.Capture(backend.Device.StreamHandle, DecodeStepLaunches, 0);
+        LaunchesPerDecodeStep = kernels.Launches - before;
+        return g;
+    }
+
+    /// <summary>One decode step: token ids[0] at device position start, the next id into ids[0], position + 1.</summary>
+    private void DecodeStepLaunches()
+    {
+        Forward(1, logitsForAllRows: false, splits: decodeSplits);
+        LaunchSelection();
+        backend.Device.Kernels.AdvancePosition(start.View, 1);
+    }
+
+    /// <summary>Token selection over logits row 0 into ids[0], with the settings held on the device.</summary>
+    private void LaunchSelection() => backend.Device.Kernels.Sample(new SamplingArgs
+    {
+        Logits = logits.View,
+        Scratch = sampleScratch.View,
+        History = history.View,
+        Candidates = candidates.View,
+        Settings = selectSettings.View,
+        State = selectState.View,
+        Chosen = ids.View,
+        Vocab = c.VocabSize,
+    });
+
+    /// <summary>The forward pass over ids[0..rows) at device position start; logits of the last row (or all rows).</summary>
+    private void Forward(int rows, bool logitsForAllRows, int splits)
+    {
+        var k = backend.Device.Kernels;
+        int hidden = c.HiddenSize;
+        int hd = c.HeadDim;
+        var xv = x.View.AsContiguous();
+        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        var qkvv = qkv.View.AsContiguous();
+
+        k.Embed(ids.View, model.Embedding.Table.View, xv, rows, hidden);
+        for (int i = 0; i < model.Layers.Length; i++)
+        {
+            var l = model.Layers[i];
+
+            // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
+            RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
+            k.RotateAndStore(qkvv, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, kv.Capacity, start.View, rope.Cos.View, rope.Sin.View, kv.LayerK(i), kv.LayerV(i));
+            attention.Run(qkvv, qkvWidth, kv, i, c.NumHeads, rows, splits, xhalf, l.O.InputLayout);
+            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+
+            // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
+            RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
+            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.InputLayout);
+            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+        }
+
+        int first = logitsForAllRows ? 0 : rows - 1;
+        int outRows = rows - first;
+        k.RmsNormToHalf(xv.SubView((long)first * hidden), model.FinalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, model.LmHead.InputLayout);
+        model.LmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
+    }
+
+    /// <summary>
+    /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride
+    /// <paramref name="width"/>): a fused one reads the fp16 input straight from the norm; separate ones (act-order
+    /// layers with different permutations) each get the normed fp32 rows converted into their own layout.
+    /// </summary>
+    private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
+    {
+        var k = backend.Device.Kernels;
+        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        if (parts.Length == 1)
+        {
+            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].InputLayout);
+            parts[0].Run(k, xh.View, output, rows, width, accumulate: false);
+            return;
+        }
+
+        k.RmsNorm(input, norm.Buffer.View, normed.View, rows, c.HiddenSize, c.RmsNormEps);
+        int offset = 0;
+        foreach (var p in parts)
+        {
+            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.InputLayout);
+            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false);
+            offset += p.OutFeatures;
+        }
+    }
+
+    /// <summary>Ids that reach the device without a prompt check (a step's token, a draft) are checked here.</summary>
+    private void CheckIds(IEnumerable<int> tokens)
+    {
+        foreach (var t in tokens)
+        {
+            if ((uint)t >= (uint)c.VocabSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"Token id {t} is outside the vocabulary (0..{c.VocabSize - 1}).");
+            }
+        }
+    }
+}
+
+/// <summary>Token-selection settings the session keeps on the device (see <see cref="SamplingKernels"/>).</summary>
+/// <param name="Temperature">0: greedy.</param>
+/// <param name="TopK">1..<see cref="SamplingKernels.MaxCandidates"/> when sampling.</param>
+internal readonly record struct DeviceSelection(float Temperature, int TopK, float TopP, float RepetitionPenalty)
+{
+    /// <summary>Whether the device kernel reproduces Sampler for these options (top_k 0 or above the cap does not).</summary>
+    public static bool Supports(GenerationOptions options) =>
+        options.Temperature <= 0f || (options.TopK > 0 && options.TopK <= SamplingKernels.MaxCandidates);
+
+    public static DeviceSelection From(GenerationOptions options) =>
+        new(options.Temperature, options.TopK, options.TopP, options.RepetitionPenalty);
+
+    /// <summary>Plain argmax without penalty: what the host-sampling fallback leaves on the device.</summary>
+    public static DeviceSelection Greedy => new(0f, 0, 1f, 1f);
+
+    public bool Samples => Temperature > 0f;
+}
