@@ -3,9 +3,10 @@
 opens a ~1,500-token Python file, asks for an automatic inline completion at its end (the cold first
 completion), then types a new line one character at a time, each keystroke a didChange plus an automatic
 textDocument/inlineCompletion answered before the next key. Prints the cold time, p50/p90 of the keystrokes
-and the tokens generated per keystroke (codellama/debugStats), as a markdown table on stdout.
+the tokens generated per keystroke and, of those, the drafted and accepted tokens of speculative decoding
+(codellama/debugStats), as a markdown table on stdout. --speculative off measures plain decoding.
 
-Usage: keystroke_bench.py [--max-tokens 16] [--debounce-ms 0] -- SERVER COMMAND...
+Usage: keystroke_bench.py [--max-tokens 16] [--debounce-ms 0] [--speculative auto|off] -- SERVER COMMAND...
 e.g.   keystroke_bench.py -- codellama-lsp --stdio --model /tmp/ckpt34 --device cuda --context-size 4096
 Needs only Python 3 (the GPU machine has no Node)."""
 import json, statistics, subprocess, sys, threading, time
@@ -16,6 +17,7 @@ def main():
     opts, command = args[:split], args[split + 1:]
     max_tokens = int(opts[opts.index("--max-tokens") + 1]) if "--max-tokens" in opts else 16
     debounce = int(opts[opts.index("--debounce-ms") + 1]) if "--debounce-ms" in opts else 0
+    speculative = opts[opts.index("--speculative") + 1] if "--speculative" in opts else "auto"
     server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr)
     pending, ready, lock = {}, threading.Event(), threading.Lock()
 
@@ -63,7 +65,8 @@ def main():
         send({"jsonrpc": "2.0", "method": method, "params": params})
 
     request("initialize", {"processId": None, "rootUri": None, "capabilities": {},
-                           "initializationOptions": {"maxTokens": max_tokens, "debounceMs": debounce}})
+                           "initializationOptions": {"maxTokens": max_tokens, "debounceMs": debounce,
+                                                                     "speculative": speculative}})
     notify("initialized", {})
     t0 = time.time()
     if not ready.wait(600):
@@ -104,13 +107,16 @@ def main():
     latencies.sort()
     p50 = statistics.median(latencies)
     p90 = latencies[min(len(latencies) - 1, int(round(0.9 * (len(latencies) - 1))))]
-    tokens = (stats1.get("tokensGenerated", 0) - stats0.get("tokensGenerated", 0)) / len(latencies)
+    def per_key(name):
+        return (stats1.get(name, 0) - stats0.get(name, 0)) / len(latencies)
+    tokens = per_key("tokensGenerated")
     print("| measure | value |\n|---|---|")
     print(f"| model load (to status ready) | {load:.1f} s |")
     print(f"| cold first completion (~1,500-token file) | {cold * 1000:.0f} ms |")
-    print(f"| keystroke to inline completion, p50 ({len(latencies)} keys, maxTokens {max_tokens}, debounceMs {debounce}) | {p50 * 1000:.0f} ms |")
+    print(f"| keystroke to inline completion, p50 ({len(latencies)} keys, maxTokens {max_tokens}, debounceMs {debounce}, speculative {speculative}) | {p50 * 1000:.0f} ms |")
     print(f"| keystroke to inline completion, p90 | {p90 * 1000:.0f} ms |")
     print(f"| tokens generated per keystroke (debugStats) | {tokens:.1f} |")
+    print(f"| draft tokens per keystroke: proposed / accepted | {per_key('draftedTokens'):.1f} / {per_key('acceptedTokens'):.1f} |")
 
 if __name__ == "__main__":
     main()
