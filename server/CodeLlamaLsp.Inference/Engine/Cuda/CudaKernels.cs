@@ -44,7 +44,7 @@ internal sealed class CudaKernels : IDisposable
 
         // The small-batch kernel splits a layer over every block the GPU holds at once (stream-K): one wave, no tail.
         int blocksPerMultiprocessor = Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16);
-        smallBatchBlocks = Math.Min(4096, accelerator.NumMultiprocessors * blocksPerMultiprocessor);
+        smallBatchBlocks = Math.Min(GptqSmallBatchKernels.MaxBlocks, accelerator.NumMultiprocessors * blocksPerMultiprocessor);
         int maxColumnBlocks = GptqSmallBatchKernels.ColumnBlocks(MaxSmallBatchColumns);
         smallBatchPartials = accelerator.Allocate1D<float>(GptqSmallBatchKernels.Slots(smallBatchBlocks, maxColumnBlocks) * (GptqSmallBatchKernels.SlotBytes / 4));
         smallBatchArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
@@ -93,9 +93,6 @@ internal sealed class CudaKernels : IDisposable
 
     /// <summary>Blocks of every small-batch launch: as many as the device holds at once.</summary>
     public int SmallBatchBlocks => smallBatchBlocks;
-
-    /// <summary>Bytes of device scratch the kernels own (the small-batch kernel's partial sums and arrival counts).</summary>
-    public long ScratchBytes => smallBatchPartials.LengthInBytes + smallBatchArrivals.LengthInBytes;
 
     /// <summary>Whether <see cref="SmallBatch"/> can run a layer (else the GEMV or the GEMM).</summary>
     public static bool SupportsSmallBatch(int bits, int inFeatures, int outFeatures, int groupSize) =>

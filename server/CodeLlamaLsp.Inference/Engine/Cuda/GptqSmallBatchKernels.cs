@@ -160,8 +160,11 @@ internal static class GptqSmallBatchKernels
     /// <summary>Bytes of one scratch slot: 16 rows x 64 columns of fp32.</summary>
     public const int SlotBytes = TileFloats * 4;
 
-    /// <summary>Units a layer may have: the split's products (unit x blocks, up to 4,096 blocks) stay within 32-bit integers.</summary>
-    public const int MaxUnits = int.MaxValue / 4096;
+    /// <summary>Most blocks a launch may have (the split's arithmetic is 32-bit, see <see cref="MaxUnits"/>).</summary>
+    public const int MaxBlocks = 4096;
+
+    /// <summary>Units a layer may have: the split's products (units x blocks) stay within 32-bit integers.</summary>
+    public const int MaxUnits = int.MaxValue / MaxBlocks;
 
     /// <summary>Whether a layer can run through this kernel (the host sends the rest to the GEMV).</summary>
     public static bool Supports(int bits, int inFeatures, int outFeatures, int groupSize) =>
