@@ -26,6 +26,14 @@ public class BackendOpsTests
     /// <summary>fp32 math written as fp16 (the producers of a GEMV's input, the KV cache): 11 bits, at most 4.9e-4 per element.</summary>
     private const double HalfTolerance = 1e-3;
 
+    /// <summary>
+    /// fp16 against a reference that rounds the same norm to fp16 itself: a last-bit difference in the fp32 sum of squares
+    /// now and then flips one element's rounding (5e-4 of that element).
+    /// </summary>
+    private const double HalfRoundingTolerance = 1e-4;
+
+    private const float NormEps = 1e-5f;
+
     private const float RopeTheta = 1_000_000f;
 
     /// <summary>Keys and values are stored in fp16 on the GPU, fp32 on the CPU.</summary>
@@ -162,7 +170,17 @@ public class BackendOpsTests
 
     /// <summary>RMSNorm as the engine runs it: into fp32 (act-order layers that need their own input layouts) and into fp16.</summary>
     [TestCase("sim", 128, 3)]
+
+    // Up to RmsNormKernels.SplitRowMaxRows rows of a width that is a multiple of 4 take the split-row kernel: one slice,
+    // three slices (the last partial), and a full pass of eight 16-byte loads per thread plus a tail (9216). A width of
+    // 130 or 17 rows take the one-block-per-row kernel.
+    [TestCase("sim", 2600, 2)]
+    [TestCase("sim", 9216, 1)]
+    [TestCase("sim", 130, 2)]
+    [TestCase("sim", 128, 17)]
     [TestCase("gpu", 8192, 5, Category = "Gpu")]
+    [TestCase("gpu", 8192, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, Category = "Gpu")]
     public void RmsNorm_matches_the_cpu(string kind, int width, int rows)
     {
         using var gpu = new Gpu(kind);
@@ -173,20 +191,83 @@ public class BackendOpsTests
         {
             using var input = Up(b, x);
             using var wb = b.PrepareVector(weight);
-            b.RmsNorm(input, wb, o, rows, width, 1e-5f);
+            b.RmsNorm(input, wb, o, rows, width, NormEps);
         });
 
         using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, weight));
-        using var input = gpu.Up(x);
-        using var toFloat = gpu.Up(Poison(rows * width));
-        using var toHalf = gpu.Zeros<ushort>(rows * width);
-        gpu.K.RmsNorm(input.View, norm.Buffer.View, toFloat.View, rows, width, 1e-5f);
-        gpu.K.RmsNormToHalf(input.View, norm.Buffer.View, toHalf.View, rows, width, 1e-5f, gpu.NaturalLayout);
+        var (toFloat, toHalf) = gpu.RmsNorm(x, norm, width, 0, rows, gpu.NaturalLayout);
         Assert.Multiple(() =>
         {
-            Assert.That(Numerics.RelativeL2(gpu.Down(toFloat, rows * width), expected), Is.LessThan(Fp32Tolerance), "fp32");
-            Assert.That(Numerics.RelativeL2(gpu.DownHalves(toHalf.View, rows * width), expected), Is.LessThan(HalfTolerance), "fp16");
+            Assert.That(Numerics.RelativeL2(toFloat, expected), Is.LessThan(Fp32Tolerance), "fp32");
+            Assert.That(Numerics.RelativeL2(Halves(toHalf), expected), Is.LessThan(HalfTolerance), "fp16");
         });
+    }
+
+    /// <summary>
+    /// The fused decode path's RMSNorm, fp16 written into a GPTQ input layout (4-bit, act-order permutation), against a
+    /// double-precision reference: few rows take the split-row kernel, 17 rows the one-block-per-row kernel.
+    /// </summary>
+    [TestCase("sim", 128, 3)]
+    [TestCase("sim", 2560, 2)]
+    [TestCase("sim", 256, 17)]
+    [TestCase("gpu", 8192, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 15, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, Category = "Gpu")]
+    public void RmsNorm_into_a_gptq_input_layout_matches_a_reference(string kind, int width, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random((width * 7) + rows);
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        var weight = RandomWeights.Vector(rng, width);
+        var inversePermutation = RandomWeights.Permutation(rng, width);
+        var w = weight.ToFloat32();
+        var expected = new float[rows * width];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.AsSpan(r * width, width);
+            double meanSquare = 0;
+            foreach (float v in row)
+            {
+                meanSquare += (double)v * v;
+            }
+
+            double inv = 1 / Math.Sqrt((meanSquare / width) + NormEps);
+            for (int k = 0; k < width; k++)
+            {
+                expected[(r * width) + ActivationLayout.HalfIndexHost(k, 4, inversePermutation)] = (float)(System.Half)(row[k] * inv * w[k]);
+            }
+        }
+
+        using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, weight));
+        using var permutation = gpu.Up(inversePermutation);
+        var toHalf = gpu.RmsNorm(x, norm, width, 0, rows, GptqLayout(permutation)).Half;
+        Assert.That(Numerics.RelativeL2(Halves(toHalf), expected), Is.LessThan(HalfRoundingTolerance));
+    }
+
+    /// <summary>
+    /// As <see cref="Gemv_row_is_the_same_bits_alone_and_in_a_batch"/>, for the norms in front of the q/k/v, gate/up and
+    /// lm_head GEMVs: every row of a verification (up to 16 rows) must normalise to the bits a decode step computes for
+    /// that row alone, in fp32 and in the fp16 layout. 9216 wide: a full pass of 16-byte loads plus a tail, three slices.
+    /// </summary>
+    [TestCase("sim", 128, 16)]
+    [TestCase("sim", 9216, 3)]
+    [TestCase("gpu", 8192, 16, Category = "Gpu")]
+    [TestCase("gpu", 8192, 7, Category = "Gpu")]
+    public void RmsNorm_row_is_the_same_bits_alone_and_in_a_batch(string kind, int width, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random(width + (rows * 3));
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, RandomWeights.Vector(rng, width)));
+        using var permutation = gpu.Up(RandomWeights.Permutation(rng, width));
+        var layout = GptqLayout(permutation);
+        var batch = gpu.RmsNorm(x, norm, width, 0, rows, layout);
+        for (int r = 0; r < rows; r++)
+        {
+            var alone = gpu.RmsNorm(x, norm, width, r, 1, layout);
+            Assert.That(Bits(batch.Float[(r * width)..((r + 1) * width)]), Is.EqualTo(Bits(alone.Float)), $"fp32, row {r} of {rows}");
+            Assert.That(batch.Half[(r * width)..((r + 1) * width)], Is.EqualTo(alone.Half), $"fp16 layout, row {r} of {rows}");
+        }
     }
 
     /// <summary>
@@ -258,48 +339,38 @@ public class BackendOpsTests
     public void Attention_matches_the_cpu(string kind, int heads, int kvHeads, int headDim, int rows, int start, int layers)
     {
         using var gpu = new Gpu(kind);
-        var rng = new Random(heads + kvHeads + rows + start);
-        int positions = start + rows;
-        int capacity = positions + 7;
-        int layer = layers - 1;
-        int qWidth = heads * headDim;
-        int kvWidth = kvHeads * headDim;
-        int stride = qWidth + (2 * kvWidth);
-        var q = RandomWeights.Floats(rng, positions * qWidth, 2);
-        var keys = RandomWeights.Floats(rng, positions * kvWidth, 2);
-        var values = RandomWeights.Floats(rng, positions * kvWidth);
-        var lastQ = q[(start * qWidth)..];
-        var expected = CpuRun(rows * qWidth, (b, o) =>
-        {
-            using var cache = b.AllocateKvCache(layers, kvHeads, headDim, capacity);
-            using var kb = Up(b, keys);
-            using var vb = Up(b, values);
-            using var qb = Up(b, lastQ);
-            b.Rope(kb, positions, kvHeads, headDim, 0, RopeTheta);
-            b.Rope(qb, rows, heads, headDim, start, RopeTheta);
-            b.StoreKv(cache, layer, kb, vb, 0, positions);
-            b.Attention(qb, cache, layer, o, heads, start, rows);
-        });
-
-        var qkv = new float[positions * stride];
-        for (int p = 0; p < positions; p++)
-        {
-            q.AsSpan(p * qWidth, qWidth).CopyTo(qkv.AsSpan(p * stride));
-            keys.AsSpan(p * kvWidth, kvWidth).CopyTo(qkv.AsSpan((p * stride) + qWidth));
-            values.AsSpan(p * kvWidth, kvWidth).CopyTo(qkv.AsSpan((p * stride) + qWidth + kvWidth));
-        }
-
-        using var kv = gpu.Backend.AllocateKvCache(layers, kvHeads, headDim, capacity);
-        using var rope = RopeTable.Create(gpu.Backend.Memory, RopeTheta, headDim, capacity);
-        using var position = gpu.Up(new[] { 0 });
-        using var rowsOnDevice = gpu.Up(qkv);
-        using var output = gpu.Zeros<ushort>(rows * qWidth);
-        using var attention = new CudaAttention(gpu.Device, gpu.Backend.Memory, position.View);
-        gpu.K.RotateAndStore(rowsOnDevice.View, positions, stride, heads, kvHeads, headDim, capacity, position.View, rope.Cos.View, rope.Sin.View, kv.LayerK(layer), kv.LayerV(layer));
-        position.View.CopyFromCPU(gpu.Device.Stream, new[] { start });
+        var inputs = new AttentionInputs(new Random(heads + kvHeads + rows + start), heads, kvHeads, headDim, start + rows);
+        int capacity = start + rows + 7;
+        var expected = inputs.CpuAttention(start, layers, capacity);
+        using var stored = new StoredAttention(gpu, inputs, layers, capacity);
         int splits = rows < PrefillAttentionKernels.MinRows ? CudaAttention.DecodeSplits(gpu.Device, kvHeads, heads, capacity) : 1;
-        attention.Run(rowsOnDevice.View.SubView((long)start * stride, (long)rows * stride), stride, kv, layer, heads, rows, splits, output.View, gpu.NaturalLayout);
-        Assert.That(Numerics.RelativeL2(gpu.DownHalves(output.View, rows * qWidth), expected), Is.LessThan(AttentionTolerance));
+        Assert.That(Numerics.RelativeL2(Halves(stored.Attend(start, rows, splits)), expected), Is.LessThan(AttentionTolerance));
+    }
+
+    /// <summary>
+    /// Decode attention with its keys split over blocks as a decode step and a verification launch it (on the CPU
+    /// accelerator's one multiprocessor DecodeSplits gives 1, so the splits are explicit): rows on both sides of a 128-key
+    /// tile boundary, where a row's output moves from the attention kernel (one split with keys) to the combine, or the
+    /// combine's used splits change, against the CPU, and every row of the batch the same fp16 bits as that row alone.
+    /// </summary>
+    [TestCase("sim", 8, 2, 32, 120, 15, 4)]
+    [TestCase("sim", 8, 2, 64, 250, 10, 3)]
+    [TestCase("gpu", 64, 8, 128, 120, 15, 8, Category = "Gpu")]
+    [TestCase("gpu", 64, 8, 128, 2040, 15, 8, Category = "Gpu")]
+    public void Split_attention_matches_the_cpu_and_a_row_is_the_same_bits_alone_and_in_a_batch(string kind, int heads, int kvHeads, int headDim, int start, int rows, int splits)
+    {
+        using var gpu = new Gpu(kind);
+        var inputs = new AttentionInputs(new Random(heads + headDim + start + rows), heads, kvHeads, headDim, start + rows);
+        int capacity = start + rows + 7;
+        var expected = inputs.CpuAttention(start, layers: 1, capacity);
+        using var stored = new StoredAttention(gpu, inputs, layers: 1, capacity);
+        var batch = stored.Attend(start, rows, splits);
+        Assert.That(Numerics.RelativeL2(Halves(batch), expected), Is.LessThan(AttentionTolerance));
+        int width = inputs.QWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.That(batch[(r * width)..((r + 1) * width)], Is.EqualTo(stored.Attend(start + r, 1, splits)), $"row {r} of {rows} (position {start + r})");
+        }
     }
 
     /// <summary>The fused SiLU: gate and up side by side in one row ([gate | up], as the fused gate_up GEMV writes them), written as fp16.</summary>
@@ -367,6 +438,20 @@ public class BackendOpsTests
     /// <summary>An output filled with 1e6, so an element a kernel fails to write shows up as a large error.</summary>
     private static float[] Poison(int n) => Enumerable.Repeat(1e6f, n).ToArray();
 
+    /// <summary>
+    /// <see cref="Poison"/> for an fp16 output: its largest value, as 1e6 is beyond fp16. Not NaN: a NaN error passes
+    /// Is.LessThan (NUnit orders NaN below every number).
+    /// </summary>
+    private static ushort[] HalfPoison(int n) => Enumerable.Repeat(BitConverter.HalfToUInt16Bits(System.Half.MaxValue), n).ToArray();
+
+    private static float[] Halves(ushort[] bits) => [.. bits.Select(b => (float)BitConverter.UInt16BitsToHalf(b))];
+
+    private static int[] Bits(float[] values) => [.. values.Select(BitConverter.SingleToInt32Bits)];
+
+    /// <summary>The fp16 input layout of a 4-bit GPTQ layer with act-order (the permutation maps feature k to its sorted position).</summary>
+    private static InputLayoutArgs GptqLayout(MemoryBuffer1D<int, Stride1D.Dense> inversePermutation) =>
+        new() { Bits = 4, HasPermutation = 1, InversePermutation = inversePermutation.View };
+
     private static DeviceBuffer Up(IComputeBackend b, float[] values)
     {
         var buf = b.Allocate(values.Length);
@@ -423,7 +508,7 @@ public class BackendOpsTests
             var bits = new ushort[length];
             view.SubView(0, length).CopyToCPU(Device.Stream, bits);
             Device.Synchronize();
-            return [.. bits.Select(b => (float)BitConverter.UInt16BitsToHalf(b))];
+            return Halves(bits);
         }
 
         /// <summary>Uploads through one StagedUpload, as CudaModel.Load does.</summary>
@@ -451,10 +536,145 @@ public class BackendOpsTests
             return Down(output, rows * w.OutFeatures);
         }
 
+        /// <summary>
+        /// RMSNorm of rows [first, first + rows) of x as the engine launches it, into fp32 and into fp16 in
+        /// <paramref name="layout"/>, both outputs poisoned. x goes up whole and a row alone is read at its offset, 16-byte
+        /// aligned for a width that is a multiple of 4, so it takes the split-row kernel as a decode step's row does.
+        /// </summary>
+        public (float[] Float, ushort[] Half) RmsNorm(float[] x, CudaBuffer weight, int width, int first, int rows, InputLayoutArgs layout)
+        {
+            using var input = Up(x);
+            var view = input.View.SubView((long)first * width, (long)rows * width);
+            using var toFloat = Up(Poison(rows * width));
+            using var toHalf = Up(HalfPoison(rows * width));
+            K.RmsNorm(view, weight.Buffer.View, toFloat.View, rows, width, NormEps);
+            K.RmsNormToHalf(view, weight.Buffer.View, toHalf.View, rows, width, NormEps, layout);
+            return (Down(toFloat, rows * width), Down(toHalf, rows * width));
+        }
+
         public void Dispose()
         {
             noPermutation.Dispose();
             Backend.Dispose();
+        }
+    }
+
+    /// <summary>Random queries, keys and values of positions 0..Positions-1 for one attention layer.</summary>
+    private sealed class AttentionInputs
+    {
+        public AttentionInputs(Random rng, int heads, int kvHeads, int headDim, int positions)
+        {
+            Heads = heads;
+            KvHeads = kvHeads;
+            HeadDim = headDim;
+            Positions = positions;
+            Q = RandomWeights.Floats(rng, positions * QWidth, 2);
+            Keys = RandomWeights.Floats(rng, positions * KvWidth, 2);
+            Values = RandomWeights.Floats(rng, positions * KvWidth);
+        }
+
+        public int Heads { get; }
+
+        public int KvHeads { get; }
+
+        public int HeadDim { get; }
+
+        public int Positions { get; }
+
+        public float[] Q { get; }
+
+        public float[] Keys { get; }
+
+        public float[] Values { get; }
+
+        public int QWidth => Heads * HeadDim;
+
+        public int KvWidth => KvHeads * HeadDim;
+
+        /// <summary>Row width of <see cref="QkvRows"/>.</summary>
+        public int Stride => QWidth + (2 * KvWidth);
+
+        /// <summary>The inputs as the fused qkv GEMV writes them: one [q | k | v] row per position.</summary>
+        public float[] QkvRows()
+        {
+            var qkv = new float[Positions * Stride];
+            for (int p = 0; p < Positions; p++)
+            {
+                Q.AsSpan(p * QWidth, QWidth).CopyTo(qkv.AsSpan(p * Stride));
+                Keys.AsSpan(p * KvWidth, KvWidth).CopyTo(qkv.AsSpan((p * Stride) + QWidth));
+                Values.AsSpan(p * KvWidth, KvWidth).CopyTo(qkv.AsSpan((p * Stride) + QWidth + KvWidth));
+            }
+
+            return qkv;
+        }
+
+        /// <summary>The oracle: the CPU's attention of positions start..Positions-1 over the last of <paramref name="layers"/> layers, RoPE on q and k.</summary>
+        public float[] CpuAttention(int start, int layers, int capacity)
+        {
+            int rows = Positions - start;
+            return CpuRun(rows * QWidth, (b, o) =>
+            {
+                using var cache = b.AllocateKvCache(layers, KvHeads, HeadDim, capacity);
+                using var kb = Up(b, Keys);
+                using var vb = Up(b, Values);
+                using var qb = Up(b, Q[(start * QWidth)..]);
+                b.Rope(kb, Positions, KvHeads, HeadDim, 0, RopeTheta);
+                b.Rope(qb, rows, Heads, HeadDim, start, RopeTheta);
+                b.StoreKv(cache, layers - 1, kb, vb, 0, Positions);
+                b.Attention(qb, cache, layers - 1, o, Heads, start, rows);
+            });
+        }
+    }
+
+    /// <summary>
+    /// <see cref="AttentionInputs"/> on the device as a session holds them: the qkv rows with q rotated in place, k and v
+    /// rotated and stored into the last layer of a cache by the fused RoPE store, and one CudaAttention that reads the
+    /// position of its first row from a device-side counter (its partials reused from launch to launch, as a session's are).
+    /// </summary>
+    private sealed class StoredAttention : IDisposable
+    {
+        private readonly Gpu gpu;
+        private readonly AttentionInputs inputs;
+        private readonly int layer;
+        private readonly CudaKvCache kv;
+        private readonly MemoryBuffer1D<int, Stride1D.Dense> position;
+        private readonly MemoryBuffer1D<float, Stride1D.Dense> qkv;
+        private readonly CudaAttention attention;
+
+        public StoredAttention(Gpu gpu, AttentionInputs inputs, int layers, int capacity)
+        {
+            this.gpu = gpu;
+            this.inputs = inputs;
+            layer = layers - 1;
+            kv = gpu.Backend.AllocateKvCache(layers, inputs.KvHeads, inputs.HeadDim, capacity);
+            position = gpu.Up(new[] { 0 });
+            qkv = gpu.Up(inputs.QkvRows());
+            attention = new CudaAttention(gpu.Device, gpu.Backend.Memory, position.View);
+            using var rope = RopeTable.Create(gpu.Backend.Memory, RopeTheta, inputs.HeadDim, capacity);
+            gpu.K.RotateAndStore(qkv.View, inputs.Positions, inputs.Stride, inputs.Heads, inputs.KvHeads, inputs.HeadDim, capacity, position.View, rope.Cos.View, rope.Sin.View, kv.LayerK(layer), kv.LayerV(layer));
+
+            // The table is freed on leaving; the store must have read it.
+            gpu.Device.Synchronize();
+        }
+
+        /// <summary>
+        /// Attention of <paramref name="rows"/> query rows from position <paramref name="first"/>, keys split in
+        /// <paramref name="splits"/> below PrefillAttentionKernels.MinRows rows: fp16 bits in natural order (a poisoned output).
+        /// </summary>
+        public ushort[] Attend(int first, int rows, int splits)
+        {
+            using var output = gpu.Up(HalfPoison(rows * inputs.QWidth));
+            position.View.CopyFromCPU(gpu.Device.Stream, new[] { first });
+            attention.Run(qkv.View.SubView((long)first * inputs.Stride, (long)rows * inputs.Stride), inputs.Stride, kv, layer, inputs.Heads, rows, splits, output.View, gpu.NaturalLayout);
+            return gpu.Down(output, rows * inputs.QWidth);
+        }
+
+        public void Dispose()
+        {
+            attention.Dispose();
+            qkv.Dispose();
+            position.Dispose();
+            kv.Dispose();
         }
     }
 }

@@ -40,7 +40,7 @@ internal static class RandomWeights
         TensorData? gidx = null;
         if (actOrder)
         {
-            var perm = Enumerable.Range(0, inF).OrderBy(_ => rng.Next()).ToArray();
+            var perm = Permutation(rng, inF);
             var map = new int[inF];
             for (int i = 0; i < inF; i++)
             {
@@ -78,6 +78,9 @@ internal static class RandomWeights
 
     public static float[] Floats(Random rng, int n, double scale = 1.0) =>
         Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
+
+    /// <summary>0..n-1 in random order.</summary>
+    public static int[] Permutation(Random rng, int n) => [.. Enumerable.Range(0, n).OrderBy(_ => rng.Next())];
 
     public static TensorData Vector(Random rng, int n) =>
         TensorData.FromArray("vector", TensorDType.F16, [n], Enumerable.Range(0, n).Select(_ => (Half)(0.5 + rng.NextDouble())).ToArray());
