@@ -177,6 +177,7 @@ internal static class GptqSmallBatchKernels
     /// <summary>Scratch slots a launch may use: one per block plus one per column block (see the class remarks).</summary>
     public static long Slots(int blocks, int columnBlocks) => blocks + columnBlocks;
 
+    /// <summary>One block's range of units: streamed and multiplied on CUDA, plain loops on the CPU accelerator, the segment ends shared.</summary>
     public static void Run(SmallBatchArgs a)
     {
         var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
