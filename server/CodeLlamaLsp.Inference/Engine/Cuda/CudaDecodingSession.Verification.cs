@@ -17,9 +17,9 @@ public sealed partial class CudaDecodingSession
     /// <summary>
     /// Most rows one verification pass takes: the token plus up to <see cref="PromptLookupDrafter.MaxDraftLength"/> draft
     /// tokens, within the batch buffers, and below <see cref="CudaLinear.GemmMinRows"/> (and so below
-    /// <see cref="PrefillAttentionKernels.MinRows"/>): the one-row GEMV and the decode attention compute each row the
-    /// same bits alone or in a batch, the GEMM and the prefill attention do not, and greedy output must not depend on
-    /// speculation. Longer drafts are cut. Attention partials are reserved for this many rows at the decode step's splits.
+    /// <see cref="PrefillAttentionKernels.MinRows"/>): the small-batch kernel (the GEMV for 8-bit layers), the split-row
+    /// RMSNorm and the decode attention compute each row the same bits alone or in a batch, the GEMM and the prefill
+    /// attention do not, and greedy output must not depend on speculation. Longer drafts are cut. Attention partials are reserved for this many rows at the decode step's splits.
     /// </summary>
     public int MaxVerificationRows => Math.Min(Math.Min(maxRows, PromptLookupDrafter.MaxDraftLength + 1), CudaLinear.GemmMinRows - 1);
 
