@@ -22,7 +22,7 @@ public sealed partial class CudaDecodingSession
     private readonly int qkvWidth;
     private readonly int decodeSplits;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> x; // [maxRows, hidden] residual stream
-    private readonly MemoryBuffer1D<uint, Stride1D.Dense> xh; // [maxRows, max(in)] GEMV input: fp32, or fp16 in the first half
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> linearInput; // [maxRows, max(in)] the next linear layer's fp16 input, in its layout
     private readonly MemoryBuffer1D<float, Stride1D.Dense> qkv; // [maxRows, q + k + v]
     private readonly MemoryBuffer1D<float, Stride1D.Dense> gateUp; // [maxRows, 2 * intermediate]
     private readonly MemoryBuffer1D<float, Stride1D.Dense> logits; // [maxRows, vocab]
@@ -193,31 +193,31 @@ public sealed partial class CudaDecodingSession
         var k = backend.Device.Kernels;
         int hidden = c.HiddenSize;
         int hd = c.HeadDim;
-        var xv = x.View.AsContiguous();
-        var xhalf = xh.View.AsContiguous().Cast<ushort>();
-        var qkvv = qkv.View.AsContiguous();
+        var residualRows = x.View.AsContiguous();
+        var linearInputHalves = linearInput.View.AsContiguous().Cast<ushort>();
+        var qkvRows = qkv.View.AsContiguous();
 
-        k.Embed(ids.View, model.Embedding.Table.View, xv, rows, hidden);
+        k.Embed(ids.View, model.Embedding.Table.View, residualRows, rows, hidden);
         for (int i = 0; i < model.Layers.Length; i++)
         {
             var l = model.Layers[i];
 
             // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
-            RunShared(l.Qkv, xv, l.InputNorm, qkvv, rows, qkvWidth);
-            k.RotateAndStore(qkvv, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, kv.Capacity, start.View, rope.Cos.View, rope.Sin.View, kv.LayerK(i), kv.LayerV(i));
-            attention.Run(qkvv, qkvWidth, kv, i, c.NumHeads, rows, splits, xhalf, l.O.InputLayout);
-            l.O.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+            RunShared(l.Qkv, residualRows, l.InputNorm, qkvRows, rows, qkvWidth);
+            k.RotateAndStore(qkvRows, rows, qkvWidth, c.NumHeads, c.NumKvHeads, hd, kv.Capacity, start.View, rope.Cos.View, rope.Sin.View, kv.LayerK(i), kv.LayerV(i));
+            attention.Run(qkvRows, qkvWidth, kv, i, c.NumHeads, rows, splits, linearInputHalves, l.O.InputLayout);
+            l.O.Run(k, linearInput.View, residualRows, rows, hidden, accumulate: true);
 
             // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
-            RunShared(l.GateUp, xv, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
-            k.SiluMultiplyToHalf(gateUp.View, xhalf, rows, c.IntermediateSize, l.Down.InputLayout);
-            l.Down.Run(k, xh.View, xv, rows, hidden, accumulate: true);
+            RunShared(l.GateUp, residualRows, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
+            k.SiluMultiplyToHalf(gateUp.View, linearInputHalves, rows, c.IntermediateSize, l.Down.InputLayout);
+            l.Down.Run(k, linearInput.View, residualRows, rows, hidden, accumulate: true);
         }
 
         int first = logitsForAllRows ? 0 : rows - 1;
         int outRows = rows - first;
-        k.RmsNormToHalf(xv.SubView((long)first * hidden), model.FinalNorm.Buffer.View, xhalf, outRows, hidden, c.RmsNormEps, model.LmHead.InputLayout);
-        model.LmHead.Run(k, xh.View, logits.View, outRows, c.VocabSize, accumulate: false);
+        k.RmsNormToHalf(residualRows.SubView((long)first * hidden), model.FinalNorm.Buffer.View, linearInputHalves, outRows, hidden, c.RmsNormEps, model.LmHead.InputLayout);
+        model.LmHead.Run(k, linearInput.View, logits.View, outRows, c.VocabSize, accumulate: false);
     }
 
     /// <summary>
@@ -228,11 +228,11 @@ public sealed partial class CudaDecodingSession
     private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
     {
         var k = backend.Device.Kernels;
-        var xhalf = xh.View.AsContiguous().Cast<ushort>();
+        var linearInputHalves = linearInput.View.AsContiguous().Cast<ushort>();
         if (parts.Length == 1)
         {
-            k.RmsNormToHalf(input, norm.Buffer.View, xhalf, rows, c.HiddenSize, c.RmsNormEps, parts[0].InputLayout);
-            parts[0].Run(k, xh.View, output, rows, width, accumulate: false);
+            k.RmsNormToHalf(input, norm.Buffer.View, linearInputHalves, rows, c.HiddenSize, c.RmsNormEps, parts[0].InputLayout);
+            parts[0].Run(k, linearInput.View, output, rows, width, accumulate: false);
             return;
         }
 
@@ -240,8 +240,8 @@ public sealed partial class CudaDecodingSession
         int offset = 0;
         foreach (var p in parts)
         {
-            k.ToHalfLayout(normed.View, xhalf, rows, c.HiddenSize, p.InputLayout);
-            p.Run(k, xh.View, output.SubView(offset), rows, width, accumulate: false);
+            k.ToHalfLayout(normed.View, linearInputHalves, rows, c.HiddenSize, p.InputLayout);
+            p.Run(k, linearInput.View, output.SubView(offset), rows, width, accumulate: false);
             offset += p.OutFeatures;
         }
     }

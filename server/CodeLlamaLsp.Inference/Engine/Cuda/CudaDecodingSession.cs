@@ -50,7 +50,7 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
         x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
         normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
-        xh = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
+        linearInput = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
         logits = mem.Allocate<float>((long)maxRows * c.VocabSize, "logits");
@@ -164,7 +164,7 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         rope.Dispose();
         attention.Dispose();
         start.Dispose();
-        foreach (var buffer in new IDisposable[] { x, normed, xh, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
+        foreach (var buffer in new IDisposable[] { x, normed, linearInput, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
         {
             buffer.Dispose();
         }

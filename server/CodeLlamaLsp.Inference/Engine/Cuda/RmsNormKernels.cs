@@ -1,5 +1,6 @@
-// RMSNorm kernels: fp32 statistics, output either fp32 (the generic op) or fp16 written straight into the
-// input layout of the next linear layer (the fused decode path), saving one pass and one launch. Many rows
+// RMSNorm kernels: fp32 statistics, output either fp32 (for act-order layers that share an input but need their
+// own input layouts) or fp16 written straight into the input layout of the next linear layer, saving one pass
+// and one launch. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
 // row over several blocks, since one block per row left all but one multiprocessor idle at batch 1.
 using System.Runtime.CompilerServices;
