@@ -168,12 +168,13 @@ public class BackendOpsTests
         Assert.That(Numerics.RelativeL2(gpu.Linear(w, x, rows, residual), expected), Is.LessThan(LinearTolerance));
     }
 
-    /// <summary>RMSNorm as the engine runs it: into fp32 (act-order layers that need their own input layouts) and into fp16.</summary>
+    /// <summary>
+    /// RMSNorm as the engine runs it: into fp32 (act-order layers that need their own input layouts) and into fp16. Up to
+    /// RmsNormKernels.SplitRowMaxRows rows of a width that is a multiple of 4 take the split-row kernel: one slice, three
+    /// slices (the last partial), and a full pass of eight 16-byte loads per thread plus a tail (9216). A width of 130 or
+    /// 17 rows take the one-block-per-row kernel.
+    /// </summary>
     [TestCase("sim", 128, 3)]
-
-    // Up to RmsNormKernels.SplitRowMaxRows rows of a width that is a multiple of 4 take the split-row kernel: one slice,
-    // three slices (the last partial), and a full pass of eight 16-byte loads per thread plus a tail (9216). A width of
-    // 130 or 17 rows take the one-block-per-row kernel.
     [TestCase("sim", 2600, 2)]
     [TestCase("sim", 9216, 1)]
     [TestCase("sim", 130, 2)]

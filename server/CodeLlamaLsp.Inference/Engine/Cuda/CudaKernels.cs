@@ -104,29 +104,17 @@ internal sealed class CudaKernels : IDisposable
     /// </summary>
     public void SmallBatch(GptqGemvArgs g, int rows)
     {
+        g.Rows = rows;
+        g.InputAddress = DeviceAddress(g.Input);
+        g.QWeightAddress = DeviceAddress(g.QWeight);
         var args = new SmallBatchArgs
         {
-            QWeightAddress = DeviceAddress(g.QWeight),
+            Layer = g,
             QZerosAddress = DeviceAddress(g.QZeros),
             ScalesAddress = DeviceAddress(g.Scales),
-            InputAddress = DeviceAddress(g.Input),
             PartialsAddress = DeviceAddress<float>(smallBatchPartials.View),
-            QWeight = g.QWeight,
-            QZeros = g.QZeros,
-            Scales = g.Scales,
-            Input = g.Input,
             Partials = smallBatchPartials.View,
             Arrivals = smallBatchArrivals.View,
-            Bias = g.Bias,
-            Output = g.Output.SubView(g.OutputOffset),
-            InFeatures = g.InFeatures,
-            OutFeatures = g.OutFeatures,
-            GroupSize = g.GroupSize,
-            ZeroOffset = g.ZeroOffset,
-            HasBias = g.HasBias,
-            Accumulate = g.Accumulate,
-            OutputStride = g.OutputStride,
-            Rows = rows,
             Blocks = smallBatchBlocks,
             KUnits = g.InFeatures / GptqSmallBatchKernels.UnitInputs,
             GroupUnits = g.GroupSize / GptqSmallBatchKernels.UnitInputs,

@@ -85,6 +85,22 @@ internal static class DeviceMath
     public static void CopyToShared(uint dst, long src, bool valid) =>
         CudaAsm.Emit("cp.async.cg.shared.global [%0], [%1], 16, %2;", dst, src, valid ? 16u : 0u);
 
+    /// <summary>Closes this thread's group of cp.async copies issued since the last commit (the unit the waits count). CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void CommitCopies() => CudaAsm.Emit("cp.async.commit_group;");
+
+    /// <summary>Waits until at most one of this thread's newest copy groups is still in flight. CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WaitUntilOneCopyGroupPending() => CudaAsm.Emit("cp.async.wait_group 1;");
+
+    /// <summary>Waits until at most two of this thread's newest copy groups are still in flight. CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WaitUntilTwoCopyGroupsPending() => CudaAsm.Emit("cp.async.wait_group 2;");
+
+    /// <summary>Waits for all of this thread's cp.async copies. CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WaitForAllCopies() => CudaAsm.Emit("cp.async.wait_all;");
+
     /// <summary>Converts an fp16 bit pattern to fp32 on any backend.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HalfBitsToFloat(uint bits)

@@ -106,7 +106,7 @@ internal static class GptqGemmKernels
                 Load(copy, smem, s, s);
             }
 
-            Commit();
+            DeviceMath.CommitCopies();
         }
 
         // ldmatrix row addresses: lanes 0-15 give rows 0-15 of an m16 block at the step's first 8 inputs, lanes 16-31
@@ -145,14 +145,14 @@ internal static class GptqGemmKernels
             // This thread's copies of tile kt have landed (the newest Stages - 2 groups may still fly); the barrier
             // makes everyone's visible and guarantees that the stage refilled below and the weight tile were
             // finished by all warps.
-            WaitAllButNewest();
+            DeviceMath.WaitUntilTwoCopyGroupsPending(); // Stages - 2 may still fly
             Group.Barrier();
             if (kt + Stages - 1 < kTiles)
             {
                 Load(copy, smem, (kt + Stages - 1) % Stages, kt + Stages - 1);
             }
 
-            Commit();
+            DeviceMath.CommitCopies();
 
             uint stage = smem + (uint)(kt % Stages * StageChunks * 16);
             uint packed = stage + (AChunks * 16) + (uint)(((dqRow * TileColumns) + dqCol) * 4);
@@ -184,7 +184,7 @@ internal static class GptqGemmKernels
         }
 
         // Nothing may be in flight when the stages are reused for the epilogue.
-        WaitAll();
+        DeviceMath.WaitForAllCopies();
         Group.Barrier();
 
         // Epilogue in two passes of 64 rows through shared memory (fp32, rows EpiloguePitch floats apart): the warps
@@ -377,16 +377,6 @@ internal static class GptqGemmKernels
             DeviceMath.CopyToShared(dst + (uint)p.BDst, p.B + (kt * p.BStep), (kt * p.WordRowsPerTile) + p.BWordRow < p.KWordRows);
         }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Commit() => CudaAsm.Emit("cp.async.commit_group;");
-
-    /// <summary>Waits until at most Stages - 2 of this thread's newest copy groups are still in flight.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WaitAllButNewest() => CudaAsm.Emit("cp.async.wait_group 2;");
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WaitAll() => CudaAsm.Emit("cp.async.wait_all;");
 
     // ---- Inline PTX. The warp's 64 x 32 fp32 accumulators live in registers acc0..acc63 that the kernel declares
     // once (row block i, n8 tile j: acc(16i + 4j) .. + 3, the mma C-fragment order). ILGPU returns several asm

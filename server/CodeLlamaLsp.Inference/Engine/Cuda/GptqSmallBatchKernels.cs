@@ -9,55 +9,29 @@ using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
-/// <summary>Arguments of <see cref="GptqSmallBatchKernels.Run"/>: the GEMV's tensors plus the device addresses cp.async reads and the stream-K scratch.</summary>
+/// <summary>
+/// Arguments of <see cref="GptqSmallBatchKernels.Run"/>: the linear layer's launch arguments (the GEMV's and GEMM's, with
+/// the device addresses of the weights and the input) plus the further addresses cp.async reads and the stream-K scratch.
+/// </summary>
 internal struct SmallBatchArgs
 {
-    /// <summary>[in / 8, out] packed words, rows in group order (the GEMV's tensor).</summary>
-    public long QWeightAddress;
+    /// <summary>The layer, its input and output; <see cref="GptqGemvArgs.Rows"/> is 1 to <see cref="GptqSmallBatchKernels.MaxRows"/>.</summary>
+    public GptqGemvArgs Layer;
 
-    /// <summary>[groups, out / 8] packed zeros.</summary>
+    /// <summary>Device address of the layer's packed zeros, [groups, out / 8].</summary>
     public long QZerosAddress;
 
-    /// <summary>[groups, out] fp16 scales.</summary>
+    /// <summary>Device address of the layer's fp16 scales, [groups, out].</summary>
     public long ScalesAddress;
-
-    /// <summary>[rows, in] fp16 activations in the GPTQ input layout (<see cref="ActivationLayout"/>).</summary>
-    public long InputAddress;
 
     /// <summary>Device address of <see cref="Partials"/> (read past L1: other multiprocessors wrote it).</summary>
     public long PartialsAddress;
-
-    public ArrayView<uint> QWeight;
-    public ArrayView<uint> QZeros;
-    public ArrayView<ushort> Scales;
-    public ArrayView<uint> Input;
 
     /// <summary>Stream-K partial sums: [slot][16 rows][64 columns] fp32 (see <see cref="GptqSmallBatchKernels"/>).</summary>
     public ArrayView<float> Partials;
 
     /// <summary>[column blocks] arrivals per column block; every launch leaves them at zero.</summary>
     public ArrayView<int> Arrivals;
-
-    /// <summary>[out] fp16 bias, or a dummy when <see cref="HasBias"/> is 0.</summary>
-    public ArrayView<ushort> Bias;
-
-    /// <summary>[rows, OutputStride] fp32.</summary>
-    public ArrayView<float> Output;
-
-    public int InFeatures;
-    public int OutFeatures;
-    public int GroupSize;
-
-    /// <summary>1 for GPTQ v1 checkpoints (stored zero + 1), 0 for v2.</summary>
-    public int ZeroOffset;
-    public int HasBias;
-
-    /// <summary>Non-zero: output += result (fuses the residual add). Zero: output = result.</summary>
-    public int Accumulate;
-    public int OutputStride;
-
-    /// <summary>Input rows, 1 to <see cref="GptqSmallBatchKernels.MaxRows"/>.</summary>
-    public int Rows;
 
     /// <summary>Blocks in the launch: the stream-K split depends on it and on the layer, never on the row count.</summary>
     public int Blocks;
@@ -181,7 +155,7 @@ internal static class GptqSmallBatchKernels
     public static void Run(SmallBatchArgs a)
     {
         var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
-        int units = ColumnBlocks(a.OutFeatures) * a.KUnits;
+        int units = ColumnBlocks(a.Layer.OutFeatures) * a.KUnits;
 
         // Never more blocks than units, so every block's range holds at least one unit (the contributor count relies on it).
         int blocks = units < a.Blocks ? units : a.Blocks;
@@ -265,7 +239,7 @@ internal static class GptqSmallBatchKernels
     {
         int g = lane >> 2;
         int t = lane & 3;
-        bool twoTiles = a.Rows > 8;
+        bool twoTiles = a.Layer.Rows > 8;
         uint smem = DeviceMath.SharedBase();
         uint ring = smem + (uint)(warp * WarpBytes);
         CudaAsm.Emit(DeclareRegisters);
@@ -283,12 +257,12 @@ internal static class GptqSmallBatchKernels
                 load = load.Next(a);
             }
 
-            Commit();
+            DeviceMath.CommitCopies();
         }
 
         // -(1024 + zero) and -(64 + zero) in both fp16 lanes are z * 0x00010001 + k1024 and z * 0x00100010 + k64 (the
         // constants carry the sign, 1024.0 or 64.0 and the v1 zero offset; 16 z is z in 64.0's mantissa).
-        uint offset = (uint)a.ZeroOffset;
+        uint offset = (uint)a.Layer.ZeroOffset;
         uint k1024 = 0xE400E400u + (offset * 0x00010001u);
         uint k64 = 0xD400D400u + (offset * 0x00100010u);
         uint shift = (uint)(8 * (t & 1));
@@ -306,7 +280,7 @@ internal static class GptqSmallBatchKernels
             {
                 // This lane's copies of the unit have landed; the warp barrier makes the other lanes' visible and keeps
                 // the slot refilled below (read in the previous iteration) from being overwritten under a slower lane.
-                CudaAsm.Emit("cp.async.wait_group 1;");
+                DeviceMath.WaitUntilOneCopyGroupPending(); // Stages - 2 may still fly
                 Warp.Barrier();
                 if (load.Unit < end)
                 {
@@ -315,7 +289,7 @@ internal static class GptqSmallBatchKernels
                     load = load.Next(a);
                 }
 
-                Commit();
+                DeviceMath.CommitCopies();
                 loadSlot = loadSlot == Stages - 1 ? 0 : loadSlot + 1;
 
                 uint stage = ring + (uint)(slot * StageBytes);
@@ -342,10 +316,10 @@ internal static class GptqSmallBatchKernels
             }
             else
             {
-                CudaAsm.Emit(StoreLow, reduceAt, a.Rows, 2 * t);
+                CudaAsm.Emit(StoreLow, reduceAt, a.Layer.Rows, 2 * t);
                 if (twoTiles)
                 {
-                    CudaAsm.Emit(StoreHigh, reduceAt + (8 * BlockColumns * 4), a.Rows, (2 * t) + 8);
+                    CudaAsm.Emit(StoreHigh, reduceAt + (8 * BlockColumns * 4), a.Layer.Rows, (2 * t) + 8);
                 }
 
                 FinishSegment(a, reduce, lastFlag, block, blocks, units, column);
@@ -361,7 +335,7 @@ internal static class GptqSmallBatchKernels
             }
         }
 
-        CudaAsm.Emit("cp.async.wait_all;");
+        DeviceMath.WaitForAllCopies();
     }
 
     /// <summary>
@@ -375,7 +349,7 @@ internal static class GptqSmallBatchKernels
         Group.Barrier();
         int firstBlock = BlockOf(column * a.KUnits, units, blocks);
         int count = BlockOf(((column + 1) * a.KUnits) - 1, units, blocks) - firstBlock + 1;
-        int elements = a.Rows * BlockColumns;
+        int elements = a.Layer.Rows * BlockColumns;
         long slot = (long)(block + column) * TileFloats;
         for (int e = Group.IdxX; e < elements; e += BlockThreads)
         {
@@ -428,23 +402,15 @@ internal static class GptqSmallBatchKernels
         Group.Barrier();
     }
 
-    /// <summary>Element e (row e / 64, column e % 64) of column block <paramref name="column"/>, with bias and residual.</summary>
+    /// <summary>Element e (row e / 64, column e % 64) of column block <paramref name="column"/>, with bias and residual as the GEMV writes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WriteOutput(SmallBatchArgs a, int column, int e, float sum)
     {
         int col = (column * BlockColumns) + (e & (BlockColumns - 1));
-        if (col >= a.OutFeatures)
+        if (col < a.Layer.OutFeatures)
         {
-            return;
+            GptqGemvKernels.StoreOutput(a.Layer, e / BlockColumns, col, sum);
         }
-
-        if (a.HasBias != 0)
-        {
-            sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
-        }
-
-        long o = ((long)(e / BlockColumns) * a.OutputStride) + col;
-        a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
     }
 
     /// <summary>One partial sum, read from L2 on CUDA (another multiprocessor wrote it; L1 is not coherent).</summary>
@@ -466,12 +432,12 @@ internal static class GptqSmallBatchKernels
     {
         // Word rows 0-1 (first k16 step) and 2-3 (second), then the activations of both steps.
         DeviceMath.CopyToShared(stage + c.WeightDst, c.Weights, c.WeightValid != 0);
-        DeviceMath.CopyToShared(stage + c.WeightDst + (2 * RowPitch), c.Weights + (8L * a.OutFeatures), c.WeightValid != 0);
+        DeviceMath.CopyToShared(stage + c.WeightDst + (2 * RowPitch), c.Weights + (8L * a.Layer.OutFeatures), c.WeightValid != 0);
         CopyToShared8(stage + c.ActivationDst, c.Activations, c.RowValid != 0);
         CopyToShared8(stage + c.ActivationDst + 512, c.Activations + 32, c.RowValid != 0);
         if (twoTiles)
         {
-            long high = c.Activations + (16L * a.InFeatures);
+            long high = c.Activations + (16L * a.Layer.InFeatures);
             CopyToShared8(stage + c.ActivationDst + 8, high, c.HighRowValid != 0);
             CopyToShared8(stage + c.ActivationDst + 520, high + 32, c.HighRowValid != 0);
         }
@@ -479,7 +445,7 @@ internal static class GptqSmallBatchKernels
         if (c.NewGroup != 0 && lane < 10)
         {
             // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles).
-            int n = a.OutFeatures;
+            int n = a.Layer.OutFeatures;
             int sc = (c.Block * BlockColumns) + (8 * lane);
             int zw = (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
             bool scale = lane < 8;
@@ -493,9 +459,6 @@ internal static class GptqSmallBatchKernels
     private static void CopyToShared8(uint dst, long src, bool valid) =>
         CudaAsm.Emit("cp.async.ca.shared.global [%0], [%1], 8, %2;", dst, src, valid ? 8u : 0u);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Commit() => CudaAsm.Emit("cp.async.commit_group;");
-
     /// <summary>
     /// CPU accelerator: the sums of warp <paramref name="warp"/>'s units in <paramref name="from"/> .. <paramref name="to"/> - 1
     /// of column block <paramref name="column"/> into its area of the reduction tile, by plain loops: weights dequantized
@@ -504,13 +467,13 @@ internal static class GptqSmallBatchKernels
     private static void AddUnitsManaged(SmallBatchArgs a, ArrayView<float> tile, int column, int warp, int from, int to)
     {
         int columnStart = column * a.KUnits;
-        for (int row = 0; row < a.Rows; row++)
+        for (int row = 0; row < a.Layer.Rows; row++)
         {
             for (int c = 0; c < BlockColumns; c++)
             {
                 int col = (column * BlockColumns) + c;
                 float sum = 0f;
-                for (int u = from; u < to && col < a.OutFeatures; u++)
+                for (int u = from; u < to && col < a.Layer.OutFeatures; u++)
                 {
                     if (!Owns(u, warp))
                     {
@@ -534,18 +497,18 @@ internal static class GptqSmallBatchKernels
     {
         // Storage position p holds sorted input 8 (p / 8) + (p % 8) / 2 + 4 (p % 2) (ActivationLayout's pair order).
         int k = (8 * (p >> 3)) + ((p & 7) >> 1) + (4 * (p & 1));
-        int n = a.OutFeatures;
-        int group = k / a.GroupSize;
-        uint q = (a.QWeight[((long)(k >> 3) * n) + col] >> (4 * (k & 7))) & 0xFu;
-        uint z = ((a.QZeros[((long)group * (n / 8)) + (col >> 3)] >> (4 * (col & 7))) & 0xFu) + (uint)a.ZeroOffset;
-        float scale = DeviceMath.HalfBitsToFloat(a.Scales[((long)group * n) + col]);
+        int n = a.Layer.OutFeatures;
+        int group = k / a.Layer.GroupSize;
+        uint q = (a.Layer.QWeight[((long)(k >> 3) * n) + col] >> (4 * (k & 7))) & 0xFu;
+        uint z = ((a.Layer.QZeros[((long)group * (n / 8)) + (col >> 3)] >> (4 * (col & 7))) & 0xFu) + (uint)a.Layer.ZeroOffset;
+        float scale = DeviceMath.HalfBitsToFloat(a.Layer.Scales[((long)group * n) + col]);
         return DeviceMath.HalfBitsToFloat(DeviceMath.FloatToHalfBits(((int)q - (int)z) * scale));
     }
 
     /// <summary>The fp16 activation of row <paramref name="row"/> at storage position <paramref name="p"/>.</summary>
     private static float Activation(SmallBatchArgs a, int row, int p)
     {
-        uint pair = a.Input[(((long)row * a.InFeatures) + p) >> 1];
+        uint pair = a.Layer.Input[(((long)row * a.Layer.InFeatures) + p) >> 1];
         return DeviceMath.HalfBitsToFloat((p & 1) == 0 ? pair & 0xFFFFu : pair >> 16);
     }
 
@@ -707,8 +670,8 @@ internal struct CopyCursor
         c.WeightColumn = (lane & 15) * 4;
         c.WeightDst = (uint)((wordRow * GptqSmallBatchKernels.RowPitch) + ((lane & 15) * 16));
         c.ActivationDst = (uint)(GptqSmallBatchKernels.ActivationOffset + (16 * lane));
-        c.RowValid = row < a.Rows ? 1 : 0;
-        c.HighRowValid = row + 8 < a.Rows ? 1 : 0;
+        c.RowValid = row < a.Layer.Rows ? 1 : 0;
+        c.HighRowValid = row + 8 < a.Layer.Rows ? 1 : 0;
         return c.Locate(a);
     }
 
@@ -721,7 +684,7 @@ internal struct CopyCursor
         c.Step++;
         c.InGroup++;
         c.NewGroup = 0;
-        c.Weights += 16L * a.OutFeatures;
+        c.Weights += 16L * a.Layer.OutFeatures;
         c.Activations += 64;
         if ((c.Unit & (GptqSmallBatchKernels.ChunkSize - 1)) == 0 || c.Step == a.KUnits)
         {
@@ -762,9 +725,9 @@ internal struct CopyCursor
         var c = this;
         int lane = c.Lane;
         int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + c.WeightColumn;
-        c.Weights = a.QWeightAddress + (((((long)((4 * c.Step) + (lane >> 4))) * a.OutFeatures) + column) * 4);
-        c.WeightValid = column < a.OutFeatures ? 1 : 0;
-        c.Activations = a.InputAddress + (((((long)(lane >> 2)) * a.InFeatures) + (GptqSmallBatchKernels.UnitInputs * c.Step) + (4 * (lane & 3))) * 2);
+        c.Weights = a.Layer.QWeightAddress + (((((long)((4 * c.Step) + (lane >> 4))) * a.Layer.OutFeatures) + column) * 4);
+        c.WeightValid = column < a.Layer.OutFeatures ? 1 : 0;
+        c.Activations = a.Layer.InputAddress + (((((long)(lane >> 2)) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * c.Step) + (4 * (lane & 3))) * 2);
         return c;
     }
 }

@@ -151,8 +151,8 @@ internal static class PrefillAttentionKernels
                 DeviceMath.CopyToShared(vTile + dst, a.VAddress + src, valid);
             }
 
-            CudaAsm.Emit("cp.async.commit_group;");
-            CudaAsm.Emit("cp.async.wait_all;");
+            DeviceMath.CommitCopies();
+            DeviceMath.WaitForAllCopies();
             Group.Barrier();
 
             CudaAsm.Emit(
