@@ -143,27 +143,45 @@ internal static class BenchCommand
             return Median(times);
         }
 
-        foreach (int p in prompts)
-        {
-            double seconds = PrefillSeconds(p);
-            Row($"prefill {p} tokens", $"{p / seconds:F0} tok/s ({seconds * 1000:F0} ms)");
-        }
-
-        // Where prefill time goes: the GPTQ GEMMs of one chunk alone, as tensor-core throughput.
+        // Prompts' products run on cuBLAS where it is installed, else on the built-in GEMM (a machine with the NVIDIA
+        // driver alone): both are measured when cuBLAS is there, then the server's choice is restored.
+        Row("prompt matrix products", device.PrefillGemm);
+        bool[] gemmPaths = device.HasCublas ? [true, false] : [false];
+        string PathName(bool cublas) => cublas ? "cuBLAS" : "built-in GEMM";
         long kvDim = (long)cfg.NumKvHeads * cfg.HeadDim;
         long linearParams = cfg.NumLayers * ((cfg.HiddenSize * (cfg.HiddenSize + (2 * kvDim))) + ((long)cfg.HiddenSize * cfg.HiddenSize) + (3L * cfg.HiddenSize * cfg.IntermediateSize));
         int chunkRows = Math.Min(PrefillChunkRows, prompts.DefaultIfEmpty(PrefillChunkRows).Max());
-        double gemm = LinearLayersProbe.SecondsPerPass(model, chunkRows, Math.Max(3, repeats));
-        Row(
-            $"linear layers only, {chunkRows} rows (GEMM)",
-            $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
+        foreach (bool cublas in gemmPaths)
+        {
+            device.UseCublas = cublas;
+            foreach (int p in prompts)
+            {
+                double seconds = PrefillSeconds(p);
+                Row($"prefill {p} tokens ({PathName(cublas)})", $"{p / seconds:F0} tok/s ({seconds * 1000:F0} ms)");
+            }
+
+            // Where prefill time goes: the GPTQ products of one chunk alone, as tensor-core throughput.
+            double gemm = LinearLayersProbe.SecondsPerPass(model, chunkRows, Math.Max(3, repeats));
+            Row(
+                $"linear layers only, {chunkRows} rows ({PathName(cublas)})",
+                $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
+
+            // Just past the small-batch kernel: what a pass of 17 to 128 rows (a longer typed tail) costs.
+            foreach (int r in new[] { LinearLayersProbe.SmallBatchMaxRows + 1, 64, 128 })
+            {
+                double t = LinearLayersProbe.SecondsPerPass(model, r, Math.Max(3, repeats));
+                Row($"linear layers only, {r} rows ({PathName(cublas)})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+            }
+        }
+
+        device.UseCublas = device.HasCublas;
 
         // Small batches (a few typed tokens, speculative drafts): 4-bit layers of up to LinearLayersProbe.SmallBatchMaxRows
-        // rows read each weight once for all rows on tensor cores; more rows take the GEMM, which pays for whole 128-row tiles.
-        foreach (int r in new[] { 1, 4, 9, LinearLayersProbe.SmallBatchMaxRows, LinearLayersProbe.SmallBatchMaxRows + 1, 64, 128 })
+        // rows read each weight once for all rows on tensor cores.
+        foreach (int r in new[] { 1, 4, 9, LinearLayersProbe.SmallBatchMaxRows })
         {
             double t = LinearLayersProbe.SecondsPerPass(model, r, Math.Max(3, repeats));
-            Row($"linear layers only, {r} rows ({(r <= LinearLayersProbe.SmallBatchMaxRows ? "small batch" : "GEMM")})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
+            Row($"linear layers only, {r} rows (small batch)", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
         }
 
         // Decode as the server's generator drives the session: one Advance per token, each one graph replay.

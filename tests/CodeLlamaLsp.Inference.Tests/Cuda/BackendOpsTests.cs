@@ -81,16 +81,22 @@ public class BackendOpsTests
         yield return Case("gpu", 8192, 1024, 8, -1, true, false, false, 1);
         yield return Case("gpu", 8192, 8192, 8, 128, true, false, false, 4);
         yield return Case("gpu", 8192, 22016, 4, 128, true, false, false, 16);
-        yield return Case("gpu", 8192, 10240, 4, 128, false, false, false, 300);
-        yield return Case("gpu", 22016, 8192, 4, 128, false, false, false, 512);
-        yield return Case("gpu", 8192, 1024, 8, -1, true, false, true, 129);
-        yield return Case("gpu", 8192, 8192, 4, 32, true, true, false, 77);
 
-        // The GEMM's partial tiles on the GPU: 1032 columns (8 of the last 128-column tile), 45 and 200 rows,
-        // 8-bit with 516 columns (one 16-byte weight chunk in the last tile), and a K tail (8-bit, in 1040).
-        yield return Case("gpu", 2048, 1032, 4, 128, true, false, true, 45);
-        yield return Case("gpu", 1024, 516, 8, 32, false, true, false, 200);
-        yield return Case("gpu", 1040, 256, 8, 32, false, false, false, 130);
+        // 17+ rows on the GPU run cuBLAS on the layer dequantized to fp16 where it is installed ("gpu"; layers with a
+        // bias keep the built-in GEMM) and the built-in GEMM ("gpu-builtin", as on a machine with the driver alone).
+        // The GEMM's partial tiles: 1032 columns (8 of the last 128-column tile), 45 and 200 rows, 8-bit with 516
+        // columns (one 16-byte weight chunk in the last tile), and a K tail (8-bit, in 1040).
+        foreach (var kind in new[] { "gpu", "gpu-builtin" })
+        {
+            yield return Case(kind, 8192, 10240, 4, 128, false, false, false, 300);
+            yield return Case(kind, 22016, 8192, 4, 128, false, false, false, 512);
+            yield return Case(kind, 8192, 1024, 8, -1, true, false, true, 129);
+            yield return Case(kind, 8192, 8192, 4, 32, true, true, false, 77);
+            yield return Case(kind, 2048, 1032, 4, 128, true, false, true, 45);
+            yield return Case(kind, 2048, 1032, 4, 128, true, false, false, 45);
+            yield return Case(kind, 1024, 516, 8, 32, false, true, false, 200);
+            yield return Case(kind, 1040, 256, 8, 32, false, false, false, 130);
+        }
 
         // The small-batch kernel on the GPU: both row tiles, a partial column block, g32 act-order with v2 zeros.
         yield return Case("gpu", 8192, 10240, 4, 128, false, false, false, 9);
@@ -103,7 +109,7 @@ public class BackendOpsTests
     {
         var c = new TestCaseData(kind, inF, outF, bits, group, actOrder, v2, bias, rows)
             .SetArgDisplayNames(kind, $"{inF}x{outF}", $"{bits}bit", $"g{group}", actOrder ? "actorder" : "plain", v2 ? "v2" : "v1", bias ? "bias" : "nobias", $"rows{rows}");
-        return kind == "gpu" ? c.SetCategory("Gpu") : c;
+        return kind.StartsWith("gpu", StringComparison.Ordinal) ? c.SetCategory("Gpu") : c;
     }
 
     [TestCaseSource(nameof(LinearCases))]
@@ -116,6 +122,56 @@ public class BackendOpsTests
         double error = Numerics.RelativeL2(gpu.Linear(w, x, rows), CpuLinear(w, x, rows));
         TestContext.Out.WriteLine($"relative L2 error {error:G3}");
         Assert.That(error, Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>
+    /// cuBLAS's operands for a prompt's products: the dequantized layer times the fp16 input as stored (the layout's pair
+    /// order and act-order permutation) gives the CPU's linear layer, so the rows line up and each weight is right.
+    /// </summary>
+    [TestCase("sim", 256, 96, 4, 64, true, false)]
+    [TestCase("sim", 128, 72, 8, 32, false, true)]
+    [TestCase("sim", 192, 40, 4, -1, false, false)]
+    [TestCase("gpu", 8192, 1032, 4, 128, true, false, Category = "Gpu")]
+    public void Dequantized_layer_times_its_stored_input_matches_the_cpu(string kind, int inF, int outF, int bits, int group, bool actOrder, bool v2)
+    {
+        const int rows = 3;
+        using var gpu = new Gpu(kind);
+        var rng = new Random((3 * inF) + outF + bits);
+        var w = RandomWeights.Gptq(rng, inF, outF, bits, group, actOrder, v2, bias: false);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var (weights, input) = gpu.Dequantized(w, x, rows);
+        var product = new float[rows * outF];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int n = 0; n < outF; n++)
+            {
+                double sum = 0;
+                for (int k = 0; k < inF; k++)
+                {
+                    sum += (double)input[(r * inF) + k] * weights[((long)n * inF) + k];
+                }
+
+                product[(r * outF) + n] = (float)sum;
+            }
+        }
+
+        double error = Numerics.RelativeL2(product, CpuLinear(w, x, rows));
+        TestContext.Out.WriteLine($"relative L2 error {error:G3}");
+        Assert.That(error, Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>On a machine whose CUDA toolkit has cuBLAS (the GPU test machine), the engine finds and starts it.</summary>
+    [Test]
+    [Category("Gpu")]
+    public void Cublas_starts_where_the_toolkit_has_it()
+    {
+        var device = TestDevices.Get("gpu");
+        if (!new[] { "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so.12" }.Any(File.Exists))
+        {
+            Assert.Ignore("This machine has no cuBLAS under /usr/local/cuda.");
+        }
+
+        Assert.That(device.HasCublas, Is.True, device.PrefillGemm);
     }
 
     /// <summary>
@@ -472,6 +528,7 @@ public class BackendOpsTests
         public Gpu(string kind)
         {
             Backend = new CudaBackend(TestDevices.Get(kind), ownsDevice: false);
+            Device.UseCublas = kind != "gpu-builtin";
             noPermutation = Zeros<int>(1);
         }
 
@@ -529,12 +586,33 @@ public class BackendOpsTests
         public float[] Linear(LinearWeights w, float[] x, int rows, float[]? residual = null)
         {
             using var linear = Staged(upload => CudaLinear.Upload(upload, w));
+            K.ReserveDequantized(Backend.Memory, (long)w.InFeatures * w.OutFeatures);
             using var input = Up(x);
             using var half = Zeros<uint>(((long)rows * w.InFeatures) + 4);
             using var output = Up(residual ?? Poison(rows * w.OutFeatures));
             K.ToHalfLayout(input.View, half.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, linear.InputLayout);
             linear.Run(K, half.View, output.View, rows, w.OutFeatures, accumulate: residual != null);
             return Down(output, rows * w.OutFeatures);
+        }
+
+        /// <summary>
+        /// A GPTQ layer dequantized for cuBLAS, in two column slices (the second starting inside a packed zero word), and
+        /// its fp16 input as the layout's producers write it: ([out, in] row-major, [rows, in]).
+        /// </summary>
+        public (float[] Weights, float[] Input) Dequantized(GptqLinearWeights w, float[] x, int rows)
+        {
+            using var linear = Staged(upload => CudaLinear.Upload(upload, w));
+            using var input = Up(x);
+            using var half = Zeros<uint>(((long)rows * w.InFeatures) + 4);
+            K.ToHalfLayout(input.View, half.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, linear.InputLayout);
+            int split = (w.OutFeatures / 2) + 1;
+            long firstWords = (long)w.InFeatures * split / 2;
+            using var scratch = Zeros<uint>((long)w.InFeatures * w.OutFeatures / 2);
+            var args = linear.GptqArgs(half.View, input.View, w.OutFeatures, accumulate: false);
+            K.Dequantize(args, scratch.View.SubView(0, firstWords), 0, split);
+            K.Dequantize(args, scratch.View.SubView(firstWords, scratch.Length - firstWords), split, w.OutFeatures - split);
+            var weights = DownHalves(scratch.View.AsContiguous().Cast<ushort>(), (long)w.InFeatures * w.OutFeatures);
+            return (weights, DownHalves(half.View.AsContiguous().Cast<ushort>(), (long)rows * w.InFeatures));
         }
 
         /// <summary>
@@ -555,6 +633,7 @@ public class BackendOpsTests
 
         public void Dispose()
         {
+            Device.UseCublas = true;
             noPermutation.Dispose();
             Backend.Dispose();
         }

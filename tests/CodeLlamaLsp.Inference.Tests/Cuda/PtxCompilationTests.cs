@@ -15,7 +15,7 @@ public class PtxCompilationTests
 {
     public static IEnumerable<TestCaseData> Kernels()
     {
-        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(GptqSmallBatchKernels), typeof(PrefillAttentionKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
+        foreach (var type in new[] { typeof(GptqGemvKernels), typeof(GptqGemmKernels), typeof(GptqSmallBatchKernels), typeof(GptqDequantizeKernels), typeof(PrefillAttentionKernels), typeof(DenseGemvKernels), typeof(RmsNormKernels), typeof(RopeKernels), typeof(AttentionKernels), typeof(ActivationKernels), typeof(SamplingKernels) })
         {
             foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.Static).Where(m => m.ReturnType == typeof(void)))
             {

@@ -13,7 +13,10 @@ internal static class TestDevices
         return (d, why);
     });
 
-    /// <summary>The device for a test case: "sim" or "gpu"; Assert.Ignore when "gpu" has no device.</summary>
+    /// <summary>
+    /// The device for a test case: "sim", or "gpu" and "gpu-builtin" (the same GPU; the test turns cuBLAS off for the
+    /// latter); Assert.Ignore when there is no GPU.
+    /// </summary>
     public static CudaDevice Get(string kind)
     {
         if (kind == "sim")

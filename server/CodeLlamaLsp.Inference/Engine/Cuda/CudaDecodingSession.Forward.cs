@@ -214,10 +214,23 @@ public sealed partial class CudaDecodingSession
             l.Down.Run(k, linearInput.View, residualRows, rows, hidden, accumulate: true);
         }
 
+        if (logitsForAllRows && rows > MaxVerificationRows)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rows), $"The logits buffer holds {MaxVerificationRows} rows; got {rows}.");
+        }
+
         int first = logitsForAllRows ? 0 : rows - 1;
-        int outRows = rows - first;
-        k.RmsNormToHalf(residualRows.SubView((long)first * hidden), model.FinalNorm.Buffer.View, linearInputHalves, outRows, hidden, c.RmsNormEps, model.LmHead.InputLayout);
-        model.LmHead.Run(k, linearInput.View, logits.View, outRows, c.VocabSize, accumulate: false);
+        RowLogits(first, rows - first);
+    }
+
+    /// <summary>Final norm and lm_head of rows [first, first + rows) of the last forward pass into logits rows [0, rows).</summary>
+    private void RowLogits(int first, int rows)
+    {
+        var k = backend.Device.Kernels;
+        int hidden = c.HiddenSize;
+        var linearInputHalves = linearInput.View.AsContiguous().Cast<ushort>();
+        k.RmsNormToHalf(x.View.AsContiguous().SubView((long)first * hidden, (long)rows * hidden), model.FinalNorm.Buffer.View, linearInputHalves, rows, hidden, c.RmsNormEps, model.LmHead.InputLayout);
+        model.LmHead.Run(k, linearInput.View, logits.View, rows, c.VocabSize, accumulate: false);
     }
 
     /// <summary>

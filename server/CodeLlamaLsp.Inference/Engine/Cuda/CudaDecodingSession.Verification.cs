@@ -21,7 +21,10 @@ public sealed partial class CudaDecodingSession
     /// RMSNorm and the decode attention compute each row the same bits alone or in a batch, the GEMM and the prefill
     /// attention do not, and greedy output must not depend on speculation. Longer drafts are cut. Attention partials are reserved for this many rows at the decode step's splits.
     /// </summary>
-    public int MaxVerificationRows => Math.Min(Math.Min(maxRows, PromptLookupDrafter.MaxDraftLength + 1), CudaLinear.GemmMinRows - 1);
+    public int MaxVerificationRows => VerificationRows(maxRows);
+
+    /// <summary><see cref="MaxVerificationRows"/> of a session with forward passes of up to <paramref name="maxBatchRows"/> rows; also the rows its logits buffer holds.</summary>
+    internal static int VerificationRows(int maxBatchRows) => Math.Min(Math.Min(maxBatchRows, PromptLookupDrafter.MaxDraftLength + 1), CudaLinear.GemmMinRows - 1);
 
     /// <summary>Why verification passes run kernel by kernel on a GPU (their graph capture failed), or null.</summary>
     public string? VerificationGraphFailure { get; private set; }

@@ -53,7 +53,9 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         linearInput = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
-        logits = mem.Allocate<float>((long)maxRows * c.VocabSize, "logits");
+        // Every row's logits are kept only for a verification pass; a prompt keeps its last row's (EvaluateAllPositions
+        // computes the others a slice at a time).
+        logits = mem.Allocate<float>((long)MaxVerificationRows * c.VocabSize, "logits");
         ids = mem.Allocate<int>(maxRows, "token ids");
         sampleScratch = mem.Allocate<float>(c.VocabSize, "sampling scratch");
         candidates = mem.Allocate<float>(2 * SamplingKernels.MaxCandidates, "sampling scratch");
@@ -110,11 +112,16 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         for (int done = 0; done < prompt.Count; done += maxRows)
         {
             var chunk = prompt.Skip(done).Take(maxRows).ToArray();
-            Append(chunk, logitsForAllRows: true);
-            var part = new float[chunk.Length * vocab];
-            logits.View.SubView(0, part.Length).CopyToCPU(backend.Device.Stream, part);
-            backend.Device.Synchronize();
-            part.CopyTo(result, (long)done * vocab);
+            Append(chunk, logitsForAllRows: false);
+            for (int first = 0; first < chunk.Length; first += MaxVerificationRows)
+            {
+                int rows = Math.Min(MaxVerificationRows, chunk.Length - first);
+                RowLogits(first, rows);
+                var part = new float[rows * vocab];
+                logits.View.SubView(0, part.Length).CopyToCPU(backend.Device.Stream, part);
+                backend.Device.Synchronize();
+                part.CopyTo(result, (long)(done + first) * vocab);
+            }
         }
 
         return result;

@@ -42,6 +42,22 @@ public sealed class CudaDevice : IDisposable
     /// <summary>Blocks of the small-batch kernel's launch (all resident at once), for the bench's report.</summary>
     public int SmallBatchBlocks => Kernels.SmallBatchBlocks;
 
+    /// <summary>What prompts' matrix products run on: cuBLAS and its version, or the built-in GEMM and why.</summary>
+    public string PrefillGemm => Kernels.UseCublas ? Kernels.CublasStatus : $"built-in GEMM ({(Kernels.HasCublas ? "cuBLAS turned off" : Kernels.CublasStatus)})";
+
+    /// <summary>Whether cuBLAS was found and started on this device.</summary>
+    public bool HasCublas => Kernels.HasCublas;
+
+    /// <summary>
+    /// Whether prompts' GPTQ products go to cuBLAS (default: when found). The bench turns it off to measure the built-in
+    /// GEMM, which is what a machine with the NVIDIA driver alone runs.
+    /// </summary>
+    public bool UseCublas
+    {
+        get => Kernels.UseCublas;
+        set => Kernels.UseCublas = value && Kernels.HasCublas;
+    }
+
     /// <summary>Multiprocessors on the device (used to size split-K and attention grids).</summary>
     public int Multiprocessors => Accelerator.NumMultiprocessors;
 

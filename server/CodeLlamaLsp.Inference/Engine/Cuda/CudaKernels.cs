@@ -2,6 +2,7 @@
 // (the CUDA session, its attention, the probes, the kernel tests) launches each kernel the same way.
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
@@ -33,6 +34,10 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, int> advance;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<uint>, ArrayView<uint>, long> readBandwidth;
     private readonly Action<AcceleratorStream, KernelConfig, SamplingArgs> sample;
+    private readonly Action<AcceleratorStream, KernelConfig, DequantizeArgs> dequantize;
+    private readonly Cublas? cublas;
+    private readonly MemoryBuffer1D<byte, Stride1D.Dense>? cublasWorkspace;
+    private MemoryBuffer1D<uint, Stride1D.Dense>? dequantized;
 
     public CudaKernels(Accelerator accelerator, AcceleratorStream stream)
     {
@@ -64,7 +69,46 @@ internal sealed class CudaKernels : IDisposable
         advance = accelerator.LoadKernel<ArrayView<int>, int>(ActivationKernels.AdvancePosition);
         readBandwidth = accelerator.LoadKernel<ArrayView<uint>, ArrayView<uint>, long>(ActivationKernels.ReadBandwidth);
         sample = accelerator.LoadKernel<SamplingArgs>(SamplingKernels.Select);
+        dequantize = accelerator.LoadKernel<DequantizeArgs>(GptqDequantizeKernels.ToHalf);
+        if (stream is CudaStream cudaStream)
+        {
+            accelerator.Bind();
+            cublasWorkspace = accelerator.Allocate1D<byte>(Cublas.WorkspaceBytes);
+            cublas = Cublas.TryCreate(cudaStream.StreamPtr, DeviceAddress<byte>(cublasWorkspace.View), out var whyNot);
+            if (cublas == null)
+            {
+                cublasWorkspace.Dispose();
+                cublasWorkspace = null;
+            }
+
+            CublasStatus = cublas != null ? $"cuBLAS {cublas.Version / 10000}.{cublas.Version / 100 % 100}.{cublas.Version % 100} ({cublas.Path})" : whyNot!;
+        }
+        else
+        {
+            CublasStatus = "not on a CUDA device";
+        }
+
+        UseCublas = cublas != null;
     }
+
+    /// <summary>
+    /// fp16 elements of the scratch that GPTQ layers are dequantized into for cuBLAS (192 MiB): a layer wider than that
+    /// runs in column slices. Large enough that a slice of the widest 34B layers still gives a 1,024-row GEMM more
+    /// 128 x 256 output tiles than the H200 has multiprocessors.
+    /// </summary>
+    public const long MaxDequantizedHalves = 96L << 20;
+
+    /// <summary>What <see cref="TryCublasGemm"/> runs on: the cuBLAS library and version, or why there is none.</summary>
+    public string CublasStatus { get; }
+
+    /// <summary>Whether cuBLAS was found and started.</summary>
+    public bool HasCublas => cublas != null;
+
+    /// <summary>
+    /// Whether GPTQ launches of more than <see cref="GptqSmallBatchKernels.MaxRows"/> rows go to cuBLAS (when it is
+    /// there); false runs the built-in GEMM, as on a machine with the driver only (the bench measures both).
+    /// </summary>
+    public bool UseCublas { get; set; }
 
     public AcceleratorStream Stream { get; }
 
@@ -131,6 +175,88 @@ internal sealed class CudaKernels : IDisposable
         int rowTiles = (rows + GptqGemmKernels.TileRows - 1) / GptqGemmKernels.TileRows;
         int colTiles = (args.OutFeatures + GptqGemmKernels.TileColumns - 1) / GptqGemmKernels.TileColumns;
         Launch(() => gemm(Stream, new KernelConfig(rowTiles * colTiles, GptqGemmKernels.BlockThreads), args));
+    }
+
+    /// <summary>
+    /// Sizes the dequantization scratch for layers of up to <paramref name="halves"/> weights (capped at
+    /// <see cref="MaxDequantizedHalves"/>); a no-op without cuBLAS. Called once the model's layers are known, before any
+    /// forward pass, so the allocation shows in the load's memory report and never happens mid-prefill.
+    /// </summary>
+    internal void ReserveDequantized(GpuMemory memory, long halves)
+    {
+        long wanted = Math.Min(halves, MaxDequantizedHalves);
+        if (cublas == null || (dequantized?.Length ?? 0) * 2 >= wanted)
+        {
+            return;
+        }
+
+        dequantized?.Dispose();
+        dequantized = null;
+        dequantized = memory.Allocate<uint>((wanted + 1) / 2, "the fp16 scratch of cuBLAS's prefill products");
+    }
+
+    /// <summary>Device bytes <see cref="ReserveDequantized"/> holds.</summary>
+    public long DequantizedBytes => dequantized?.LengthInBytes ?? 0;
+
+    /// <summary>
+    /// The prefill's GPTQ product through cuBLAS: slices of the layer's columns are dequantized to fp16 (inputs in the
+    /// input's storage order) and multiplied by cublasGemmEx with fp32 accumulation, writing (or adding to) the fp32
+    /// output like the built-in GEMM. Returns false, having done nothing, when cuBLAS is absent or off, the scratch is
+    /// not reserved, the layer has a bias (cuBLAS would need a separate pass; CodeLlama has none) or a shape the
+    /// dequantization does not take.
+    /// </summary>
+    public bool TryCublasGemm(GptqGemvArgs args, int rows)
+    {
+        if (cublas == null || !UseCublas || dequantized == null || args.HasBias != 0 || !GptqDequantizeKernels.Supports(args.Bits, args.InFeatures, args.GroupSize))
+        {
+            return false;
+        }
+
+        // Equal slices of whole 128-column tiles that fit the scratch; the last one may be narrower.
+        long scratchHalves = dequantized.Length * 2;
+        int widest = (int)Math.Min(args.OutFeatures, scratchHalves / args.InFeatures / 128 * 128);
+        if (widest < 128 && widest < args.OutFeatures)
+        {
+            return false;
+        }
+
+        int slices = (args.OutFeatures + widest - 1) / widest;
+        int width = Math.Min(widest, ((((args.OutFeatures + slices - 1) / slices) + 127) / 128) * 128);
+        long input = DeviceAddress(args.Input);
+        long output = DeviceAddress(args.Output) + (4L * args.OutputOffset);
+        long scratch = DeviceAddress<uint>(dequantized.View);
+        for (int first = 0; first < args.OutFeatures; first += width)
+        {
+            int columns = Math.Min(width, args.OutFeatures - first);
+            Dequantize(args, dequantized.View, first, columns);
+            cublas.GemmHalfToFloat(columns, rows, args.InFeatures, scratch, input, output + (4L * first), args.OutputStride, args.Accumulate != 0);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Columns [<paramref name="first"/>, + <paramref name="columns"/>) of a GPTQ layer as fp16 [columns, in] (half2
+    /// words) in <paramref name="output"/>, inputs in its input's storage order (see <see cref="GptqDequantizeKernels"/>).
+    /// </summary>
+    public void Dequantize(GptqGemvArgs layer, ArrayView<uint> output, int first, int columns)
+    {
+        var d = new DequantizeArgs
+        {
+            QWeight = layer.QWeight,
+            QZeros = layer.QZeros,
+            Scales = layer.Scales,
+            Output = output,
+            InFeatures = layer.InFeatures,
+            OutFeatures = layer.OutFeatures,
+            Bits = layer.Bits,
+            GroupSize = layer.GroupSize,
+            ZeroOffset = layer.ZeroOffset,
+            FirstColumn = first,
+            Columns = columns,
+        };
+        int blocks = Math.Min(GptqDequantizeKernels.Tiles(layer.Bits, layer.InFeatures, columns), accelerator.NumMultiprocessors * 8);
+        Launch(() => dequantize(Stream, new KernelConfig(blocks, GptqDequantizeKernels.BlockThreads), d));
     }
 
     public void DenseGemv(DenseGemvArgs args, int rows)
@@ -234,15 +360,18 @@ internal sealed class CudaKernels : IDisposable
 
     public void Dispose()
     {
+        cublas?.Dispose();
+        cublasWorkspace?.Dispose();
+        dequantized?.Dispose();
         smallBatchPartials.Dispose();
         smallBatchArrivals.Dispose();
     }
 
-    private KernelConfig Flat(int n)
+    private KernelConfig Flat(int n, int threads = ActivationKernels.BlockThreads)
     {
-        int blocks = (n + ActivationKernels.BlockThreads - 1) / ActivationKernels.BlockThreads;
+        int blocks = (n + threads - 1) / threads;
         int cap = Math.Max(1, accelerator.NumMultiprocessors * 16);
-        return new KernelConfig(Math.Max(1, Math.Min(blocks, cap)), ActivationKernels.BlockThreads);
+        return new KernelConfig(Math.Max(1, Math.Min(blocks, cap)), threads);
     }
 
     private void Launch(Action launch)

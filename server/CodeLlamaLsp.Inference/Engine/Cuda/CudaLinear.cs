@@ -37,7 +37,8 @@ internal sealed class CudaLinear : PreparedLinear
 
     /// <summary>
     /// GPTQ launches of up to <see cref="GptqSmallBatchKernels.MaxRows"/> rows take the small-batch tensor-core kernel
-    /// where it supports the layer (4 bits); otherwise launches with at least this many rows use the tiled GEMM
+    /// where it supports the layer (4 bits); otherwise launches with at least this many rows use cuBLAS on the layer
+    /// dequantized to fp16 where cuBLAS is installed (<see cref="CudaKernels.TryCublasGemm"/>), else the tiled GEMM
     /// (dequantize once per 128 rows), and fewer rows, and layers whose group size the GEMM cannot tile, the GEMV,
     /// which reads each weight once per row but needs no row tile to fill.
     /// </summary>
@@ -122,7 +123,34 @@ internal sealed class CudaLinear : PreparedLinear
             return;
         }
 
-        var args = new GptqGemvArgs
+        var args = GptqArgs(input, output, outStride, accumulate);
+        if (rows <= GptqSmallBatchKernels.MaxRows && CudaKernels.SupportsSmallBatch(Bits, InFeatures, OutFeatures, groupSize))
+        {
+            kernels.SmallBatch(args, rows);
+        }
+        else if (rows >= GemmMinRows && kernels.TryCublasGemm(args, rows))
+        {
+            // cuBLAS on the layer dequantized to fp16 (prefill), where the machine has it.
+        }
+        else if (rows >= GemmMinRows && GptqGemmKernels.Supports(groupSize))
+        {
+            kernels.Gemm(args, rows);
+        }
+        else
+        {
+            kernels.Gemv(args, rows);
+        }
+    }
+
+    /// <summary>The GPTQ kernels' launch arguments for this layer (every kernel takes the same).</summary>
+    internal GptqGemvArgs GptqArgs(ArrayView<uint> input, ArrayView<float> output, int outStride, bool accumulate)
+    {
+        if (Bits == 16)
+        {
+            throw new InvalidOperationException($"{Name} is a dense fp16 layer, not GPTQ.");
+        }
+
+        return new GptqGemvArgs
         {
             QWeight = weight.View,
             QZeros = qzeros!.View,
@@ -140,18 +168,6 @@ internal sealed class CudaLinear : PreparedLinear
             OutputStride = outStride,
             OutputOffset = 0,
         };
-        if (rows <= GptqSmallBatchKernels.MaxRows && CudaKernels.SupportsSmallBatch(Bits, InFeatures, OutFeatures, groupSize))
-        {
-            kernels.SmallBatch(args, rows);
-        }
-        else if (rows >= GemmMinRows && GptqGemmKernels.Supports(groupSize))
-        {
-            kernels.Gemm(args, rows);
-        }
-        else
-        {
-            kernels.Gemv(args, rows);
-        }
     }
 
     protected override void Dispose(bool disposing)

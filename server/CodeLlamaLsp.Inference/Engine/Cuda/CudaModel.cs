@@ -69,6 +69,12 @@ public sealed class CudaModel : IDisposable
         var finalNorm = CudaBuffer.Upload(upload, weights.FinalNorm);
         var lmHead = CudaLinear.UploadDense(upload, weights.LmHead.Name, weights.LmHead, c.HiddenSize, c.VocabSize);
         var model = new CudaModel(backend, c, layers, embedding, finalNorm, lmHead, upload.Finish());
+        var gptq = layers.SelectMany(l => l.Qkv.Concat(l.GateUp).Append(l.O).Append(l.Down)).Where(l => l.Bits != 16).ToArray();
+        if (gptq.Length > 0)
+        {
+            backend.Device.Kernels.ReserveDequantized(backend.Memory, gptq.Max(l => (long)l.InFeatures * l.OutFeatures));
+        }
+
         progress?.Invoke(1.0);
         return model;
     }

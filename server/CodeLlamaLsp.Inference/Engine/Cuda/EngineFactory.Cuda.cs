@@ -72,6 +72,7 @@ public static partial class EngineFactory
                 var estimate = GpuMemoryEstimate.For(loaded.Weights, context, CudaDecodingSessionDefaults.MaxBatchRows);
                 log($"GPU memory: {Gib(cuda.AllocatedBytes - before)} allocated (estimated: weights {Gib(estimate.Weights)}, KV cache for {context} positions {Gib(estimate.KvCache)}, buffers {Gib(estimate.Buffers)}); {Gib(cuda.Device.FreeMemory)} free.");
                 log($"weight upload: {model.LoadTimes}.");
+                log($"prompt matrix products: {cuda.Device.PrefillGemm}.");
                 var generator = new InProcessGenerator(session, tokenizer, loaded.Name, [model, cuda, loaded]);
                 log($"{loaded.Name}: weights prepared on {cuda.Name} in {clock.Elapsed.TotalSeconds:F1} s (fused CUDA engine, token selection on the device); context {context} tokens.");
                 return generator;

@@ -20,13 +20,20 @@ internal readonly record struct GpuMemoryEstimate(long Weights, long KvCache, lo
         long kv = (long)c.NumLayers * c.NumKvHeads * c.HeadDim * contextLength * 2 * 2;
         long maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
         long qkv = c.HiddenSize + (2L * c.NumKvHeads * c.HeadDim);
-        long perRow = (2L * c.HiddenSize) + maxIn + qkv + (2L * c.IntermediateSize) + c.VocabSize;
-        long buffers = (perRow * maxBatchRows * sizeof(float)) + ((long)contextLength * c.HeadDim * sizeof(float)); // + rope table
+        long perRow = (2L * c.HiddenSize) + maxIn + qkv + (2L * c.IntermediateSize);
+        long logits = (long)CudaDecodingSession.VerificationRows(maxBatchRows) * c.VocabSize;
+        long buffers = (((perRow * maxBatchRows) + logits) * sizeof(float)) + ((long)contextLength * c.HeadDim * sizeof(float)) // + rope table
+            + (2 * Math.Min(CudaKernels.MaxDequantizedHalves, weights.Layers.Max(LargestLayer))); // cuBLAS's fp16 scratch, where cuBLAS is found
         return new GpuMemoryEstimate(linear + norms + tables, kv, buffers);
     }
 
     public string Describe(int contextLength) =>
         $"the model (weights {Gib(Weights)}, KV cache for {contextLength} positions {Gib(KvCache)}, buffers {Gib(Buffers)})";
+
+    /// <summary>Weights of the layer's widest (fused) linear, as the dequantization scratch holds them.</summary>
+    private static long LargestLayer(LayerWeights l) => Math.Max(
+        Math.Max((long)l.OProj.InFeatures * l.OProj.OutFeatures, (long)l.DownProj.InFeatures * l.DownProj.OutFeatures),
+        Math.Max((long)l.QProj.InFeatures * (l.QProj.OutFeatures + l.KProj.OutFeatures + l.VProj.OutFeatures), (long)l.GateProj.InFeatures * (l.GateProj.OutFeatures + l.UpProj.OutFeatures)));
 
     private static long Bytes(LinearWeights w) => w switch
     {
