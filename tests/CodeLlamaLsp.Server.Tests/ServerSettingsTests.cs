@@ -1,6 +1,7 @@
 // Settings merge field by field from JSON (initializationOptions, didChangeConfiguration, config file) and
 // command-line flags, with the names of docs/lsp-extensions.md; bad values are reported and skipped.
 using System.Text.Json;
+using CodeLlamaLsp.Inference.Generation;
 using CodeLlamaLsp.Prompting;
 using CodeLlamaLsp.Server.Backend;
 using CodeLlamaLsp.Server.Lsp;
@@ -55,6 +56,19 @@ public class ServerSettingsTests
         Assert.That(PromptingSuggestions.PromptSettingsFor(fromJson).MaxPromptTokens, Is.EqualTo(1024));
         Assert.That(PromptingSuggestions.PromptSettingsFor(fromFlag).MaxPromptTokens, Is.EqualTo(512));
         Assert.That(PromptingSuggestions.PromptSettingsFor(new ServerSettings()).MaxPromptTokens, Is.EqualTo(new PromptSettings().MaxPromptTokens));
+    }
+
+    [Test]
+    public void An_unset_max_prompt_tokens_takes_the_engines_prompt_budget_and_a_set_one_wins()
+    {
+        var problems = new List<string>();
+        var fast = new ModelInfo("m", 4096, 32000, SupportsInfill: false) { PromptBudget = 3072 };
+        var set = new ServerSettings().MergeArgs(["--max-prompt-tokens", "512"], problems);
+
+        Assert.That(problems, Is.Empty);
+        Assert.That(PromptingSuggestions.PromptSettingsFor(new ServerSettings(), fast).MaxPromptTokens, Is.EqualTo(3072));
+        Assert.That(PromptingSuggestions.PromptSettingsFor(set, fast).MaxPromptTokens, Is.EqualTo(512));
+        Assert.That(PromptingSuggestions.PromptSettingsFor(new ServerSettings(), fast with { PromptBudget = null }).MaxPromptTokens, Is.EqualTo(new PromptSettings().MaxPromptTokens));
     }
 
     [Test]

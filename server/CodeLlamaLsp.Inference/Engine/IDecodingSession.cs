@@ -23,6 +23,13 @@ public interface IDecodingSession : IDisposable
     /// <summary>Positions the session can hold (prompt plus answer).</summary>
     int ContextLength { get; }
 
+    /// <summary>
+    /// Prompt tokens this engine prefills, cold, with a first answer in about a second (a newly opened file's first
+    /// suggestion), where it knows; null leaves the prompt library's default. The server caps prompts there unless
+    /// <c>maxPromptTokens</c> is set.
+    /// </summary>
+    int? PromptBudget => null;
+
     /// <summary>The next position to be written: the number of tokens the cache holds.</summary>
     int Position { get; }
 

@@ -42,7 +42,7 @@ public sealed class InProcessGenerator : ITextGenerator, IDisposable
         _tokenizer = tokenizer;
         _owned = owned ?? [];
         int vocab = session.Config.VocabSize;
-        Info = new ModelInfo(name, session.ContextLength, vocab, SupportsInfill: vocab >= 32016);
+        Info = new ModelInfo(name, session.ContextLength, vocab, SupportsInfill: vocab >= 32016) { PromptBudget = session.PromptBudget };
     }
 
     public ModelInfo Info { get; }

@@ -23,7 +23,14 @@ public interface ITextGenerator
 /// <param name="ContextLength">Tokens the engine can hold (prompt plus answer).</param>
 /// <param name="VocabSize">Vocabulary size; 32016 means the CodeLlama infilling tokens exist.</param>
 /// <param name="SupportsInfill">True when the checkpoint has the PSM infilling tokens (7B/13B).</param>
-public sealed record ModelInfo(string Name, int ContextLength, int VocabSize, bool SupportsInfill);
+public sealed record ModelInfo(string Name, int ContextLength, int VocabSize, bool SupportsInfill)
+{
+    /// <summary>
+    /// Prompt tokens the engine prefills, cold, with a first answer in about a second, where it knows (the in-process
+    /// CUDA engine); null otherwise. The server caps prompts there unless the user set <c>maxPromptTokens</c>.
+    /// </summary>
+    public int? PromptBudget { get; init; }
+}
 
 /// <summary>One prompt and how to sample its answer.</summary>
 /// <param name="PromptIds">Token ids, BOS included where the template wants it. The in-process engine uses these.</param>

@@ -17,7 +17,7 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
         {
             OtherDocuments = context.OtherDocuments,
         };
-        var prompt = CompletionPromptBuilder.Build(snapshot, tokenizer, model, PromptSettingsFor(settings));
+        var prompt = CompletionPromptBuilder.Build(snapshot, tokenizer, model, PromptSettingsFor(settings, model));
         return new PreparedCompletion(
             WithSpeculation(prompt.ToRequest(), settings),
             raw => CompletionPostProcessor.Process(prompt.Context, raw) is { } edit ? new SuggestionEdit(edit.Text, edit.Replace.Start, edit.Replace.End) : null)
@@ -52,8 +52,11 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
             : null);
     }
 
-    /// <summary>The prompt settings the server's settings ask for; unset values keep Prompting's defaults.</summary>
-    public static PromptSettings PromptSettingsFor(ServerSettings settings)
+    /// <summary>
+    /// The prompt settings the server's settings ask for; an unset <c>maxPromptTokens</c> takes the engine's prompt
+    /// budget (<see cref="ModelInfo.PromptBudget"/>) where it has one, other unset values Prompting's defaults.
+    /// </summary>
+    public static PromptSettings PromptSettingsFor(ServerSettings settings, ModelInfo? model = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         var defaults = new PromptSettings();
@@ -63,7 +66,7 @@ public sealed class PromptingSuggestions(ITokenizer tokenizer, ModelInfo model) 
             MaxNewTokens = settings.MaxTokens ?? defaults.MaxNewTokens,
             MaxNewTokensSingleLine = Math.Min(settings.MaxTokens ?? defaults.MaxNewTokensSingleLine, defaults.MaxNewTokensSingleLine),
             Temperature = settings.Temperature ?? defaults.Temperature,
-            MaxPromptTokens = settings.MaxPromptTokens ?? defaults.MaxPromptTokens,
+            MaxPromptTokens = settings.MaxPromptTokens ?? model?.PromptBudget ?? defaults.MaxPromptTokens,
         };
     }
 

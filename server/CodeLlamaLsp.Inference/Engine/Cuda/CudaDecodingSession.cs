@@ -77,6 +77,9 @@ public sealed partial class CudaDecodingSession : IDecodingSession
 
     public int ContextLength => cache.Capacity;
 
+    /// <summary>By the prompt products' path: cuBLAS or the built-in GEMM (see <see cref="CudaDecodingSessionDefaults"/>).</summary>
+    public int? PromptBudget => backend.Device.UseCublas ? CudaDecodingSessionDefaults.PromptBudgetWithCublas : CudaDecodingSessionDefaults.PromptBudget;
+
     public int Position => cache.Length;
 
     public IReadOnlyList<int> CachedTokens => cache.Tokens;

@@ -102,4 +102,13 @@ public static class CudaDecodingSessionDefaults
     /// activation buffers cost about 0.5 MB per row (0.5 GB here). `bench` prefills in the same chunks.
     /// </summary>
     public const int MaxBatchRows = 1024;
+
+    /// <summary>
+    /// Prompt tokens a first suggestion prefills within about a second with the built-in GEMM (a machine with the NVIDIA
+    /// driver alone): 2,048 tokens of the 34B model took 0.74 s on an H200 and 16 answer tokens 0.17 s more.
+    /// </summary>
+    public const int PromptBudget = 2048;
+
+    /// <summary>The same with cuBLAS: MEASURE.</summary>
+    public const int PromptBudgetWithCublas = 3072;
 }
