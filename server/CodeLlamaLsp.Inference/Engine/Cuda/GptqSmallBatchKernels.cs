@@ -250,21 +250,25 @@ internal static class GptqSmallBatchKernels
         bool twoTiles = a.Layer.Rows > 8;
         uint smem = DeviceMath.SharedBase();
         uint ring = smem + (uint)(warp * WarpBytes);
-        CudaAsm.Emit(DeclareRegisters, a.Layer.Rows);
 
-        // The copy side runs Stages - 1 units ahead; it marks in groupSlots the ring slots whose unit needs its group's
-        // constants loaded, so the compute side follows the ring without a cursor of its own.
+        // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its own
+        // 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word. The offsets live in
+        // named registers (ILGPU would recompute them in the loop).
+        uint wordAt = (uint)((t * 256) + (WeightChunk(t, 2 * g) * 16));
+        CudaAsm.Emit(DeclareRegisters, a.Layer.Rows, wordAt, (uint)(ActivationOffset + (16 * lane)));
+
+        // The copy side runs Stages - 1 units ahead; it pushes each unit's NewGroup flag into groupFlags (bit Stages - 1)
+        // and the compute side pops its unit's from bit 0, so it follows the ring without a cursor of its own.
+        // Copies past the range's end are issued too, with nothing read (zero-filled slots nobody computes), so the
+        // copy side has no branch around it. The lane's destinations in a stage and its row flags are constants.
         var load = CopyCursor.At(own, a, lane);
-        int groupSlots = 0;
+        var lanes = CopyLane.Of(a, lane);
+        int groupFlags = 0;
         for (int s = 0; s < Stages - 1; s++)
         {
-            if (load.Unit < end)
-            {
-                Issue(a, load, ring + (uint)(s * StageBytes), lane, twoTiles);
-                groupSlots |= load.NewGroup << s;
-                load = load.Next(a);
-            }
-
+            Issue(a, load, lanes, ring + (uint)(s * StageBytes), lane, twoTiles, load.Unit < end);
+            groupFlags |= load.NewGroup << s;
+            load = load.Next(a, lane);
             DeviceMath.CommitCopies();
         }
 
@@ -274,15 +278,11 @@ internal static class GptqSmallBatchKernels
         uint k1024 = 0xE400E400u + (offset * 0x00010001u);
         uint k64 = 0xD400D400u + (offset * 0x00100010u);
 
-        // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its own
-        // 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word.
-        uint wordAt = (uint)((t * 256) + (WeightChunk(t, 2 * g) * 16));
-        uint wordAt2 = wordAt ^ 16u;
-        uint activationAt = (uint)(ActivationOffset + (16 * lane));
         uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((((2 * t) * BlockColumns) + (8 * g)) * 4));
         ZeroSums(reduceAt, twoTiles);
-        int loadSlot = Stages - 1;
-        int slot = 0;
+        uint lastStage = ring + ((Stages - 1) * StageBytes);
+        uint loadStage = lastStage;
+        uint stage = ring;
         int column = first / a.KUnits;
         int segmentEnd = XMin(end, (column + 1) * a.KUnits);
         int remaining = OwnedUnits(warp, first, segmentEnd);
@@ -294,18 +294,14 @@ internal static class GptqSmallBatchKernels
                 // the slot refilled below (read in the previous iteration) from being overwritten under a slower lane.
                 DeviceMath.WaitUntilOneCopyGroupPending(); // Stages - 2 may still fly
                 Warp.Barrier();
-                if (load.Unit < end)
-                {
-                    Issue(a, load, ring + (uint)(loadSlot * StageBytes), lane, twoTiles);
-                    groupSlots = (groupSlots & ~(1 << loadSlot)) | (load.NewGroup << loadSlot);
-                    load = load.Next(a);
-                }
-
+                Issue(a, load, lanes, loadStage, lane, twoTiles, load.Unit < end);
+                groupFlags |= load.NewGroup << (Stages - 1);
+                load = load.Next(a, lane);
                 DeviceMath.CommitCopies();
-                loadSlot = loadSlot == Stages - 1 ? 0 : loadSlot + 1;
-
-                uint stage = ring + (uint)(slot * StageBytes);
-                if (((groupSlots >> slot) & 1) != 0)
+                loadStage = loadStage == lastStage ? ring : loadStage + StageBytes;
+                int newGroup = groupFlags & 1;
+                groupFlags >>= 1;
+                if (newGroup != 0)
                 {
                     // A new group (or chunk): the finished group's sums, scaled, are added to the warp's sums in the
                     // reduction tile; the next group's start from zero.
@@ -316,14 +312,14 @@ internal static class GptqSmallBatchKernels
                     }
 
                     CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), k1024, k64);
-                    CudaAsm.Emit(MmaUnitFirst, stage + wordAt, stage + wordAt2, stage + activationAt);
+                    CudaAsm.Emit(MmaUnitFirst, stage);
                 }
                 else
                 {
-                    CudaAsm.Emit(MmaUnit, stage + wordAt, stage + wordAt2, stage + activationAt);
+                    CudaAsm.Emit(MmaUnit, stage);
                 }
 
-                slot = slot == Stages - 1 ? 0 : slot + 1;
+                stage = stage == lastStage ? ring : stage + StageBytes;
                 remaining--;
             }
             else
@@ -450,21 +446,22 @@ internal static class GptqSmallBatchKernels
         return a.Partials[index];
     }
 
-    /// <summary>Issues a unit's copies into the stage at <paramref name="stage"/>: weights, activations and, when the unit starts a new group for the warp, the group's scales and zeros.</summary>
+    /// <summary>Issues a unit's copies into the stage at <paramref name="stage"/>: weights, activations and, when the unit starts a new group for the warp, the group's scales and zeros; all zero-filled, nothing read, unless <paramref name="live"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Issue(SmallBatchArgs a, CopyCursor c, uint stage, int lane, bool twoTiles)
+    private static void Issue(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, int lane, bool twoTiles, bool live)
     {
         // Word rows 0-1, then 2-3 (chunk swizzle 4 more, see WeightChunk); the lane's 16 bytes of row lane / 4 (both
         // steps), then of row lane / 4 + 8.
-        DeviceMath.CopyToShared(stage + c.WeightDst, c.Weights, c.WeightValid != 0);
-        DeviceMath.CopyToShared(stage + (c.WeightDst ^ 0x240u), c.Weights + (8L * a.Layer.OutFeatures), c.WeightValid != 0);
-        CopyToSharedL1(stage + c.ActivationDst, c.Activations, c.RowValid != 0);
+        bool weights = live && c.WeightValid != 0;
+        DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
+        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * a.Layer.OutFeatures), weights);
+        CopyToSharedL1(stage + l.ActivationDst, c.Activations, live && l.RowValid);
         if (twoTiles)
         {
-            CopyToSharedL1(stage + c.ActivationDst + 512, c.Activations + (16L * a.Layer.InFeatures), c.HighRowValid != 0);
+            CopyToSharedL1(stage + l.ActivationDst + 512, c.Activations + (16L * a.Layer.InFeatures), live && l.HighRowValid);
         }
 
-        if (c.NewGroup != 0 && lane < 10)
+        if (live && c.NewGroup != 0 && lane < 10)
         {
             // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles).
             int n = a.Layer.OutFeatures;
@@ -552,18 +549,19 @@ internal static class GptqSmallBatchKernels
     // rows. ILGPU returns several asm outputs only through local memory, which ptxas keeps in memory next to cp.async
     // (see GptqGemmKernels), so no asm block here has outputs. ----
 
-    /// <summary>Declares the kernel's named registers (see the section comment), sets <c>two</c> when there are more than 8 rows (%0) and zeroes the sums and scales.</summary>
+    /// <summary>Declares the kernel's named registers (see the section comment), sets <c>two</c> when there are more than 8 rows (%0), the lane's offsets in a stage of its words (wat = %1: chunk 2 g of word row t; wat2: chunk 2 g + 1) and activations (aat = %2), and zeroes the group sums and scales.</summary>
     private const string DeclareRegisters =
-        ".reg .b32 xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, r16; .reg .f32 scl<4>, sch<4>, pa<32>, fz; .reg .pred two; " +
-        "setp.gt.s32 two, %0, 8; mov.b32 r16, 0x2C002C00; mov.f32 fz, 0f00000000; " +
+        ".reg .b32 xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, r16, wat, wat2, aat; .reg .f32 scl<4>, sch<4>, pa<32>, fz; .reg .pred two; " +
+        "setp.gt.s32 two, %0, 8; mov.b32 wat, %1; xor.b32 wat2, %1, 16; mov.b32 aat, %2; mov.b32 r16, 0x2C002C00; mov.f32 fz, 0f00000000; " +
         "mov.f32 scl0, 0f00000000; mov.f32 scl1, 0f00000000; mov.f32 scl2, 0f00000000; mov.f32 scl3, 0f00000000; mov.f32 sch0, 0f00000000; mov.f32 sch1, 0f00000000; mov.f32 sch2, 0f00000000; mov.f32 sch3, 0f00000000; " +
         "mov.f32 pa0, 0f00000000; mov.f32 pa1, 0f00000000; mov.f32 pa2, 0f00000000; mov.f32 pa3, 0f00000000; mov.f32 pa4, 0f00000000; mov.f32 pa5, 0f00000000; mov.f32 pa6, 0f00000000; mov.f32 pa7, 0f00000000; mov.f32 pa8, 0f00000000; mov.f32 pa9, 0f00000000; mov.f32 pa10, 0f00000000; mov.f32 pa11, 0f00000000; mov.f32 pa12, 0f00000000; mov.f32 pa13, 0f00000000; mov.f32 pa14, 0f00000000; mov.f32 pa15, 0f00000000; mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
 
-    /// <summary>One unit (two k16 steps) into the group sums: the lane's 8 words (%0: columns 8 g .. 8 g + 3 of word row t, %1: 8 g + 4 .. 8 g + 7) dequantized to the exact (q - zero) into the A fragments of the 4 tiles (step 0 from the words' bytes 0 and 2, step 1 from bytes 1 and 3), the lane's activations (%2: rows g, %2 + 512: rows g + 8 when <c>two</c>) as B, 8 mmas (16 with <c>two</c>).</summary>
+    /// <summary>One unit (two k16 steps) into the group sums: the lane's 8 words (stage %0 + wat: columns 8 g .. 8 g + 3 of word row t, + wat2: 8 g + 4 .. 8 g + 7) dequantized to the exact (q - zero) into the A fragments of the 4 tiles (step 0 from the words' bytes 0 and 2, step 1 from bytes 1 and 3), the lane's activations (stage + aat: row g, + 512: row g + 8 when <c>two</c>) as B, 8 mmas (16 with <c>two</c>).</summary>
     private const string MmaUnit =
-        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3; " +
-        "ld.shared.v4.b32 {w0,w1,w2,w3}, [%0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [%1]; " +
-        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [%2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [%2+512]; " +
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {pa0,pa1,pa2,pa3}; " +
@@ -601,9 +599,10 @@ internal static class GptqSmallBatchKernels
 
     /// <summary>As <see cref="MmaUnit"/> for a group's first unit: its first step's mmas start the group sums from zero.</summary>
     private const string MmaUnitFirst =
-        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3; " +
-        "ld.shared.v4.b32 {w0,w1,w2,w3}, [%0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [%1]; " +
-        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [%2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [%2+512]; " +
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
@@ -690,20 +689,22 @@ internal static class GptqSmallBatchKernels
 }
 
 /// <summary>
-/// A warp's copy side: the unit it copies next, that unit's column block, its place in the column block (Step) and quantization group, whether
-/// the group's constants must be copied with it (the warp's first unit, or a new group, chunk or column block), and the
-/// lane's source addresses, moved by additions as the unit advances.
+/// A warp's copy side: the unit it copies next, that unit's column block and quantization group, whether the group's
+/// constants must be copied with it (the warp's first unit, or a new group, chunk or column block), how many units
+/// (this one included) follow linearly before the next such start, and the lane's source addresses, moved by
+/// additions between starts.
 /// </summary>
 internal struct CopyCursor
 {
     public int Unit;
     public int Block;
-    public int Step;
     public int Group;
-    public int InGroup;
     public int NewGroup;
 
-    /// <summary>The lane's 16 weight bytes of the unit: word row 2 step + lane / 16, columns 64 block + 4 (lane % 16) ...</summary>
+    /// <summary>Units from this one to the end of its run: the next unit is in the same chunk, column block and group, at the next addresses, unless this is the run's last.</summary>
+    public int Left;
+
+    /// <summary>The lane's 16 weight bytes of the unit: word row 4 step + lane / 16, columns 64 block + 4 (lane % 16) ...</summary>
     public long Weights;
 
     /// <summary>The lane's 16 activation bytes of the unit: row lane / 4, storage positions 8 (lane % 4) .. + 7 (4 of each k16 step).</summary>
@@ -712,88 +713,88 @@ internal struct CopyCursor
     /// <summary>Non-zero while the lane's weight chunk lies inside the layer (the last column block may be partial).</summary>
     public int WeightValid;
 
-    /// <summary>Non-zero where the lane's row (lane / 4) and row + 8 exist; other lanes copy zeros.</summary>
-    public int RowValid;
-    public int HighRowValid;
-    public int Lane;
-    public int WeightColumn;
-    public uint WeightDst;
-    public uint ActivationDst;
-
     /// <summary>The cursor of unit <paramref name="unit"/> (column-block-major) for lane <paramref name="lane"/>.</summary>
     public static CopyCursor At(int unit, SmallBatchArgs a, int lane)
     {
         var c = default(CopyCursor);
         c.Unit = unit;
         c.Block = unit / a.KUnits;
-        c.Step = unit - (c.Block * a.KUnits);
-        c.Group = c.Step / a.GroupUnits;
-        c.InGroup = c.Step - (c.Group * a.GroupUnits);
-        c.NewGroup = 1;
-        c.Lane = lane;
-        int wordRow = lane >> 4;
-        int row = lane >> 2;
-        c.WeightColumn = (lane & 15) * 4;
-        c.WeightDst = (uint)((wordRow * 256) + (GptqSmallBatchKernels.WeightChunk(wordRow, lane & 15) * 16));
-        c.ActivationDst = (uint)(GptqSmallBatchKernels.ActivationOffset + (16 * lane));
-        c.RowValid = row < a.Layer.Rows ? 1 : 0;
-        c.HighRowValid = row + 8 < a.Layer.Rows ? 1 : 0;
-        return c.Locate(a);
+        return c.Start(a, lane, unit - (c.Block * a.KUnits));
     }
 
-    /// <summary>The warp's next unit: the next one in its chunk, else the first of its next chunk (the other warps' chunks skipped).</summary>
+    /// <summary>The warp's next unit: the next one of the run, else the first of the next run (a new group, column block or chunk, the other warps' chunks skipped).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public CopyCursor Next(SmallBatchArgs a)
+    public CopyCursor Next(SmallBatchArgs a, int lane)
     {
         var c = this;
         c.Unit++;
-        c.Step++;
-        c.InGroup++;
+        c.Left--;
         c.NewGroup = 0;
         c.Weights += 16L * a.Layer.OutFeatures;
         c.Activations += 64;
-        if ((c.Unit & (GptqSmallBatchKernels.ChunkSize - 1)) == 0 || c.Step == a.KUnits)
+        if (c.Left == 0)
         {
-            // A new chunk (the other warps' chunks skipped) or column block: placed afresh, once per chunk.
+            // Placed afresh, once per run.
             if ((c.Unit & (GptqSmallBatchKernels.ChunkSize - 1)) == 0)
             {
-                int skip = (GptqSmallBatchKernels.WarpsPerBlock - 1) * GptqSmallBatchKernels.ChunkSize;
-                c.Unit += skip;
-                c.Step += skip;
+                c.Unit += (GptqSmallBatchKernels.WarpsPerBlock - 1) * GptqSmallBatchKernels.ChunkSize;
             }
 
-            while (c.Step >= a.KUnits)
+            int step = c.Unit - (c.Block * a.KUnits);
+            while (step >= a.KUnits)
             {
-                c.Step -= a.KUnits;
+                step -= a.KUnits;
                 c.Block++;
             }
 
-            c.Group = c.Step / a.GroupUnits;
-            c.InGroup = c.Step - (c.Group * a.GroupUnits);
-            c.NewGroup = 1;
-            return c.Locate(a);
-        }
-
-        if (c.InGroup == a.GroupUnits)
-        {
-            c.InGroup = 0;
-            c.Group++;
-            c.NewGroup = 1;
+            return c.Start(a, lane, step);
         }
 
         return c;
     }
 
-    /// <summary>The lane's source addresses for the cursor's column block and step.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private CopyCursor Locate(SmallBatchArgs a)
+    /// <summary>Starts a run at step <paramref name="step"/> of the cursor's column block: group, run length, the lane's source addresses.</summary>
+    private CopyCursor Start(SmallBatchArgs a, int lane, int step)
     {
         var c = this;
-        int lane = c.Lane;
-        int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + c.WeightColumn;
-        c.Weights = a.Layer.QWeightAddress + (((((long)((4 * c.Step) + (lane >> 4))) * a.Layer.OutFeatures) + column) * 4);
+        c.Group = step / a.GroupUnits;
+        int inGroup = step - (c.Group * a.GroupUnits);
+        int chunkLeft = GptqSmallBatchKernels.ChunkSize - (c.Unit & (GptqSmallBatchKernels.ChunkSize - 1));
+        int blockLeft = a.KUnits - step;
+        int groupLeft = a.GroupUnits - inGroup;
+        int left = chunkLeft < blockLeft ? chunkLeft : blockLeft;
+        c.Left = left < groupLeft ? left : groupLeft;
+        c.NewGroup = 1;
+        int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + ((lane & 15) * 4);
+        c.Weights = a.Layer.QWeightAddress + (((((long)((4 * step) + (lane >> 4))) * a.Layer.OutFeatures) + column) * 4);
         c.WeightValid = column < a.Layer.OutFeatures ? 1 : 0;
-        c.Activations = a.Layer.InputAddress + (((((long)(lane >> 2)) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * c.Step) + (8 * (lane & 3))) * 2);
+        c.Activations = a.Layer.InputAddress + (((((long)(lane >> 2)) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
         return c;
+    }
+}
+
+/// <summary>A lane's constants on the copy side: where its copies go within a stage, and whether its rows exist.</summary>
+internal struct CopyLane
+{
+    /// <summary>Stage offset of the lane's first weight chunk: word row lane / 16, chunk lane % 16 (swizzled).</summary>
+    public uint WeightDst;
+
+    /// <summary>Stage offset of the lane's activations of row lane / 4 (those of row lane / 4 + 8 are 512 bytes on).</summary>
+    public uint ActivationDst;
+
+    /// <summary>Whether the lane's rows (lane / 4 and lane / 4 + 8) exist; other lanes copy zeros.</summary>
+    public bool RowValid;
+    public bool HighRowValid;
+
+    public static CopyLane Of(SmallBatchArgs a, int lane)
+    {
+        int wordRow = lane >> 4;
+        int row = lane >> 2;
+        var l = default(CopyLane);
+        l.WeightDst = (uint)((wordRow * 256) + (GptqSmallBatchKernels.WeightChunk(wordRow, lane & 15) * 16));
+        l.ActivationDst = (uint)(GptqSmallBatchKernels.ActivationOffset + (16 * lane));
+        l.RowValid = row < a.Layer.Rows;
+        l.HighRowValid = row + 8 < a.Layer.Rows;
+        return l;
     }
 }
