@@ -463,13 +463,14 @@ internal static class GptqSmallBatchKernels
 
         if (live && c.NewGroup != 0 && lane < 10)
         {
-            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles).
-            int n = a.Layer.OutFeatures;
-            int sc = (c.Block * BlockColumns) + (8 * lane);
-            int zw = (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
+            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles). Element
+            // indices fit in 32 bits (groups x out <= MaxUnits x 64).
             bool scale = lane < 8;
-            long src = scale ? a.ScalesAddress + ((((long)c.Group * n) + sc) * 2) : a.QZerosAddress + ((((long)c.Group * (n / 8)) + zw) * 4);
-            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, scale ? sc < n : zw < n / 8);
+            int rowElements = scale ? a.Layer.OutFeatures : a.Layer.OutFeatures >> 3;
+            int column = scale ? (c.Block * BlockColumns) + (8 * lane) : (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
+            int index = (c.Group * rowElements) + column;
+            long src = scale ? a.ScalesAddress + ((long)index * 2) : a.QZerosAddress + ((long)index * 4);
+            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, column < rowElements);
         }
     }
 
@@ -765,10 +766,11 @@ internal struct CopyCursor
         int left = chunkLeft < blockLeft ? chunkLeft : blockLeft;
         c.Left = left < groupLeft ? left : groupLeft;
         c.NewGroup = 1;
+        // Word and element indices fit in 32 bits (in / 8 x out <= MaxUnits x 256 words; 16 rows x in halves).
         int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + ((lane & 15) * 4);
-        c.Weights = a.Layer.QWeightAddress + (((((long)((4 * step) + (lane >> 4))) * a.Layer.OutFeatures) + column) * 4);
+        c.Weights = a.Layer.QWeightAddress + ((long)((((4 * step) + (lane >> 4)) * a.Layer.OutFeatures) + column) * 4);
         c.WeightValid = column < a.Layer.OutFeatures ? 1 : 0;
-        c.Activations = a.Layer.InputAddress + (((((long)(lane >> 2)) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
+        c.Activations = a.Layer.InputAddress + ((long)(((lane >> 2) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
         return c;
     }
 }
