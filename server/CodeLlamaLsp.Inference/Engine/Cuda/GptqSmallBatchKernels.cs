@@ -175,7 +175,23 @@ internal static class GptqSmallBatchKernels
         int own = FirstOwned(first, warp);
         if (CudaAsm.IsSupported)
         {
-            StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane);
+            // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its
+            // own 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word. The offsets live
+            // in named registers (ILGPU would recompute them in the loop), declared once for both copies of the loop.
+            uint wordAt = (uint)(((lane & 3) * 256) + (WeightChunk(lane & 3, 2 * (lane >> 2)) * 16));
+            CudaAsm.Emit(DeclareRegisters, wordAt, (uint)(ActivationOffset + (16 * lane)));
+
+            // Two copies of the loop, for 1-8 and 9-16 rows (a constant after inlining): the former issues no mmas,
+            // copies or flushes for rows 8-15 at all.
+            if (a.Layer.Rows > 8)
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, true);
+            }
+            else
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, false);
+            }
+
             return;
         }
 
@@ -243,19 +259,14 @@ internal static class GptqSmallBatchKernels
     /// included, for every unit): each iteration either computes the warp's next unit or, when the warp has none left
     /// in the current column block, ends that segment with the other warps.
     /// </summary>
-    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane, bool twoTiles)
     {
         int g = lane >> 2;
         int t = lane & 3;
-        bool twoTiles = a.Layer.Rows > 8;
         uint smem = DeviceMath.SharedBase();
         uint ring = smem + (uint)(warp * WarpBytes);
 
-        // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its own
-        // 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word. The offsets live in
-        // named registers (ILGPU would recompute them in the loop).
-        uint wordAt = (uint)((t * 256) + (WeightChunk(t, 2 * g) * 16));
-        CudaAsm.Emit(DeclareRegisters, a.Layer.Rows, wordAt, (uint)(ActivationOffset + (16 * lane)));
 
         // The copy side runs Stages - 1 units ahead; it pushes each unit's NewGroup flag into groupFlags (bit Stages - 1)
         // and the compute side pops its unit's from bit 0, so it follows the ring without a cursor of its own.
@@ -312,7 +323,18 @@ internal static class GptqSmallBatchKernels
                     }
 
                     CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), k1024, k64);
-                    CudaAsm.Emit(MmaUnitFirst, stage);
+                    if (twoTiles)
+                    {
+                        CudaAsm.Emit(MmaUnitFirst16, stage);
+                    }
+                    else
+                    {
+                        CudaAsm.Emit(MmaUnitFirst, stage);
+                    }
+                }
+                else if (twoTiles)
+                {
+                    CudaAsm.Emit(MmaUnit16, stage);
                 }
                 else
                 {
@@ -546,97 +568,162 @@ internal static class GptqSmallBatchKernels
     // activations of rows g (both steps), acc0..acc31 the sums (tile i: acc(4i) .. + 3 in the mma C order: (column
     // 8g + 2i, row 2t), (8g + 2i, 2t + 1), (8g + 2i + 1, 2t), (8g + 2i + 1, 2t + 1); acc16..acc31 rows 8-15), pa0..pa31 the
     // current group's sums in the same order, unscaled, nzl/nwl/nzh/nwh the -(1024 + z) and -(64 + z) of columns
-    // 8g + 2i and 8g + 2i + 1, scl/sch their scales in fp32, r16 = 1/16 in both fp16 lanes, fz = 0, two = more than 8
-    // rows. ILGPU returns several asm outputs only through local memory, which ptxas keeps in memory next to cp.async
+    // 8g + 2i and 8g + 2i + 1, scl/sch their scales in fp32, r16 = 1/16 in both fp16 lanes, fz = 0. ILGPU returns several asm outputs only through local memory, which ptxas keeps in memory next to cp.async
     // (see GptqGemmKernels), so no asm block here has outputs. ----
 
-    /// <summary>Declares the kernel's named registers (see the section comment), sets <c>two</c> when there are more than 8 rows (%0), the lane's offsets in a stage of its words (wat = %1: chunk 2 g of word row t; wat2: chunk 2 g + 1) and activations (aat = %2), and zeroes the group sums and scales.</summary>
+    /// <summary>Declares the kernel's named registers (see the section comment), sets the lane's offsets in a stage of its words (wat = %0: chunk 2 g of word row t; wat2: chunk 2 g + 1) and activations (aat = %1), and zeroes the group sums and scales.</summary>
     private const string DeclareRegisters =
-        ".reg .b32 xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, r16, wat, wat2, aat; .reg .f32 scl<4>, sch<4>, pa<32>, fz; .reg .pred two; " +
-        "setp.gt.s32 two, %0, 8; mov.b32 wat, %1; xor.b32 wat2, %1, 16; mov.b32 aat, %2; mov.b32 r16, 0x2C002C00; mov.f32 fz, 0f00000000; " +
+        ".reg .b32 xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, r16, wat, wat2, aat; .reg .f32 scl<4>, sch<4>, pa<32>, fz; " +
+        "mov.b32 wat, %0; xor.b32 wat2, %0, 16; mov.b32 aat, %1; mov.b32 r16, 0x2C002C00; mov.f32 fz, 0f00000000; " +
         "mov.f32 scl0, 0f00000000; mov.f32 scl1, 0f00000000; mov.f32 scl2, 0f00000000; mov.f32 scl3, 0f00000000; mov.f32 sch0, 0f00000000; mov.f32 sch1, 0f00000000; mov.f32 sch2, 0f00000000; mov.f32 sch3, 0f00000000; " +
         "mov.f32 pa0, 0f00000000; mov.f32 pa1, 0f00000000; mov.f32 pa2, 0f00000000; mov.f32 pa3, 0f00000000; mov.f32 pa4, 0f00000000; mov.f32 pa5, 0f00000000; mov.f32 pa6, 0f00000000; mov.f32 pa7, 0f00000000; mov.f32 pa8, 0f00000000; mov.f32 pa9, 0f00000000; mov.f32 pa10, 0f00000000; mov.f32 pa11, 0f00000000; mov.f32 pa12, 0f00000000; mov.f32 pa13, 0f00000000; mov.f32 pa14, 0f00000000; mov.f32 pa15, 0f00000000; mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
 
-    /// <summary>One unit (two k16 steps) into the group sums: the lane's 8 words (stage %0 + wat: columns 8 g .. 8 g + 3 of word row t, + wat2: 8 g + 4 .. 8 g + 7) dequantized to the exact (q - zero) into the A fragments of the 4 tiles (step 0 from the words' bytes 0 and 2, step 1 from bytes 1 and 3), the lane's activations (stage + aat: row g, + 512: row g + 8 when <c>two</c>) as B, 8 mmas (16 with <c>two</c>).</summary>
+    /// <summary>One unit (two k16 steps) of batch rows 0-7 into the group sums: the lane's 8 words (stage %0 + wat: columns 8 g .. 8 g + 3 of word row t, + wat2: 8 g + 4 .. 8 g + 7) dequantized to the exact (q - zero) into the A fragments of the 4 tiles (step 0 from the words' bytes 0 and 2, step 1 from bytes 1 and 3), the lane's activations (stage + aat: row g, both steps) as B, 8 mmas.</summary>
     private const string MmaUnit =
-        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "{ .reg .b32 w<8>, a0, a1, a2, a3, p0, p1, p2; " +
         "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
         "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
-        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {pa0,pa1,pa2,pa3}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {pa16,pa17,pa18,pa19}; " +
         "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
         "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {pa4,pa5,pa6,pa7}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {pa20,pa21,pa22,pa23}; " +
         "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
         "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {pa8,pa9,pa10,pa11}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {pa24,pa25,pa26,pa27}; " +
         "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
         "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {pa12,pa13,pa14,pa15}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {pa28,pa29,pa30,pa31}; " +
         "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
         "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
         "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
         "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
         "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
         "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
         "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
         "}";
 
     /// <summary>As <see cref="MmaUnit"/> for a group's first unit: its first step's mmas start the group sums from zero.</summary>
     private const string MmaUnitFirst =
-        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "{ .reg .b32 w<8>, a0, a1, a2, a3, p0, p1, p2; " +
         "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
         "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
-        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; @two ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
         "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
         "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
         "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
         "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
         "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
         "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
         "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
         "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
         "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
         "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
         "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
         "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
         "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
         "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
         "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
         "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
-        "@two " + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
+        "}";
+
+    /// <summary>As <see cref="MmaUnit"/> for batch rows 0-15: the same A fragments also times row g + 8's activations (stage + aat + 512), 16 mmas.</summary>
+    private const string MmaUnit16 =
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {pa28,pa29,pa30,pa31}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
+        "}";
+
+    /// <summary>As <see cref="MmaUnit16"/> for a group's first unit.</summary>
+    private const string MmaUnitFirst16 =
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
         "}";
 
     /// <summary>Adds batch rows 0-7 of the group sums times their columns' scales to the warp's sums in the reduction tile (%0: the lane's row 2 t, column 8 g; C rows g and g + 8 of tile i are columns 8 g + 2 i and 8 g + 2 i + 1, C columns 2 t and 2 t + 1 rows).</summary>
