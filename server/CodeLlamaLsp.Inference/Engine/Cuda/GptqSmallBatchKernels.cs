@@ -1,6 +1,7 @@
 // GPTQ kernel for 1 to 16 input rows (decode, speculative verification, a keystroke's changed tail): the packed
 // weights stream through a per-warp cp.async ring, each weight is dequantized once into tensor-core A fragments
-// and multiplied with all rows at once by mma.sync, so 16 rows cost about what one does. The layer is split evenly
+// (exact q - zero; the scales apply per group after the mma) and multiplied with all rows at once by mma.sync, so 16
+// rows cost about what one does. The layer is split evenly
 // over every block the GPU holds at once (stream-K, as Marlin does), and partial sums are added in a fixed order,
 // so a row's result is the same bits alone or in a batch.
 using System.Runtime.CompilerServices;
@@ -52,7 +53,7 @@ internal struct SmallBatchArgs
 /// order and cut into equal contiguous ranges, one per thread block (stream-K). Within a range the four warps take
 /// chunks of <see cref="ChunkSize"/> units in turn (warp w the chunks equal to w modulo 4), so they stream neighbouring
 /// weights, load a quantization group's constants once per chunk, and finish a column block together. At the end of
-/// each column block in the range (a segment) the warps put their sums into a shared reduction tile, add the four in
+/// each column block in the range (a segment) the warps' sums are in a shared reduction tile; they add the four in
 /// warp order and, unless the range holds the whole column block, store the result in the range's scratch slot
 /// (slot = block index + column block, unique because ranges are in order). The thread block whose arrival completes a
 /// column block (an atomic count; the number of contributors follows from the split) adds the slots in order, then the
@@ -63,27 +64,35 @@ internal struct SmallBatchArgs
 /// <b>The mma with swapped operands.</b> mma.m16n8k16 multiplies A (16 x 16) by B (16 x 8). Weights are the A operand
 /// (16 output columns of a tile x 16 inputs) and the activations B (16 inputs x 8 rows; rows 8-15 a second mma on the
 /// same A), so one dequantized weight feeds up to 16 rows and a single row wastes only tensor-core slots, which are
-/// plentiful. Lane (g = lane / 4, t = lane % 4) holds A rows g and g + 8 (columns 16 i + g and 16 i + g + 8 of tile i)
-/// at k = 2t, 2t + 1, 2t + 8, 2t + 9, and B column g (row g) at the same k. The k order inside an mma is free as long as A
-/// and B agree, so k is taken in the activation layout's storage order: mma k = 2t + 8h + e is the half at storage
-/// position 16 j + 4 t + 2 h + e of step j. Those four halves are the 8-byte chunk t of the row's 32-byte step, and they
-/// come from packed word row 2 j + t / 2 of each column, in its bytes 0 and 2 (t even) or 1 and 3 (t odd): shifted
-/// down by 8 (t % 2) bits, lop3 with 0x000F000F gives the half2 (1024 + q) of (h = 0, e = 0, 1) and with 0x00F000F0 the
-/// half2 (1024 + 16 q) of h = 1. So the checkpoint's own layout is read; nothing is repacked and nothing is stored twice.
-/// Dequantization is the GEMM's, (q - zero) * scale rounded to fp16 (add.f16x2 of -(1024 + zero), or fma.f16x2 by 1/16
-/// and -(64 + zero), both exact, then mul.f16x2), with fp32 accumulation in the mma.
+/// plentiful. Lane (g = lane / 4, t = lane % 4) holds A rows g and g + 8 at k = 2t, 2t + 1, 2t + 8, 2t + 9, and B column
+/// g (batch row g) at the same k. Which output column an A row is and which input a k is are free as long as A, B and
+/// the sums agree, so they follow the checkpoint's layout: A rows g and g + 8 of tile i are columns 8 g + 2 i and
+/// 8 g + 2 i + 1, so a lane owns the 8 adjacent columns 8 g .. 8 g + 7 (one 16-byte load of its scales, one zero word),
+/// and the unit's word row t (inputs 8 t .. 8 t + 7 of the 32) feeds lane t's k: step 0 is the words' bytes 0 and 2,
+/// step 1 bytes 1 and 3 (shifted down 8 bits), and lop3 with 0x000F000F / 0x00F000F0 gives the half2 (1024 + q) /
+/// (1024 + 16 q) of storage positions 8 t + 4 j + (0, 1) / (2, 3) of step j in the activation layout's pair order. So a
+/// lane reads its 8 words of a unit with two 16-byte shared loads and its activations of both steps with one, and
+/// nothing is repacked or stored twice. The weights are dequantized to the exact integers q - zero (add.f16x2 of
+/// -(1024 + zero), or fma.f16x2 by 1/16 and -(64 + zero)); the mmas sum them times the activations in fp32 into the
+/// group sums (pa, registers), and at the group's end (a run start, see the ring, or the segment end) the group sums
+/// times the columns' fp32 scales are added to the warp's sums, which live in its area of the reduction tile
+/// (FlushLow / FlushHigh: load, fma, store). No mul.f16x2 per weight, and no rounding of (q - zero) * scale to fp16.
 /// </para>
 /// <para>
-/// <b>The ring.</b> Per unit a warp copies 1 KB of weights (per k16 step 2 word rows x 64 columns; lane L copies 16
-/// bytes of row L / 16 of each step), 8 bytes of activations per lane, step and row (rows g and g + 8, zero-filled past
-/// the batch), and at a new group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in
-/// flight per warp, with no registers held for them and no block-wide barrier: a warp only reads what its own lanes
-/// copied (a warp barrier after the wait makes the other lanes' copies visible). Requirements (<see cref="Supports"/>):
-/// 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size multiples of 32.
+/// <b>The ring.</b> Per unit a warp copies 1 KB of weights (4 word rows x 64 columns; lane L copies 16 bytes of word rows
+/// L / 16 and L / 16 + 2, their 16-byte chunks XOR-swizzled per row so that the lanes' shared loads hit distinct
+/// banks), 16 bytes of activations per lane and row half (rows g and g + 8, zero-filled past the batch), and at a new
+/// group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in flight per warp, with no
+/// registers held for them and no block-wide barrier: a warp only reads what its own lanes copied (a warp barrier after
+/// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one chunk, column block and
+/// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place and flags
+/// the unit's group start in a FIFO the compute side pops. 1-8 and 9-16 rows run two copies of the loop. Requirements
+/// (<see cref="Supports"/>): 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size
+/// multiples of 32.
 /// </para>
-/// On ILGPU's CPU accelerator (tests) lane 0 of each warp computes its units with plain loops over the same
-/// dequantization into the same reduction tile, and everything after that is the same code, so all but the inline
-/// PTX runs in CI.
+/// On ILGPU's CPU accelerator (tests) lane 0 of each warp computes its units with plain loops over the same arithmetic
+/// (each unit's exact (q - zero) x activation sum times its scale) into the same reduction tile, and everything after
+/// that is the same code, so all but the inline PTX runs in CI.
 /// </summary>
 internal static class GptqSmallBatchKernels
 {
@@ -565,11 +574,13 @@ internal static class GptqSmallBatchKernels
     }
 
     // ---- Inline PTX (generated; CUDA only). Named registers, declared once by DeclareRegisters: xa0..xa3 the lane's
-    // activations of rows g (both steps), acc0..acc31 the sums (tile i: acc(4i) .. + 3 in the mma C order: (column
-    // 8g + 2i, row 2t), (8g + 2i, 2t + 1), (8g + 2i + 1, 2t), (8g + 2i + 1, 2t + 1); acc16..acc31 rows 8-15), pa0..pa31 the
-    // current group's sums in the same order, unscaled, nzl/nwl/nzh/nwh the -(1024 + z) and -(64 + z) of columns
-    // 8g + 2i and 8g + 2i + 1, scl/sch their scales in fp32, r16 = 1/16 in both fp16 lanes, fz = 0. ILGPU returns several asm outputs only through local memory, which ptxas keeps in memory next to cp.async
-    // (see GptqGemmKernels), so no asm block here has outputs. ----
+    // activations of row g (both steps), pa0..pa31 the current group's sums, unscaled, in the mma C order (tile i:
+    // pa(4i) .. + 3 = (column 8g + 2i, row 2t), (8g + 2i, 2t + 1), (8g + 2i + 1, 2t), (8g + 2i + 1, 2t + 1); pa16..pa31
+    // rows 8-15), nzl/nwl/nzh/nwh the -(1024 + z) and -(64 + z) of columns 8g + 2i and 8g + 2i + 1 in both fp16 lanes,
+    // scl/sch their scales in fp32, r16 = 1/16 in both fp16 lanes, fz = 0, wat/wat2/aat the lane's offsets in a stage.
+    // The warp's sums live in the reduction tile, not in registers. ILGPU returns several asm outputs only through
+    // local memory, which ptxas keeps in memory next to cp.async (see GptqGemmKernels), so no asm block here has
+    // outputs. ----
 
     /// <summary>Declares the kernel's named registers (see the section comment), sets the lane's offsets in a stage of its words (wat = %0: chunk 2 g of word row t; wat2: chunk 2 g + 1) and activations (aat = %1), and zeroes the group sums and scales.</summary>
     private const string DeclareRegisters =
