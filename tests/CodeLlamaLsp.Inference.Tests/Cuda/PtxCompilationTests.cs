@@ -97,6 +97,7 @@ public class PtxCompilationTests
             Assert.That(ptx, Does.Contain("cp.async.ca.shared.global"), "activations streamed by cp.async");
             Assert.That(ptx, Does.Contain("lop3.b32"), "nibbles into fp16 mantissas");
             Assert.That(ptx, Does.Contain("atom.add.global"), "stream-K arrivals");
+            Assert.That(ptx.Split(".reg .f32 scl<4>").Length - 1, Is.EqualTo(1), "named registers declared once (ptxas rejects a second declaration; both row-tile loops share them)");
             AssertOneSharedAllocation(ptx, GptqSmallBatchKernels.SharedBytes);
         });
     }

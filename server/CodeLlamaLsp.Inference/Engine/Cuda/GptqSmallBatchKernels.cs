@@ -1,6 +1,7 @@
 // GPTQ kernel for 1 to 16 input rows (decode, speculative verification, a keystroke's changed tail): the packed
 // weights stream through a per-warp cp.async ring, each weight is dequantized once into tensor-core A fragments
-// and multiplied with all rows at once by mma.sync, so 16 rows cost about what one does. The layer is split evenly
+// (exact q - zero; the scales apply per group after the mma) and multiplied with all rows at once by mma.sync, so 16
+// rows cost about what one does. The layer is split evenly
 // over every block the GPU holds at once (stream-K, as Marlin does), and partial sums are added in a fixed order,
 // so a row's result is the same bits alone or in a batch.
 using System.Runtime.CompilerServices;
@@ -52,7 +53,7 @@ internal struct SmallBatchArgs
 /// order and cut into equal contiguous ranges, one per thread block (stream-K). Within a range the four warps take
 /// chunks of <see cref="ChunkSize"/> units in turn (warp w the chunks equal to w modulo 4), so they stream neighbouring
 /// weights, load a quantization group's constants once per chunk, and finish a column block together. At the end of
-/// each column block in the range (a segment) the warps put their sums into a shared reduction tile, add the four in
+/// each column block in the range (a segment) the warps' sums are in a shared reduction tile; they add the four in
 /// warp order and, unless the range holds the whole column block, store the result in the range's scratch slot
 /// (slot = block index + column block, unique because ranges are in order). The thread block whose arrival completes a
 /// column block (an atomic count; the number of contributors follows from the split) adds the slots in order, then the
@@ -63,27 +64,35 @@ internal struct SmallBatchArgs
 /// <b>The mma with swapped operands.</b> mma.m16n8k16 multiplies A (16 x 16) by B (16 x 8). Weights are the A operand
 /// (16 output columns of a tile x 16 inputs) and the activations B (16 inputs x 8 rows; rows 8-15 a second mma on the
 /// same A), so one dequantized weight feeds up to 16 rows and a single row wastes only tensor-core slots, which are
-/// plentiful. Lane (g = lane / 4, t = lane % 4) holds A rows g and g + 8 (columns 16 i + g and 16 i + g + 8 of tile i)
-/// at k = 2t, 2t + 1, 2t + 8, 2t + 9, and B column g (row g) at the same k. The k order inside an mma is free as long as A
-/// and B agree, so k is taken in the activation layout's storage order: mma k = 2t + 8h + e is the half at storage
-/// position 16 j + 4 t + 2 h + e of step j. Those four halves are the 8-byte chunk t of the row's 32-byte step, and they
-/// come from packed word row 2 j + t / 2 of each column, in its bytes 0 and 2 (t even) or 1 and 3 (t odd): shifted
-/// down by 8 (t % 2) bits, lop3 with 0x000F000F gives the half2 (1024 + q) of (h = 0, e = 0, 1) and with 0x00F000F0 the
-/// half2 (1024 + 16 q) of h = 1. So the checkpoint's own layout is read; nothing is repacked and nothing is stored twice.
-/// Dequantization is the GEMM's, (q - zero) * scale rounded to fp16 (add.f16x2 of -(1024 + zero), or fma.f16x2 by 1/16
-/// and -(64 + zero), both exact, then mul.f16x2), with fp32 accumulation in the mma.
+/// plentiful. Lane (g = lane / 4, t = lane % 4) holds A rows g and g + 8 at k = 2t, 2t + 1, 2t + 8, 2t + 9, and B column
+/// g (batch row g) at the same k. Which output column an A row is and which input a k is are free as long as A, B and
+/// the sums agree, so they follow the checkpoint's layout: A rows g and g + 8 of tile i are columns 8 g + 2 i and
+/// 8 g + 2 i + 1, so a lane owns the 8 adjacent columns 8 g .. 8 g + 7 (one 16-byte load of its scales, one zero word),
+/// and the unit's word row t (inputs 8 t .. 8 t + 7 of the 32) feeds lane t's k: step 0 is the words' bytes 0 and 2,
+/// step 1 bytes 1 and 3 (shifted down 8 bits), and lop3 with 0x000F000F / 0x00F000F0 gives the half2 (1024 + q) /
+/// (1024 + 16 q) of storage positions 8 t + 4 j + (0, 1) / (2, 3) of step j in the activation layout's pair order. So a
+/// lane reads its 8 words of a unit with two 16-byte shared loads and its activations of both steps with one, and
+/// nothing is repacked or stored twice. The weights are dequantized to the exact integers q - zero (add.f16x2 of
+/// -(1024 + zero), or fma.f16x2 by 1/16 and -(64 + zero)); the mmas sum them times the activations in fp32 into the
+/// group sums (pa, registers), and at the group's end (a run start, see the ring, or the segment end) the group sums
+/// times the columns' fp32 scales are added to the warp's sums, which live in its area of the reduction tile
+/// (FlushLow / FlushHigh: load, fma, store). No mul.f16x2 per weight, and no rounding of (q - zero) * scale to fp16.
 /// </para>
 /// <para>
-/// <b>The ring.</b> Per unit a warp copies 1 KB of weights (per k16 step 2 word rows x 64 columns; lane L copies 16
-/// bytes of row L / 16 of each step), 8 bytes of activations per lane, step and row (rows g and g + 8, zero-filled past
-/// the batch), and at a new group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in
-/// flight per warp, with no registers held for them and no block-wide barrier: a warp only reads what its own lanes
-/// copied (a warp barrier after the wait makes the other lanes' copies visible). Requirements (<see cref="Supports"/>):
-/// 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size multiples of 32.
+/// <b>The ring.</b> Per unit a warp copies 1 KB of weights (4 word rows x 64 columns; lane L copies 16 bytes of word rows
+/// L / 16 and L / 16 + 2, their 16-byte chunks XOR-swizzled per row so that the lanes' shared loads hit distinct
+/// banks), 16 bytes of activations per lane and row half (rows g and g + 8, zero-filled past the batch), and at a new
+/// group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in flight per warp, with no
+/// registers held for them and no block-wide barrier: a warp only reads what its own lanes copied (a warp barrier after
+/// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one chunk, column block and
+/// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place and flags
+/// the unit's group start in a FIFO the compute side pops. 1-8 and 9-16 rows run two copies of the loop. Requirements
+/// (<see cref="Supports"/>): 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size
+/// multiples of 32.
 /// </para>
-/// On ILGPU's CPU accelerator (tests) lane 0 of each warp computes its units with plain loops over the same
-/// dequantization into the same reduction tile, and everything after that is the same code, so all but the inline
-/// PTX runs in CI.
+/// On ILGPU's CPU accelerator (tests) lane 0 of each warp computes its units with plain loops over the same arithmetic
+/// (each unit's exact (q - zero) x activation sum times its scale) into the same reduction tile, and everything after
+/// that is the same code, so all but the inline PTX runs in CI.
 /// </summary>
 internal static class GptqSmallBatchKernels
 {
@@ -106,15 +115,15 @@ internal static class GptqSmallBatchKernels
     /// <summary>Units in the ring per warp: two in flight while one is computed.</summary>
     private const int Stages = 3;
 
-    /// <summary>Bytes from one packed word row to the next within a stage: 256 bytes of a row plus 64 of padding, so the two rows' words that a warp reads together sit in different banks.</summary>
-    public const int RowPitch = 320;
+    /// <summary>Bytes of a unit's packed words in a stage: 4 word rows x 64 columns, each row's 16-byte chunks swizzled (see <see cref="WeightChunk"/>).</summary>
+    private const int WeightBytes = 4 * 256;
 
-    /// <summary>Byte offset of the activations within a stage (after 4 word rows: 2 per k16 step).</summary>
-    public const int ActivationOffset = 4 * RowPitch;
+    /// <summary>Byte offset of the activations within a stage: rows 0-7 (lane L's 16 bytes at 16 L), then rows 8-15 (512 on).</summary>
+    public const int ActivationOffset = WeightBytes;
 
-    private const int ConstantsOffset = ActivationOffset + (2 * 512);
+    private const int ConstantsOffset = ActivationOffset + 1024;
 
-    /// <summary>One stage of a warp (a unit): weights (2 steps x 2 word rows x 320), activations (2 steps x 32 lanes x 16), scales (128) and zeros (32).</summary>
+    /// <summary>One stage of a warp (a unit): weights (1 KB), activations (2 x 512 bytes), scales (128) and zeros (32).</summary>
     private const int StageBytes = ConstantsOffset + 160;
 
     private const int WarpBytes = Stages * StageBytes;
@@ -128,7 +137,7 @@ internal static class GptqSmallBatchKernels
     /// <summary>One int after the reduction tile: whether this block's arrival completed a column block.</summary>
     private const int LastFlagOffset = ReduceOffset + (WarpsPerBlock * TileFloats * 4);
 
-    /// <summary>Bytes of the one static shared allocation (44.9 KB of the 48 KB static limit).</summary>
+    /// <summary>Bytes of the one static shared allocation (41.9 KB of the 48 KB static limit).</summary>
     public const int SharedBytes = LastFlagOffset + 16;
 
     /// <summary>Bytes of one scratch slot: 16 rows x 64 columns of fp32.</summary>
@@ -175,7 +184,23 @@ internal static class GptqSmallBatchKernels
         int own = FirstOwned(first, warp);
         if (CudaAsm.IsSupported)
         {
-            StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane);
+            // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its
+            // own 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word. The offsets live
+            // in named registers (ILGPU would recompute them in the loop), declared once for both copies of the loop.
+            uint wordAt = (uint)(((lane & 3) * 256) + (WeightChunk(lane & 3, 2 * (lane >> 2)) * 16));
+            CudaAsm.Emit(DeclareRegisters, wordAt, (uint)(ActivationOffset + (16 * lane)));
+
+            // Two copies of the loop, for 1-8 and 9-16 rows (a constant after inlining): the former issues no mmas,
+            // copies or flushes for rows 8-15 at all.
+            if (a.Layer.Rows > 8)
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, true);
+            }
+            else
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, false);
+            }
+
             return;
         }
 
@@ -203,6 +228,14 @@ internal static class GptqSmallBatchKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMin(int x, int y) => x < y ? x : y;
+
+    /// <summary>
+    /// Where 16-byte chunk <paramref name="chunk"/> (columns 4 chunk .. + 3) of word row <paramref name="row"/> sits in its
+    /// 256-byte row of a stage: XOR-swizzled by 0, 1, 4, 5 for rows 0-3, so that the 8 lanes of each quarter-warp's
+    /// 16-byte shared loads (2 column pairs x 4 rows) hit 8 different bank quads.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int WeightChunk(int row, int chunk) => chunk ^ ((row & 1) | ((row & 2) << 1));
 
     /// <summary>Whether warp <paramref name="warp"/> computes unit <paramref name="unit"/>: the warps take chunks of <see cref="ChunkSize"/> units in turn.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -235,28 +268,27 @@ internal static class GptqSmallBatchKernels
     /// included, for every unit): each iteration either computes the warp's next unit or, when the warp has none left
     /// in the current column block, ends that segment with the other warps.
     /// </summary>
-    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane, bool twoTiles)
     {
         int g = lane >> 2;
         int t = lane & 3;
-        bool twoTiles = a.Layer.Rows > 8;
         uint smem = DeviceMath.SharedBase();
         uint ring = smem + (uint)(warp * WarpBytes);
-        CudaAsm.Emit(DeclareRegisters);
 
-        // The copy side runs Stages - 1 units ahead; it marks in groupSlots the ring slots whose unit needs its group's
-        // constants loaded, so the compute side follows the ring without a cursor of its own.
+
+        // The copy side runs Stages - 1 units ahead; it pushes each unit's NewGroup flag into groupFlags (bit Stages - 1)
+        // and the compute side pops its unit's from bit 0, so it follows the ring without a cursor of its own.
+        // Copies past the range's end are issued too, with nothing read (zero-filled slots nobody computes), so the
+        // copy side has no branch around it. The lane's destinations in a stage and its row flags are constants.
         var load = CopyCursor.At(own, a, lane);
-        int groupSlots = 0;
+        var lanes = CopyLane.Of(a, lane);
+        int groupFlags = 0;
         for (int s = 0; s < Stages - 1; s++)
         {
-            if (load.Unit < end)
-            {
-                Issue(a, load, ring + (uint)(s * StageBytes), lane, twoTiles);
-                groupSlots |= load.NewGroup << s;
-                load = load.Next(a);
-            }
-
+            Issue(a, load, lanes, ring + (uint)(s * StageBytes), lane, twoTiles, load.Unit < end);
+            groupFlags |= load.NewGroup << s;
+            load = load.Next(a, lane);
             DeviceMath.CommitCopies();
         }
 
@@ -265,12 +297,12 @@ internal static class GptqSmallBatchKernels
         uint offset = (uint)a.Layer.ZeroOffset;
         uint k1024 = 0xE400E400u + (offset * 0x00010001u);
         uint k64 = 0xD400D400u + (offset * 0x00100010u);
-        uint shift = (uint)(8 * (t & 1));
-        uint wordAt = (uint)(((t >> 1) * RowPitch) + (4 * g));
-        uint activationAt = (uint)(ActivationOffset + (16 * lane));
-        uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((((2 * t) * BlockColumns) + g) * 4));
-        int loadSlot = Stages - 1;
-        int slot = 0;
+
+        uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((((2 * t) * BlockColumns) + (8 * g)) * 4));
+        ZeroSums(reduceAt, twoTiles);
+        uint lastStage = ring + ((Stages - 1) * StageBytes);
+        uint loadStage = lastStage;
+        uint stage = ring;
         int column = first / a.KUnits;
         int segmentEnd = XMin(end, (column + 1) * a.KUnits);
         int remaining = OwnedUnits(warp, first, segmentEnd);
@@ -282,47 +314,55 @@ internal static class GptqSmallBatchKernels
                 // the slot refilled below (read in the previous iteration) from being overwritten under a slower lane.
                 DeviceMath.WaitUntilOneCopyGroupPending(); // Stages - 2 may still fly
                 Warp.Barrier();
-                if (load.Unit < end)
-                {
-                    Issue(a, load, ring + (uint)(loadSlot * StageBytes), lane, twoTiles);
-                    groupSlots = (groupSlots & ~(1 << loadSlot)) | (load.NewGroup << loadSlot);
-                    load = load.Next(a);
-                }
-
+                Issue(a, load, lanes, loadStage, lane, twoTiles, load.Unit < end);
+                groupFlags |= load.NewGroup << (Stages - 1);
+                load = load.Next(a, lane);
                 DeviceMath.CommitCopies();
-                loadSlot = loadSlot == Stages - 1 ? 0 : loadSlot + 1;
-
-                uint stage = ring + (uint)(slot * StageBytes);
-                if (((groupSlots >> slot) & 1) != 0)
+                loadStage = loadStage == lastStage ? ring : loadStage + StageBytes;
+                int newGroup = groupFlags & 1;
+                groupFlags >>= 1;
+                if (newGroup != 0)
                 {
-                    CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (2 * g)), stage + (uint)ConstantsOffset, (uint)(4 * g), k1024, k64);
+                    // A new group (or chunk): the finished group's sums, scaled, are added to the warp's sums in the
+                    // reduction tile; the next group's start from zero.
+                    CudaAsm.Emit(FlushLow, reduceAt);
+                    if (twoTiles)
+                    {
+                        CudaAsm.Emit(FlushHigh, reduceAt);
+                    }
+
+                    CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), k1024, k64);
+                    if (twoTiles)
+                    {
+                        CudaAsm.Emit(MmaUnitFirst16, stage);
+                    }
+                    else
+                    {
+                        CudaAsm.Emit(MmaUnitFirst, stage);
+                    }
+                }
+                else if (twoTiles)
+                {
+                    CudaAsm.Emit(MmaUnit16, stage);
+                }
+                else
+                {
+                    CudaAsm.Emit(MmaUnit, stage);
                 }
 
-                // The unit's two k16 steps: word rows 0-1 and activations 0-511, then word rows 2-3 and 512-1023.
-                CudaAsm.Emit(MmaLow, stage + wordAt, shift, stage + activationAt);
-                if (twoTiles)
-                {
-                    CudaAsm.Emit(MmaHigh);
-                }
-
-                CudaAsm.Emit(MmaLow, stage + wordAt + (2 * RowPitch), shift, stage + activationAt + 512);
-                if (twoTiles)
-                {
-                    CudaAsm.Emit(MmaHigh);
-                }
-
-                slot = slot == Stages - 1 ? 0 : slot + 1;
+                stage = stage == lastStage ? ring : stage + StageBytes;
                 remaining--;
             }
             else
             {
-                CudaAsm.Emit(StoreLow, reduceAt, a.Layer.Rows, 2 * t);
+                CudaAsm.Emit(FlushLow, reduceAt);
                 if (twoTiles)
                 {
-                    CudaAsm.Emit(StoreHigh, reduceAt + (8 * BlockColumns * 4), a.Layer.Rows, (2 * t) + 8);
+                    CudaAsm.Emit(FlushHigh, reduceAt);
                 }
 
                 FinishSegment(a, reduce, lastFlag, block, blocks, units, column);
+                ZeroSums(reduceAt, twoTiles);
                 if (segmentEnd >= end)
                 {
                     break;
@@ -336,6 +376,17 @@ internal static class GptqSmallBatchKernels
         }
 
         DeviceMath.WaitForAllCopies();
+    }
+
+    /// <summary>Zeroes the lane's elements of the warp's area of the reduction tile (the warp's sums) and its group sums. CUDA only.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ZeroSums(uint reduceAt, bool twoTiles)
+    {
+        CudaAsm.Emit(ZeroLow, reduceAt);
+        if (twoTiles)
+        {
+            CudaAsm.Emit(ZeroHigh, reduceAt);
+        }
     }
 
     /// <summary>
@@ -426,43 +477,43 @@ internal static class GptqSmallBatchKernels
         return a.Partials[index];
     }
 
-    /// <summary>Issues a unit's copies into the stage at <paramref name="stage"/>: weights, activations and, when the unit starts a new group for the warp, the group's scales and zeros.</summary>
+    /// <summary>Issues a unit's copies into the stage at <paramref name="stage"/>: weights, activations and, when the unit starts a new group for the warp, the group's scales and zeros; all zero-filled, nothing read, unless <paramref name="live"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Issue(SmallBatchArgs a, CopyCursor c, uint stage, int lane, bool twoTiles)
+    private static void Issue(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, int lane, bool twoTiles, bool live)
     {
-        // Word rows 0-1 (first k16 step) and 2-3 (second), then the activations of both steps.
-        DeviceMath.CopyToShared(stage + c.WeightDst, c.Weights, c.WeightValid != 0);
-        DeviceMath.CopyToShared(stage + c.WeightDst + (2 * RowPitch), c.Weights + (8L * a.Layer.OutFeatures), c.WeightValid != 0);
-        CopyToShared8(stage + c.ActivationDst, c.Activations, c.RowValid != 0);
-        CopyToShared8(stage + c.ActivationDst + 512, c.Activations + 32, c.RowValid != 0);
+        // Word rows 0-1, then 2-3 (chunk swizzle 4 more, see WeightChunk); the lane's 16 bytes of row lane / 4 (both
+        // steps), then of row lane / 4 + 8.
+        bool weights = live && c.WeightValid != 0;
+        DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
+        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * a.Layer.OutFeatures), weights);
+        CopyToSharedL1(stage + l.ActivationDst, c.Activations, live && l.RowValid);
         if (twoTiles)
         {
-            long high = c.Activations + (16L * a.Layer.InFeatures);
-            CopyToShared8(stage + c.ActivationDst + 8, high, c.HighRowValid != 0);
-            CopyToShared8(stage + c.ActivationDst + 520, high + 32, c.HighRowValid != 0);
+            CopyToSharedL1(stage + l.ActivationDst + 512, c.Activations + (16L * a.Layer.InFeatures), live && l.HighRowValid);
         }
 
-        if (c.NewGroup != 0 && lane < 10)
+        if (live && c.NewGroup != 0 && lane < 10)
         {
-            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles).
-            int n = a.Layer.OutFeatures;
-            int sc = (c.Block * BlockColumns) + (8 * lane);
-            int zw = (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
+            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles). Element
+            // indices fit in 32 bits (groups x out <= MaxUnits x 64).
             bool scale = lane < 8;
-            long src = scale ? a.ScalesAddress + ((((long)c.Group * n) + sc) * 2) : a.QZerosAddress + ((((long)c.Group * (n / 8)) + zw) * 4);
-            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, scale ? sc < n : zw < n / 8);
+            int rowElements = scale ? a.Layer.OutFeatures : a.Layer.OutFeatures >> 3;
+            int column = scale ? (c.Block * BlockColumns) + (8 * lane) : (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
+            int index = (c.Group * rowElements) + column;
+            long src = scale ? a.ScalesAddress + ((long)index * 2) : a.QZerosAddress + ((long)index * 4);
+            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, column < rowElements);
         }
     }
 
-    /// <summary>cp.async of 8 bytes through L1 (the activations are read by every warp); zeros when not valid.</summary>
+    /// <summary>cp.async of 16 bytes through L1 (the activations are read by every warp); zeros when not valid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyToShared8(uint dst, long src, bool valid) =>
-        CudaAsm.Emit("cp.async.ca.shared.global [%0], [%1], 8, %2;", dst, src, valid ? 8u : 0u);
+    private static void CopyToSharedL1(uint dst, long src, bool valid) =>
+        CudaAsm.Emit("cp.async.ca.shared.global [%0], [%1], 16, %2;", dst, src, valid ? 16u : 0u);
 
     /// <summary>
     /// CPU accelerator: the sums of warp <paramref name="warp"/>'s units in <paramref name="from"/> .. <paramref name="to"/> - 1
-    /// of column block <paramref name="column"/> into its area of the reduction tile, by plain loops: weights dequantized
-    /// as on CUDA ((q - zero) * scale rounded to fp16), products summed in fp32.
+    /// of column block <paramref name="column"/> into its area of the reduction tile, by plain loops: as on CUDA, each
+    /// unit's exact (q - zero) x activation products are summed in fp32, then scaled by the group's scale.
     /// </summary>
     private static void AddUnitsManaged(SmallBatchArgs a, ArrayView<float> tile, int column, int warp, int from, int to)
     {
@@ -480,11 +531,15 @@ internal static class GptqSmallBatchKernels
                         continue;
                     }
 
+                    // A unit lies in one group (the group size is a multiple of 32).
                     int p0 = UnitInputs * (u - columnStart);
+                    float unitSum = 0f;
                     for (int p = p0; p < p0 + UnitInputs; p++)
                     {
-                        sum += DequantizedWeight(a, p, col) * Activation(a, row, p);
+                        unitSum += QuantizedDifference(a, p, col) * Activation(a, row, p);
                     }
+
+                    sum += unitSum * GroupScale(a, p0, col);
                 }
 
                 tile[(row * BlockColumns) + c] = sum;
@@ -492,18 +547,24 @@ internal static class GptqSmallBatchKernels
         }
     }
 
-    /// <summary>The fp16 weight of column <paramref name="col"/> at storage position <paramref name="p"/> of the input layout.</summary>
-    private static float DequantizedWeight(SmallBatchArgs a, int p, int col)
+    /// <summary>Sorted input of storage position <paramref name="p"/> of the input layout (ActivationLayout's pair order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int SortedInput(int p) => (8 * (p >> 3)) + ((p & 7) >> 1) + (4 * (p & 1));
+
+    /// <summary>q - zero of column <paramref name="col"/> at storage position <paramref name="p"/>: an exact small integer.</summary>
+    private static float QuantizedDifference(SmallBatchArgs a, int p, int col)
     {
-        // Storage position p holds sorted input 8 (p / 8) + (p % 8) / 2 + 4 (p % 2) (ActivationLayout's pair order).
-        int k = (8 * (p >> 3)) + ((p & 7) >> 1) + (4 * (p & 1));
+        int k = SortedInput(p);
         int n = a.Layer.OutFeatures;
         int group = k / a.Layer.GroupSize;
         uint q = (a.Layer.QWeight[((long)(k >> 3) * n) + col] >> (4 * (k & 7))) & 0xFu;
         uint z = ((a.Layer.QZeros[((long)group * (n / 8)) + (col >> 3)] >> (4 * (col & 7))) & 0xFu) + (uint)a.Layer.ZeroOffset;
-        float scale = DeviceMath.HalfBitsToFloat(a.Layer.Scales[((long)group * n) + col]);
-        return DeviceMath.HalfBitsToFloat(DeviceMath.FloatToHalfBits(((int)q - (int)z) * scale));
+        return (int)q - (int)z;
     }
+
+    /// <summary>The fp16 scale of column <paramref name="col"/> in the group of storage position <paramref name="p"/>.</summary>
+    private static float GroupScale(SmallBatchArgs a, int p, int col) =>
+        DeviceMath.HalfBitsToFloat(a.Layer.Scales[((long)(SortedInput(p) / a.Layer.GroupSize) * a.Layer.OutFeatures) + col]);
 
     /// <summary>The fp16 activation of row <paramref name="row"/> at storage position <paramref name="p"/>.</summary>
     private static float Activation(SmallBatchArgs a, int row, int p)
@@ -512,147 +573,244 @@ internal static class GptqSmallBatchKernels
         return DeviceMath.HalfBitsToFloat((p & 1) == 0 ? pair & 0xFFFFu : pair >> 16);
     }
 
-    // ---- Inline PTX (generated; CUDA only). Named registers, declared once by DeclareRegisters: fa0..fa15 the
-    // dequantized A fragments (tile i: fa(4i) .. fa(4i + 3)), xa0..xa3 the B fragments (rows g and g + 8), acc0..acc15
-    // the sums of rows 0-7 (tile i: acc(4i) .. + 3 in the mma C order: (column g, row 2t), (g, 2t + 1), (g + 8, 2t),
-    // (g + 8, 2t + 1)) and acc16..acc31 those of rows 8-15, nzl/nwl/nzh/nwh the -(1024 + z) and -(64 + z) of columns g
-    // and g + 8 of each tile, scl/sch their scales in both fp16 lanes, r16 = 1/16 in both lanes. ILGPU returns several
-    // asm outputs only through local memory, which ptxas keeps in memory next to cp.async (see GptqGemmKernels), so no
-    // asm block here has outputs. ----
+    // ---- Inline PTX (generated; CUDA only). Named registers, declared once by DeclareRegisters: xa0..xa3 the lane's
+    // activations of row g (both steps), pa0..pa31 the current group's sums, unscaled, in the mma C order (tile i:
+    // pa(4i) .. + 3 = (column 8g + 2i, row 2t), (8g + 2i, 2t + 1), (8g + 2i + 1, 2t), (8g + 2i + 1, 2t + 1); pa16..pa31
+    // rows 8-15), nzl/nwl/nzh/nwh the -(1024 + z) and -(64 + z) of columns 8g + 2i and 8g + 2i + 1 in both fp16 lanes,
+    // scl/sch their scales in fp32, r16 = 1/16 in both fp16 lanes, fz = 0, wat/wat2/aat the lane's offsets in a stage.
+    // The warp's sums live in the reduction tile, not in registers. ILGPU returns several asm outputs only through
+    // local memory, which ptxas keeps in memory next to cp.async (see GptqGemmKernels), so no asm block here has
+    // outputs. ----
 
-    /// <summary>Declares the kernel's named registers (see the section comment) and zeroes the accumulators.</summary>
+    /// <summary>Declares the kernel's named registers (see the section comment), sets the lane's offsets in a stage of its words (wat = %0: chunk 2 g of word row t; wat2: chunk 2 g + 1) and activations (aat = %1), and zeroes the group sums and scales.</summary>
     private const string DeclareRegisters =
-        ".reg .b32 fa<16>, xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, scl<4>, sch<4>, r16; " +
-        ".reg .f32 acc<32>; " +
-        "mov.b32 r16, 0x2C002C00; " +
-        "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000; mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000; mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000; mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000;";
+        ".reg .b32 xa<4>, nzl<4>, nwl<4>, nzh<4>, nwh<4>, r16, wat, wat2, aat; .reg .f32 scl<4>, sch<4>, pa<32>, fz; " +
+        "mov.b32 wat, %0; xor.b32 wat2, %0, 16; mov.b32 aat, %1; mov.b32 r16, 0x2C002C00; mov.f32 fz, 0f00000000; " +
+        "mov.f32 scl0, 0f00000000; mov.f32 scl1, 0f00000000; mov.f32 scl2, 0f00000000; mov.f32 scl3, 0f00000000; mov.f32 sch0, 0f00000000; mov.f32 sch1, 0f00000000; mov.f32 sch2, 0f00000000; mov.f32 sch3, 0f00000000; " +
+        "mov.f32 pa0, 0f00000000; mov.f32 pa1, 0f00000000; mov.f32 pa2, 0f00000000; mov.f32 pa3, 0f00000000; mov.f32 pa4, 0f00000000; mov.f32 pa5, 0f00000000; mov.f32 pa6, 0f00000000; mov.f32 pa7, 0f00000000; mov.f32 pa8, 0f00000000; mov.f32 pa9, 0f00000000; mov.f32 pa10, 0f00000000; mov.f32 pa11, 0f00000000; mov.f32 pa12, 0f00000000; mov.f32 pa13, 0f00000000; mov.f32 pa14, 0f00000000; mov.f32 pa15, 0f00000000; mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
 
-    /// <summary>A group's constants from the stage's copy: fp16 scales (%0 = constants + 2 g) and -(1024 + z), -(64 + z) from the zero nibbles (%1 = constants, %2 = 4 g, %3 / %4 the offsets with the v1 zero shift).</summary>
+    /// <summary>One unit (two k16 steps) of batch rows 0-7 into the group sums: the lane's 8 words (stage %0 + wat: columns 8 g .. 8 g + 3 of word row t, + wat2: 8 g + 4 .. 8 g + 7) dequantized to the exact (q - zero) into the A fragments of the 4 tiles (step 0 from the words' bytes 0 and 2, step 1 from bytes 1 and 3), the lane's activations (stage + aat: row g, both steps) as B, 8 mmas.</summary>
+    private const string MmaUnit =
+        "{ .reg .b32 w<8>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {pa0,pa1,pa2,pa3}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {pa4,pa5,pa6,pa7}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {pa8,pa9,pa10,pa11}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {pa12,pa13,pa14,pa15}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "}";
+
+    /// <summary>As <see cref="MmaUnit"/> for a group's first unit: its first step's mmas start the group sums from zero.</summary>
+    private const string MmaUnitFirst =
+        "{ .reg .b32 w<8>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "}";
+
+    /// <summary>As <see cref="MmaUnit"/> for batch rows 0-15: the same A fragments also times row g + 8's activations (stage + aat + 512), 16 mmas.</summary>
+    private const string MmaUnit16 =
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {pa28,pa29,pa30,pa31}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
+        "}";
+
+    /// <summary>As <see cref="MmaUnit16"/> for a group's first unit.</summary>
+    private const string MmaUnitFirst16 =
+        "{ .reg .b32 w<8>, xb<4>, a0, a1, a2, a3, p0, p1, p2; " +
+        "add.u32 p0, %0, wat; add.u32 p1, %0, wat2; add.u32 p2, %0, aat; " +
+        "ld.shared.v4.b32 {w0,w1,w2,w3}, [p0]; ld.shared.v4.b32 {w4,w5,w6,w7}, [p1]; " +
+        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [p2]; ld.shared.v4.b32 {xb0,xb1,xb2,xb3}, [p2+512]; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa0,xa1}, {fz,fz,fz,fz}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb0,xb1}, {fz,fz,fz,fz}; " +
+        "shr.b32 w0, w0, 8; shr.b32 w1, w1, 8; shr.b32 w2, w2, 8; shr.b32 w3, w3, 8; shr.b32 w4, w4, 8; shr.b32 w5, w5, 8; shr.b32 w6, w6, 8; shr.b32 w7, w7, 8; " +
+        "lop3.b32 a0, w0, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w1, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w0, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w1, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl0; add.rn.f16x2 a1, a1, nzh0; fma.rn.f16x2 a2, a2, r16, nwl0; fma.rn.f16x2 a3, a3, r16, nwh0; " +
+        "" + DeviceMath.MmaF16F32 + "{pa0,pa1,pa2,pa3}, {a0,a1,a2,a3}, {xa2,xa3}, {pa0,pa1,pa2,pa3}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa16,pa17,pa18,pa19}, {a0,a1,a2,a3}, {xb2,xb3}, {pa16,pa17,pa18,pa19}; " +
+        "lop3.b32 a0, w2, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w3, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w2, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w3, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl1; add.rn.f16x2 a1, a1, nzh1; fma.rn.f16x2 a2, a2, r16, nwl1; fma.rn.f16x2 a3, a3, r16, nwh1; " +
+        "" + DeviceMath.MmaF16F32 + "{pa4,pa5,pa6,pa7}, {a0,a1,a2,a3}, {xa2,xa3}, {pa4,pa5,pa6,pa7}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa20,pa21,pa22,pa23}, {a0,a1,a2,a3}, {xb2,xb3}, {pa20,pa21,pa22,pa23}; " +
+        "lop3.b32 a0, w4, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w5, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w4, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w5, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl2; add.rn.f16x2 a1, a1, nzh2; fma.rn.f16x2 a2, a2, r16, nwl2; fma.rn.f16x2 a3, a3, r16, nwh2; " +
+        "" + DeviceMath.MmaF16F32 + "{pa8,pa9,pa10,pa11}, {a0,a1,a2,a3}, {xa2,xa3}, {pa8,pa9,pa10,pa11}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa24,pa25,pa26,pa27}, {a0,a1,a2,a3}, {xb2,xb3}, {pa24,pa25,pa26,pa27}; " +
+        "lop3.b32 a0, w6, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a1, w7, 0x000F000F, 0x64006400, 0xEA; lop3.b32 a2, w6, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 a3, w7, 0x00F000F0, 0x64006400, 0xEA; " +
+        "add.rn.f16x2 a0, a0, nzl3; add.rn.f16x2 a1, a1, nzh3; fma.rn.f16x2 a2, a2, r16, nwl3; fma.rn.f16x2 a3, a3, r16, nwh3; " +
+        "" + DeviceMath.MmaF16F32 + "{pa12,pa13,pa14,pa15}, {a0,a1,a2,a3}, {xa2,xa3}, {pa12,pa13,pa14,pa15}; " +
+        "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
+        "}";
+
+    /// <summary>Adds batch rows 0-7 of the group sums times their columns' scales to the warp's sums in the reduction tile (%0: the lane's row 2 t, column 8 g; C rows g and g + 8 of tile i are columns 8 g + 2 i and 8 g + 2 i + 1, C columns 2 t and 2 t + 1 rows).</summary>
+    private const string FlushLow =
+        "{ .reg .f32 c<4>; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+0]; ld.shared.v2.f32 {c2, c3}, [%0+256]; fma.rn.f32 c0, pa0, scl0, c0; fma.rn.f32 c1, pa2, sch0, c1; fma.rn.f32 c2, pa1, scl0, c2; fma.rn.f32 c3, pa3, sch0, c3; st.shared.v2.f32 [%0+0], {c0, c1}; st.shared.v2.f32 [%0+256], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+8]; ld.shared.v2.f32 {c2, c3}, [%0+264]; fma.rn.f32 c0, pa4, scl1, c0; fma.rn.f32 c1, pa6, sch1, c1; fma.rn.f32 c2, pa5, scl1, c2; fma.rn.f32 c3, pa7, sch1, c3; st.shared.v2.f32 [%0+8], {c0, c1}; st.shared.v2.f32 [%0+264], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+16]; ld.shared.v2.f32 {c2, c3}, [%0+272]; fma.rn.f32 c0, pa8, scl2, c0; fma.rn.f32 c1, pa10, sch2, c1; fma.rn.f32 c2, pa9, scl2, c2; fma.rn.f32 c3, pa11, sch2, c3; st.shared.v2.f32 [%0+16], {c0, c1}; st.shared.v2.f32 [%0+272], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+24]; ld.shared.v2.f32 {c2, c3}, [%0+280]; fma.rn.f32 c0, pa12, scl3, c0; fma.rn.f32 c1, pa14, sch3, c1; fma.rn.f32 c2, pa13, scl3, c2; fma.rn.f32 c3, pa15, sch3, c3; st.shared.v2.f32 [%0+24], {c0, c1}; st.shared.v2.f32 [%0+280], {c2, c3}; " +
+        "}";
+
+    /// <summary>The same for batch rows 8-15 (2048 bytes on).</summary>
+    private const string FlushHigh =
+        "{ .reg .f32 c<4>; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+2048]; ld.shared.v2.f32 {c2, c3}, [%0+2304]; fma.rn.f32 c0, pa16, scl0, c0; fma.rn.f32 c1, pa18, sch0, c1; fma.rn.f32 c2, pa17, scl0, c2; fma.rn.f32 c3, pa19, sch0, c3; st.shared.v2.f32 [%0+2048], {c0, c1}; st.shared.v2.f32 [%0+2304], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+2056]; ld.shared.v2.f32 {c2, c3}, [%0+2312]; fma.rn.f32 c0, pa20, scl1, c0; fma.rn.f32 c1, pa22, sch1, c1; fma.rn.f32 c2, pa21, scl1, c2; fma.rn.f32 c3, pa23, sch1, c3; st.shared.v2.f32 [%0+2056], {c0, c1}; st.shared.v2.f32 [%0+2312], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+2064]; ld.shared.v2.f32 {c2, c3}, [%0+2320]; fma.rn.f32 c0, pa24, scl2, c0; fma.rn.f32 c1, pa26, sch2, c1; fma.rn.f32 c2, pa25, scl2, c2; fma.rn.f32 c3, pa27, sch2, c3; st.shared.v2.f32 [%0+2064], {c0, c1}; st.shared.v2.f32 [%0+2320], {c2, c3}; " +
+        "ld.shared.v2.f32 {c0, c1}, [%0+2072]; ld.shared.v2.f32 {c2, c3}, [%0+2328]; fma.rn.f32 c0, pa28, scl3, c0; fma.rn.f32 c1, pa30, sch3, c1; fma.rn.f32 c2, pa29, scl3, c2; fma.rn.f32 c3, pa31, sch3, c3; st.shared.v2.f32 [%0+2072], {c0, c1}; st.shared.v2.f32 [%0+2328], {c2, c3}; " +
+        "}";
+
+    /// <summary>Zeroes the lane's elements of batch rows 0-7 in the warp's area of the reduction tile (%0 as in <see cref="FlushLow"/>) and the group sums.</summary>
+    private const string ZeroLow =
+        "st.shared.v4.f32 [%0+0], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+16], {fz, fz, fz, fz}; " +
+        "st.shared.v4.f32 [%0+256], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+272], {fz, fz, fz, fz}; " +
+        "mov.f32 pa0, 0f00000000; mov.f32 pa1, 0f00000000; mov.f32 pa2, 0f00000000; mov.f32 pa3, 0f00000000; mov.f32 pa4, 0f00000000; mov.f32 pa5, 0f00000000; mov.f32 pa6, 0f00000000; mov.f32 pa7, 0f00000000; mov.f32 pa8, 0f00000000; mov.f32 pa9, 0f00000000; mov.f32 pa10, 0f00000000; mov.f32 pa11, 0f00000000; mov.f32 pa12, 0f00000000; mov.f32 pa13, 0f00000000; mov.f32 pa14, 0f00000000; mov.f32 pa15, 0f00000000;";
+
+    /// <summary>The same for batch rows 8-15.</summary>
+    private const string ZeroHigh =
+        "st.shared.v4.f32 [%0+2048], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+2064], {fz, fz, fz, fz}; " +
+        "st.shared.v4.f32 [%0+2304], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+2320], {fz, fz, fz, fz}; " +
+        "mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
+
+    /// <summary>A group's constants from the stage's copy: the lane's 8 fp16 scales (%0 = constants + 16 g) as fp32, and -(1024 + z), -(64 + z) from its zero word (%1 = constants + 128 + 4 g; %2 / %3 the offsets with the v1 zero shift).</summary>
     private const string SetGroup =
-        "{ .reg .b32 z, w; .reg .b16 s; " +
-        "ld.shared.b16 s, [%0+0]; mov.b32 scl0, {s, s}; ld.shared.b16 s, [%0+16]; mov.b32 sch0, {s, s}; " +
-        "ld.shared.b32 w, [%1+128]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzl0, z, 0x00010001, %3; mad.lo.u32 nwl0, z, 0x00100010, %4; " +
-        "ld.shared.b32 w, [%1+132]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzh0, z, 0x00010001, %3; mad.lo.u32 nwh0, z, 0x00100010, %4; " +
-        "ld.shared.b16 s, [%0+32]; mov.b32 scl1, {s, s}; ld.shared.b16 s, [%0+48]; mov.b32 sch1, {s, s}; " +
-        "ld.shared.b32 w, [%1+136]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzl1, z, 0x00010001, %3; mad.lo.u32 nwl1, z, 0x00100010, %4; " +
-        "ld.shared.b32 w, [%1+140]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzh1, z, 0x00010001, %3; mad.lo.u32 nwh1, z, 0x00100010, %4; " +
-        "ld.shared.b16 s, [%0+64]; mov.b32 scl2, {s, s}; ld.shared.b16 s, [%0+80]; mov.b32 sch2, {s, s}; " +
-        "ld.shared.b32 w, [%1+144]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzl2, z, 0x00010001, %3; mad.lo.u32 nwl2, z, 0x00100010, %4; " +
-        "ld.shared.b32 w, [%1+148]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzh2, z, 0x00010001, %3; mad.lo.u32 nwh2, z, 0x00100010, %4; " +
-        "ld.shared.b16 s, [%0+96]; mov.b32 scl3, {s, s}; ld.shared.b16 s, [%0+112]; mov.b32 sch3, {s, s}; " +
-        "ld.shared.b32 w, [%1+152]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzl3, z, 0x00010001, %3; mad.lo.u32 nwl3, z, 0x00100010, %4; " +
-        "ld.shared.b32 w, [%1+156]; bfe.u32 z, w, %2, 4; mad.lo.u32 nzh3, z, 0x00010001, %3; mad.lo.u32 nwh3, z, 0x00100010, %4; " +
-        "}";
-
-    /// <summary>One k16 step for batch rows 0-7: the lane's 8 packed words (%0, shifted right by %1) dequantized into the A fragments of the 4 column tiles, the activations (%2) as B, 4 mmas.</summary>
-    private const string MmaLow =
-        "{ .reg .b32 w, u; " +
-        "ld.shared.v4.b32 {xa0,xa1,xa2,xa3}, [%2]; " +
-        "ld.shared.b32 w, [%0+0]; ld.shared.b32 u, [%0+32]; shr.b32 w, w, %1; shr.b32 u, u, %1; " +
-        "lop3.b32 fa0, w, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa2, w, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 fa1, u, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa3, u, 0x00F000F0, 0x64006400, 0xEA; " +
-        "add.rn.f16x2 fa0, fa0, nzl0; fma.rn.f16x2 fa2, fa2, r16, nwl0; add.rn.f16x2 fa1, fa1, nzh0; fma.rn.f16x2 fa3, fa3, r16, nwh0; " +
-        "mul.rn.f16x2 fa0, fa0, scl0; mul.rn.f16x2 fa2, fa2, scl0; mul.rn.f16x2 fa1, fa1, sch0; mul.rn.f16x2 fa3, fa3, sch0; " +
-        "" + DeviceMath.MmaF16F32 + "{acc0,acc1,acc2,acc3}, {fa0,fa1,fa2,fa3}, {xa0,xa1}, {acc0,acc1,acc2,acc3}; " +
-        "ld.shared.b32 w, [%0+64]; ld.shared.b32 u, [%0+96]; shr.b32 w, w, %1; shr.b32 u, u, %1; " +
-        "lop3.b32 fa4, w, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa6, w, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 fa5, u, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa7, u, 0x00F000F0, 0x64006400, 0xEA; " +
-        "add.rn.f16x2 fa4, fa4, nzl1; fma.rn.f16x2 fa6, fa6, r16, nwl1; add.rn.f16x2 fa5, fa5, nzh1; fma.rn.f16x2 fa7, fa7, r16, nwh1; " +
-        "mul.rn.f16x2 fa4, fa4, scl1; mul.rn.f16x2 fa6, fa6, scl1; mul.rn.f16x2 fa5, fa5, sch1; mul.rn.f16x2 fa7, fa7, sch1; " +
-        "" + DeviceMath.MmaF16F32 + "{acc4,acc5,acc6,acc7}, {fa4,fa5,fa6,fa7}, {xa0,xa1}, {acc4,acc5,acc6,acc7}; " +
-        "ld.shared.b32 w, [%0+128]; ld.shared.b32 u, [%0+160]; shr.b32 w, w, %1; shr.b32 u, u, %1; " +
-        "lop3.b32 fa8, w, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa10, w, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 fa9, u, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa11, u, 0x00F000F0, 0x64006400, 0xEA; " +
-        "add.rn.f16x2 fa8, fa8, nzl2; fma.rn.f16x2 fa10, fa10, r16, nwl2; add.rn.f16x2 fa9, fa9, nzh2; fma.rn.f16x2 fa11, fa11, r16, nwh2; " +
-        "mul.rn.f16x2 fa8, fa8, scl2; mul.rn.f16x2 fa10, fa10, scl2; mul.rn.f16x2 fa9, fa9, sch2; mul.rn.f16x2 fa11, fa11, sch2; " +
-        "" + DeviceMath.MmaF16F32 + "{acc8,acc9,acc10,acc11}, {fa8,fa9,fa10,fa11}, {xa0,xa1}, {acc8,acc9,acc10,acc11}; " +
-        "ld.shared.b32 w, [%0+192]; ld.shared.b32 u, [%0+224]; shr.b32 w, w, %1; shr.b32 u, u, %1; " +
-        "lop3.b32 fa12, w, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa14, w, 0x00F000F0, 0x64006400, 0xEA; lop3.b32 fa13, u, 0x000F000F, 0x64006400, 0xEA; lop3.b32 fa15, u, 0x00F000F0, 0x64006400, 0xEA; " +
-        "add.rn.f16x2 fa12, fa12, nzl3; fma.rn.f16x2 fa14, fa14, r16, nwl3; add.rn.f16x2 fa13, fa13, nzh3; fma.rn.f16x2 fa15, fa15, r16, nwh3; " +
-        "mul.rn.f16x2 fa12, fa12, scl3; mul.rn.f16x2 fa14, fa14, scl3; mul.rn.f16x2 fa13, fa13, sch3; mul.rn.f16x2 fa15, fa15, sch3; " +
-        "" + DeviceMath.MmaF16F32 + "{acc12,acc13,acc14,acc15}, {fa12,fa13,fa14,fa15}, {xa0,xa1}, {acc12,acc13,acc14,acc15}; " +
-        "}";
-
-    /// <summary>The same step for batch rows 8-15: the fragments MmaLow dequantized, times rows 8-15's activations.</summary>
-    private const string MmaHigh =
-        "" + DeviceMath.MmaF16F32 + "{acc16,acc17,acc18,acc19}, {fa0,fa1,fa2,fa3}, {xa2,xa3}, {acc16,acc17,acc18,acc19}; " +
-        "" + DeviceMath.MmaF16F32 + "{acc20,acc21,acc22,acc23}, {fa4,fa5,fa6,fa7}, {xa2,xa3}, {acc20,acc21,acc22,acc23}; " +
-        "" + DeviceMath.MmaF16F32 + "{acc24,acc25,acc26,acc27}, {fa8,fa9,fa10,fa11}, {xa2,xa3}, {acc24,acc25,acc26,acc27}; " +
-        "" + DeviceMath.MmaF16F32 + "{acc28,acc29,acc30,acc31}, {fa12,fa13,fa14,fa15}, {xa2,xa3}, {acc28,acc29,acc30,acc31};";
-
-    /// <summary>Stores batch rows 0-7 of the warp's sums to its area of the reduction tile (%0: the lane's first element; rows %2 and %2 + 1 when below %1) and zeroes them.</summary>
-    private const string StoreLow =
-        "{ .reg .pred pe, po; .reg .s32 r1; add.s32 r1, %2, 1; setp.lt.s32 pe, %2, %1; setp.lt.s32 po, r1, %1; " +
-        "@pe st.shared.f32 [%0+0], acc0; " +
-        "@po st.shared.f32 [%0+256], acc1; " +
-        "@pe st.shared.f32 [%0+32], acc2; " +
-        "@po st.shared.f32 [%0+288], acc3; " +
-        "@pe st.shared.f32 [%0+64], acc4; " +
-        "@po st.shared.f32 [%0+320], acc5; " +
-        "@pe st.shared.f32 [%0+96], acc6; " +
-        "@po st.shared.f32 [%0+352], acc7; " +
-        "@pe st.shared.f32 [%0+128], acc8; " +
-        "@po st.shared.f32 [%0+384], acc9; " +
-        "@pe st.shared.f32 [%0+160], acc10; " +
-        "@po st.shared.f32 [%0+416], acc11; " +
-        "@pe st.shared.f32 [%0+192], acc12; " +
-        "@po st.shared.f32 [%0+448], acc13; " +
-        "@pe st.shared.f32 [%0+224], acc14; " +
-        "@po st.shared.f32 [%0+480], acc15; " +
-        "mov.f32 acc0, 0f00000000; mov.f32 acc1, 0f00000000; mov.f32 acc2, 0f00000000; mov.f32 acc3, 0f00000000; mov.f32 acc4, 0f00000000; mov.f32 acc5, 0f00000000; mov.f32 acc6, 0f00000000; mov.f32 acc7, 0f00000000; mov.f32 acc8, 0f00000000; mov.f32 acc9, 0f00000000; mov.f32 acc10, 0f00000000; mov.f32 acc11, 0f00000000; mov.f32 acc12, 0f00000000; mov.f32 acc13, 0f00000000; mov.f32 acc14, 0f00000000; mov.f32 acc15, 0f00000000; " +
-        "}";
-
-    /// <summary>The same for batch rows 8-15 (%0 and %2 eight rows on).</summary>
-    private const string StoreHigh =
-        "{ .reg .pred pe, po; .reg .s32 r1; add.s32 r1, %2, 1; setp.lt.s32 pe, %2, %1; setp.lt.s32 po, r1, %1; " +
-        "@pe st.shared.f32 [%0+0], acc16; " +
-        "@po st.shared.f32 [%0+256], acc17; " +
-        "@pe st.shared.f32 [%0+32], acc18; " +
-        "@po st.shared.f32 [%0+288], acc19; " +
-        "@pe st.shared.f32 [%0+64], acc20; " +
-        "@po st.shared.f32 [%0+320], acc21; " +
-        "@pe st.shared.f32 [%0+96], acc22; " +
-        "@po st.shared.f32 [%0+352], acc23; " +
-        "@pe st.shared.f32 [%0+128], acc24; " +
-        "@po st.shared.f32 [%0+384], acc25; " +
-        "@pe st.shared.f32 [%0+160], acc26; " +
-        "@po st.shared.f32 [%0+416], acc27; " +
-        "@pe st.shared.f32 [%0+192], acc28; " +
-        "@po st.shared.f32 [%0+448], acc29; " +
-        "@pe st.shared.f32 [%0+224], acc30; " +
-        "@po st.shared.f32 [%0+480], acc31; " +
-        "mov.f32 acc16, 0f00000000; mov.f32 acc17, 0f00000000; mov.f32 acc18, 0f00000000; mov.f32 acc19, 0f00000000; mov.f32 acc20, 0f00000000; mov.f32 acc21, 0f00000000; mov.f32 acc22, 0f00000000; mov.f32 acc23, 0f00000000; mov.f32 acc24, 0f00000000; mov.f32 acc25, 0f00000000; mov.f32 acc26, 0f00000000; mov.f32 acc27, 0f00000000; mov.f32 acc28, 0f00000000; mov.f32 acc29, 0f00000000; mov.f32 acc30, 0f00000000; mov.f32 acc31, 0f00000000; " +
+        "{ .reg .b32 s<4>, zw, z; .reg .b16 l, h; " +
+        "ld.shared.v4.b32 {s0,s1,s2,s3}, [%0]; ld.shared.b32 zw, [%1]; " +
+        "mov.b32 {l, h}, s0; cvt.f32.f16 scl0, l; cvt.f32.f16 sch0, h; " +
+        "mov.b32 {l, h}, s1; cvt.f32.f16 scl1, l; cvt.f32.f16 sch1, h; " +
+        "mov.b32 {l, h}, s2; cvt.f32.f16 scl2, l; cvt.f32.f16 sch2, h; " +
+        "mov.b32 {l, h}, s3; cvt.f32.f16 scl3, l; cvt.f32.f16 sch3, h; " +
+        "bfe.u32 z, zw, 0, 4; mad.lo.u32 nzl0, z, 0x00010001, %2; mad.lo.u32 nwl0, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 4, 4; mad.lo.u32 nzh0, z, 0x00010001, %2; mad.lo.u32 nwh0, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 8, 4; mad.lo.u32 nzl1, z, 0x00010001, %2; mad.lo.u32 nwl1, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 12, 4; mad.lo.u32 nzh1, z, 0x00010001, %2; mad.lo.u32 nwh1, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 16, 4; mad.lo.u32 nzl2, z, 0x00010001, %2; mad.lo.u32 nwl2, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 20, 4; mad.lo.u32 nzh2, z, 0x00010001, %2; mad.lo.u32 nwh2, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 24, 4; mad.lo.u32 nzl3, z, 0x00010001, %2; mad.lo.u32 nwl3, z, 0x00100010, %3; " +
+        "bfe.u32 z, zw, 28, 4; mad.lo.u32 nzh3, z, 0x00010001, %2; mad.lo.u32 nwh3, z, 0x00100010, %3; " +
         "}";
 
 }
 
 /// <summary>
-/// A warp's copy side: the unit it copies next, that unit's column block, its place in the column block (Step) and quantization group, whether
-/// the group's constants must be copied with it (the warp's first unit, or a new group, chunk or column block), and the
-/// lane's source addresses, moved by additions as the unit advances.
+/// A warp's copy side: the unit it copies next, that unit's column block and quantization group, whether the group's
+/// constants must be copied with it (the warp's first unit, or a new group, chunk or column block), how many units
+/// (this one included) follow linearly before the next such start, and the lane's source addresses, moved by
+/// additions between starts.
 /// </summary>
 internal struct CopyCursor
 {
     public int Unit;
     public int Block;
-    public int Step;
     public int Group;
-    public int InGroup;
     public int NewGroup;
 
-    /// <summary>The lane's 16 weight bytes of the unit: word row 2 step + lane / 16, columns 64 block + 4 (lane % 16) ...</summary>
+    /// <summary>Units from this one to the end of its run: the next unit is in the same chunk, column block and group, at the next addresses, unless this is the run's last.</summary>
+    public int Left;
+
+    /// <summary>The lane's 16 weight bytes of the unit: word row 4 step + lane / 16, columns 64 block + 4 (lane % 16) ...</summary>
     public long Weights;
 
-    /// <summary>The lane's 8 activation bytes of the unit: row lane / 4, chunk lane % 4 of the step.</summary>
+    /// <summary>The lane's 16 activation bytes of the unit: row lane / 4, storage positions 8 (lane % 4) .. + 7 (4 of each k16 step).</summary>
     public long Activations;
 
     /// <summary>Non-zero while the lane's weight chunk lies inside the layer (the last column block may be partial).</summary>
     public int WeightValid;
-
-    /// <summary>Non-zero where the lane's row (lane / 4) and row + 8 exist; other lanes copy zeros.</summary>
-    public int RowValid;
-    public int HighRowValid;
-    public int Lane;
-    public int WeightColumn;
-    public uint WeightDst;
-    public uint ActivationDst;
 
     /// <summary>The cursor of unit <paramref name="unit"/> (column-block-major) for lane <paramref name="lane"/>.</summary>
     public static CopyCursor At(int unit, SmallBatchArgs a, int lane)
@@ -660,74 +818,83 @@ internal struct CopyCursor
         var c = default(CopyCursor);
         c.Unit = unit;
         c.Block = unit / a.KUnits;
-        c.Step = unit - (c.Block * a.KUnits);
-        c.Group = c.Step / a.GroupUnits;
-        c.InGroup = c.Step - (c.Group * a.GroupUnits);
-        c.NewGroup = 1;
-        c.Lane = lane;
-        int wordRow = lane >> 4;
-        int row = lane >> 2;
-        c.WeightColumn = (lane & 15) * 4;
-        c.WeightDst = (uint)((wordRow * GptqSmallBatchKernels.RowPitch) + ((lane & 15) * 16));
-        c.ActivationDst = (uint)(GptqSmallBatchKernels.ActivationOffset + (16 * lane));
-        c.RowValid = row < a.Layer.Rows ? 1 : 0;
-        c.HighRowValid = row + 8 < a.Layer.Rows ? 1 : 0;
-        return c.Locate(a);
+        return c.Start(a, lane, unit - (c.Block * a.KUnits));
     }
 
-    /// <summary>The warp's next unit: the next one in its chunk, else the first of its next chunk (the other warps' chunks skipped).</summary>
+    /// <summary>The warp's next unit: the next one of the run, else the first of the next run (a new group, column block or chunk, the other warps' chunks skipped).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public CopyCursor Next(SmallBatchArgs a)
+    public CopyCursor Next(SmallBatchArgs a, int lane)
     {
         var c = this;
         c.Unit++;
-        c.Step++;
-        c.InGroup++;
+        c.Left--;
         c.NewGroup = 0;
         c.Weights += 16L * a.Layer.OutFeatures;
         c.Activations += 64;
-        if ((c.Unit & (GptqSmallBatchKernels.ChunkSize - 1)) == 0 || c.Step == a.KUnits)
+        if (c.Left == 0)
         {
-            // A new chunk (the other warps' chunks skipped) or column block: placed afresh, once per chunk.
+            // Placed afresh, once per run.
             if ((c.Unit & (GptqSmallBatchKernels.ChunkSize - 1)) == 0)
             {
-                int skip = (GptqSmallBatchKernels.WarpsPerBlock - 1) * GptqSmallBatchKernels.ChunkSize;
-                c.Unit += skip;
-                c.Step += skip;
+                c.Unit += (GptqSmallBatchKernels.WarpsPerBlock - 1) * GptqSmallBatchKernels.ChunkSize;
             }
 
-            while (c.Step >= a.KUnits)
+            int step = c.Unit - (c.Block * a.KUnits);
+            while (step >= a.KUnits)
             {
-                c.Step -= a.KUnits;
+                step -= a.KUnits;
                 c.Block++;
             }
 
-            c.Group = c.Step / a.GroupUnits;
-            c.InGroup = c.Step - (c.Group * a.GroupUnits);
-            c.NewGroup = 1;
-            return c.Locate(a);
-        }
-
-        if (c.InGroup == a.GroupUnits)
-        {
-            c.InGroup = 0;
-            c.Group++;
-            c.NewGroup = 1;
+            return c.Start(a, lane, step);
         }
 
         return c;
     }
 
-    /// <summary>The lane's source addresses for the cursor's column block and step.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private CopyCursor Locate(SmallBatchArgs a)
+    /// <summary>Starts a run at step <paramref name="step"/> of the cursor's column block: group, run length, the lane's source addresses.</summary>
+    private CopyCursor Start(SmallBatchArgs a, int lane, int step)
     {
         var c = this;
-        int lane = c.Lane;
-        int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + c.WeightColumn;
-        c.Weights = a.Layer.QWeightAddress + (((((long)((4 * c.Step) + (lane >> 4))) * a.Layer.OutFeatures) + column) * 4);
+        c.Group = step / a.GroupUnits;
+        int inGroup = step - (c.Group * a.GroupUnits);
+        int chunkLeft = GptqSmallBatchKernels.ChunkSize - (c.Unit & (GptqSmallBatchKernels.ChunkSize - 1));
+        int blockLeft = a.KUnits - step;
+        int groupLeft = a.GroupUnits - inGroup;
+        int left = chunkLeft < blockLeft ? chunkLeft : blockLeft;
+        c.Left = left < groupLeft ? left : groupLeft;
+        c.NewGroup = 1;
+        // Word and element indices fit in 32 bits (in / 8 x out <= MaxUnits x 256 words; 16 rows x in halves).
+        int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + ((lane & 15) * 4);
+        c.Weights = a.Layer.QWeightAddress + ((long)((((4 * step) + (lane >> 4)) * a.Layer.OutFeatures) + column) * 4);
         c.WeightValid = column < a.Layer.OutFeatures ? 1 : 0;
-        c.Activations = a.Layer.InputAddress + (((((long)(lane >> 2)) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * c.Step) + (4 * (lane & 3))) * 2);
+        c.Activations = a.Layer.InputAddress + ((long)(((lane >> 2) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
         return c;
+    }
+}
+
+/// <summary>A lane's constants on the copy side: where its copies go within a stage, and whether its rows exist.</summary>
+internal struct CopyLane
+{
+    /// <summary>Stage offset of the lane's first weight chunk: word row lane / 16, chunk lane % 16 (swizzled).</summary>
+    public uint WeightDst;
+
+    /// <summary>Stage offset of the lane's activations of row lane / 4 (those of row lane / 4 + 8 are 512 bytes on).</summary>
+    public uint ActivationDst;
+
+    /// <summary>Whether the lane's rows (lane / 4 and lane / 4 + 8) exist; other lanes copy zeros.</summary>
+    public bool RowValid;
+    public bool HighRowValid;
+
+    public static CopyLane Of(SmallBatchArgs a, int lane)
+    {
+        int wordRow = lane >> 4;
+        int row = lane >> 2;
+        var l = default(CopyLane);
+        l.WeightDst = (uint)((wordRow * 256) + (GptqSmallBatchKernels.WeightChunk(wordRow, lane & 15) * 16));
+        l.ActivationDst = (uint)(GptqSmallBatchKernels.ActivationOffset + (16 * lane));
+        l.RowValid = row < a.Layer.Rows;
+        l.HighRowValid = row + 8 < a.Layer.Rows;
+        return l;
     }
 }
