@@ -22,8 +22,9 @@ public sealed record PromptSettings
 
     /// <summary>
     /// Upper bound on prompt tokens, below the model's window, to keep the first suggestion in a file quick:
-    /// a cold prompt is prefilled whole before the first token (2,048 tokens of the 34B model took 2.3 s on an
-    /// H200, docs/performance.md; later keystrokes reuse the cached head). Peers cap lower still (Continue: 1,024).
+    /// a cold prompt is prefilled whole before the first token (later keystrokes reuse the cached head). Engines
+    /// that know their speed replace this default with their own budget (the CUDA engine: 3,584 with cuBLAS, 2,048
+    /// without, docs/performance.md); peers cap lower still (Continue: 1,024).
     /// </summary>
     public int MaxPromptTokens { get; init; } = 2048;
 

@@ -105,10 +105,11 @@ public static class CudaDecodingSessionDefaults
 
     /// <summary>
     /// Prompt tokens a first suggestion prefills within about a second with the built-in GEMM (a machine with the NVIDIA
-    /// driver alone): 2,048 tokens of the 34B model took 0.74 s on an H200 and 16 answer tokens 0.17 s more.
+    /// driver alone): 2,048 tokens of the 34B model took 0.73 s on an H200 and 16 answer tokens about 0.16 s more
+    /// (3,072 took 1.12 s). docs/performance.md has the runs.
     /// </summary>
     public const int PromptBudget = 2048;
 
-    /// <summary>The same with cuBLAS: MEASURE.</summary>
-    public const int PromptBudgetWithCublas = 3072;
+    /// <summary>The same with cuBLAS: 3,584 tokens took 0.64 s on an H200 (2,048: 0.33 s), 16 answer tokens 0.16 s more.</summary>
+    public const int PromptBudgetWithCublas = 3584;
 }
