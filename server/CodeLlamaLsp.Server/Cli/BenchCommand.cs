@@ -166,8 +166,8 @@ internal static class BenchCommand
                 $"linear layers only, {chunkRows} rows ({PathName(cublas)})",
                 $"{gemm * 1000:F1} ms = {gemm * 1000 / chunkRows:F3} ms/token -> {2.0 * linearParams * chunkRows / gemm / 1e12:F0} TFLOP/s");
 
-            // Just past the small-batch kernel: what a pass of 17 to 128 rows (a longer typed tail) costs.
-            foreach (int r in new[] { LinearLayersProbe.SmallBatchMaxRows + 1, 64, 128 })
+            // Just past the small-batch kernel (a longer typed tail: 17 to 128 rows), and 512 rows, ExLlamaV2's peer row.
+            foreach (int r in new[] { LinearLayersProbe.SmallBatchMaxRows + 1, 64, 128, 512 })
             {
                 double t = LinearLayersProbe.SecondsPerPass(model, r, Math.Max(3, repeats));
                 Row($"linear layers only, {r} rows ({PathName(cublas)})", $"{t * 1000:F2} ms = {t * 1000 / r:F3} ms/row");
