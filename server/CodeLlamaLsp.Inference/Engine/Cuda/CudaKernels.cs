@@ -135,8 +135,10 @@ internal sealed class CudaKernels : IDisposable
 
     public void DenseGemv(DenseGemvArgs args, int rows)
     {
-        var grid = new Index2D((args.OutFeatures + DenseGemvKernels.RowsPerBlock - 1) / DenseGemvKernels.RowsPerBlock, rows);
-        Launch(() => denseGemv(Stream, new KernelConfig(grid, new Index2D(DenseGemvKernels.BlockThreads, 1)), args));
+        args.Rows = rows;
+        int tiles = (args.OutFeatures + DenseGemvKernels.RowsPerBlock - 1) / DenseGemvKernels.RowsPerBlock;
+        int rowGroups = (rows + DenseGemvKernels.InputRowsPerBlock - 1) / DenseGemvKernels.InputRowsPerBlock;
+        Launch(() => denseGemv(Stream, new KernelConfig(tiles * rowGroups, DenseGemvKernels.BlockThreads), args));
     }
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps)
