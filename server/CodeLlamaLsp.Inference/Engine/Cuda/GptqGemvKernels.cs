@@ -1,6 +1,7 @@
 // GPTQ matrix-vector kernels (4-bit and 8-bit, any group size that is a multiple of four packed words):
 // one pass over the packed weights per input row, memory-bound at batch 1. Also the fp16 dense GEMV used
-// for lm_head and unquantized checkpoints.
+// for lm_head and unquantized checkpoints, which keeps four 16-byte weight loads in flight per lane and serves up to
+// four input rows per weight load (a version with one load in flight per lane read 1.12 TB/s on an H200).
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
