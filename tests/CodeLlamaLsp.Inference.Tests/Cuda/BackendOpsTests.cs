@@ -199,8 +199,14 @@ public class BackendOpsTests
         }
     }
 
+    /// <summary>
+    /// The dense GEMV reads a lane's chunks four at a time while four more 32-lane strides fit, then one at a time: 1,088
+    /// inputs (136 chunks) take both on some lanes; 6 rows take a full and a partial group of DenseGemvKernels.InputRowsPerBlock.
+    /// </summary>
     [TestCase("sim", 64, 72, 2)]
+    [TestCase("sim", 1088, 40, 6)]
     [TestCase("gpu", 8192, 32000, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 32000, 16, Category = "Gpu")]
     public void Dense_linear_matches_the_cpu(string kind, int inF, int outF, int rows)
     {
         using var gpu = new Gpu(kind);
@@ -208,6 +214,23 @@ public class BackendOpsTests
         var w = RandomWeights.Dense(rng, inF, outF);
         var x = RandomWeights.Floats(rng, rows * inF);
         Assert.That(Numerics.RelativeL2(gpu.Linear(w, x, rows), CpuLinear(w, x, rows)), Is.LessThan(LinearTolerance));
+    }
+
+    /// <summary>lm_head logits of a verification row are the same bits as that row decoded alone.</summary>
+    [TestCase("sim", 1088, 40, 6)]
+    [TestCase("gpu", 8192, 32000, 7, Category = "Gpu")]
+    public void Dense_linear_row_is_the_same_bits_alone_and_in_a_batch(string kind, int inF, int outF, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random(inF + outF + rows);
+        var w = RandomWeights.Dense(rng, inF, outF);
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var batch = gpu.Linear(w, x, rows);
+        for (int r = 0; r < rows; r++)
+        {
+            var alone = gpu.Linear(w, x[(r * inF)..((r + 1) * inF)], 1);
+            Assert.That(batch[(r * outF)..((r + 1) * outF)], Is.EqualTo(alone), $"row {r} of {rows}");
+        }
     }
 
     /// <summary>o_proj and down_proj add their output to the residual stream in the GEMV itself (the CPU adds after the linear).</summary>
@@ -407,8 +430,9 @@ public class BackendOpsTests
     /// <summary>
     /// Decode attention with its keys split over blocks as a decode step and a verification launch it (on the CPU
     /// accelerator's one multiprocessor DecodeSplits gives 1, so the splits are explicit): rows on both sides of a 128-key
-    /// tile boundary, where a row's output moves from the attention kernel (one split with keys) to the combine, or the
-    /// combine's used splits change, against the CPU, and every row of the batch the same fp16 bits as that row alone.
+    /// tile boundary, where a row's output moves from its one split with keys to the merging block (the last split to
+    /// arrive), or the merge's used splits change, against the CPU, and every row of the batch the same fp16 bits as that
+    /// row alone.
     /// </summary>
     [TestCase("sim", 8, 2, 32, 120, 15, 4)]
     [TestCase("sim", 8, 2, 64, 250, 10, 3)]

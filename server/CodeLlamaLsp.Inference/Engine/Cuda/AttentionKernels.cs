@@ -1,9 +1,14 @@
 // Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
 // split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
-// online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results. A row whose
-// keys one block took (a short context) is finished by that block, and the combine skips it.
+// online softmax over 128-key tiles, and the block whose arrival completes a row's splits (an atomic count) merges
+// their partial results; there is no separate combine kernel (at a short context it cost a launch per layer and did
+// nothing). A row whose keys one block took (a short context) is finished by that block. The decode graph is
+// captured with the capacity's split count, so at a short context most blocks hold no keys and return after reading
+// the position; the one that does works only on its n keys (scores spread over the threads, loads issued ahead of
+// their use), because at a 4-token context that block's serial latency chain was the kernel's cost (about 19 us).
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
@@ -27,7 +32,7 @@ internal struct AttentionArgs
 
     /// <summary>
     /// [rows, heads * HeadDim] fp32 output when HalfOutput is 0, written by <see cref="AttentionKernels.Partial"/> for the rows
-    /// whose keys one split took and by <see cref="AttentionKernels.Combine"/> for the others.
+    /// whose keys one split took and by the merging block (the last of the row's splits to arrive) for the others.
     /// </summary>
     public ArrayView<float> Output;
 
@@ -36,6 +41,16 @@ internal struct AttentionArgs
 
     public InputLayoutArgs Layout;
     public int HalfOutput;
+
+    /// <summary>
+    /// [rows, gridX] arrival counters (gridX = kvHeads * headGroups), zero before a launch and left zero: the block whose
+    /// arrival completes a row's used splits merges them (<see cref="AttentionKernels.Partial"/>).
+    /// </summary>
+    public ArrayView<int> Arrivals;
+
+    /// <summary>Device byte addresses of PartialO[0] and PartialMl[0] (the merge reads them from L2; set by the launcher).</summary>
+    public long PartialOAddress;
+    public long PartialMlAddress;
 
     /// <summary>[1]: position of row 0.</summary>
     public ArrayView<int> Start;
@@ -59,8 +74,10 @@ internal struct AttentionArgs
 /// shared memory; one warp per head updates the running max/sum; then the tile's values are staged the same way
 /// and thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V, reading the four heads' probabilities
 /// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128. When one split takes all of a
-/// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial, and
-/// Combine skips the row; the choice depends on the row's position only, so a row gets the same bits alone and batched.
+/// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial; else every
+/// used split writes its partial, counts itself in at Arrivals[row, block x], and the one that completes the count merges
+/// the row's splits in split order (<see cref="Merge"/>). The choice depends on the row's position only and the merge's
+/// order is fixed, so a row gets the same bits alone and batched, whichever block merges.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -69,8 +86,14 @@ internal static class AttentionKernels
     public const int Tile = 128;
     public const int MaxHeadDim = 128;
 
+    /// <summary>Splits a merging thread has loads in flight for, per head (<see cref="Merge"/>).</summary>
+    public const int MergeSplitsInFlight = 4;
+
     /// <summary>Words per staged key or value row: 64 half2 words + 1 of padding against bank conflicts.</summary>
     private const int KvPitch = (MaxHeadDim / 2) + 1;
+
+    /// <summary>Most splits a launch may have: the merge stages (m, l) of 8 heads x the used splits in the key/value buffer.</summary>
+    public const int MaxSplits = Tile * KvPitch / (2 * HeadsPerBlock);
 
     public static void Partial(AttentionArgs a)
     {
@@ -93,7 +116,7 @@ internal static class AttentionKernels
         int used = UsedSplits(len, a.Splits);
         if (split >= used)
         {
-            // No keys for this block, and Combine reads only the used splits' partials.
+            // No keys for this block, and the merge reads only the used splits' partials (the count expects only those).
             return;
         }
 
@@ -105,18 +128,29 @@ internal static class AttentionKernels
         var qs = SharedMemory.Allocate<float>(HeadsPerBlock * MaxHeadDim);
         var sc = SharedMemory.Allocate<Words4>(Tile * HeadsPerBlock / 4); // [key][head] fp32 bits
         var kv = SharedMemory.Allocate<uint>(Tile * KvPitch);
+        var lastFlag = SharedMemory.Allocate<int>(1);
         var runMax = SharedMemory.Allocate<float>(HeadsPerBlock);
         var runSum = SharedMemory.Allocate<float>(HeadsPerBlock);
         var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
         var scf = sc.Cast<float>();
 
-        long qBase = ((long)row * a.QStride) + a.QOffset;
-        for (int i = tid; i < HeadsPerBlock * MaxHeadDim; i += BlockThreads)
-        {
-            int h = i / MaxHeadDim;
-            int d = i - (h * MaxHeadDim);
-            qs[i] = h < nh && d < hd ? a.Q[qBase + ((long)(qh0 + h) * hd) + d] * a.Scale : 0f;
-        }
+        // The block's 8 x 128 query values, four per thread, all four loads issued before the first store (a loop here
+        // waited for each load in turn).
+        long qBase = ((long)row * a.QStride) + a.QOffset + ((long)qh0 * hd);
+        // Unconditional loads (an unused value reads the block's first query element) so no branch sits between a load
+        // and the next; the scale and the zeroing follow all four.
+        long at0 = QueryIndex(tid, nh, hd);
+        long at1 = QueryIndex(tid + BlockThreads, nh, hd);
+        long at2 = QueryIndex(tid + (2 * BlockThreads), nh, hd);
+        long at3 = QueryIndex(tid + (3 * BlockThreads), nh, hd);
+        float q0 = a.Q[qBase + (at0 < 0 ? 0 : at0)];
+        float q1 = a.Q[qBase + (at1 < 0 ? 0 : at1)];
+        float q2 = a.Q[qBase + (at2 < 0 ? 0 : at2)];
+        float q3 = a.Q[qBase + (at3 < 0 ? 0 : at3)];
+        qs[tid] = at0 < 0 ? 0f : q0 * a.Scale;
+        qs[tid + BlockThreads] = at1 < 0 ? 0f : q1 * a.Scale;
+        qs[tid + (2 * BlockThreads)] = at2 < 0 ? 0f : q2 * a.Scale;
+        qs[tid + (3 * BlockThreads)] = at3 < 0 ? 0f : q3 * a.Scale;
 
         if (tid < HeadsPerBlock)
         {
@@ -142,31 +176,16 @@ internal static class AttentionKernels
             Stage(a.K, kvBase + ((long)tile * hd), n, hd, kv, tid);
             Group.Barrier();
 
-            // Scores: entry e = h * Tile + key, so a warp shares one head and reads 32 consecutive staged keys.
-            for (int e = tid; e < HeadsPerBlock * Tile; e += BlockThreads)
+            // Scores of the tile's n keys only: entry e = h * n + key, so with a full tile a warp shares one head and reads
+            // 32 consecutive staged keys, and a short tile (a short context) spreads its 8n scores over the threads
+            // instead of leaving them to the few whose key index is below n. Nothing reads keys n and up.
+            for (int e = tid; e < HeadsPerBlock * n; e += BlockThreads)
             {
-                int h = e / Tile;
-                int key = e - (h * Tile);
-                float s = 0f;
-                if (h < nh)
-                {
-                    s = float.NegativeInfinity;
-                    if (key < n)
-                    {
-                        s = 0f;
-                        int kAt = key * KvPitch;
-                        int qAt = h * MaxHeadDim;
-                        for (int dp = 0; dp < hd / 2; dp++)
-                        {
-                            uint pair = kv[kAt + dp];
-                            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
-                            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
-                        }
-                    }
-                }
+                int h = e / n;
+                int key = e - (h * n);
 
                 // Heads past nh keep 0 so the value loop below may run all four of its heads unconditionally.
-                scf[(key * HeadsPerBlock) + h] = s;
+                scf[(key * HeadsPerBlock) + h] = h < nh ? Score(qs, kv, h * MaxHeadDim, key * KvPitch, hd / 2) : 0f;
             }
 
             Group.Barrier();
@@ -224,15 +243,39 @@ internal static class AttentionKernels
                 acc3 *= alpha[myH + 3];
                 int vAt = myD / 2;
                 int odd = myD & 1;
-                for (int key = 0; key < n; key++)
+                int pAt = myH / 4;
+                int key = 0;
+
+                // Four keys' loads before their products (the same products in the same order as one key at a time).
+                for (; key + 3 < n; key += 4)
+                {
+                    uint pair0 = kv[(key * KvPitch) + vAt];
+                    uint pair1 = kv[((key + 1) * KvPitch) + vAt];
+                    uint pair2 = kv[((key + 2) * KvPitch) + vAt];
+                    uint pair3 = kv[((key + 3) * KvPitch) + vAt];
+                    var p0 = sc[(key * (HeadsPerBlock / 4)) + pAt];
+                    var p1 = sc[((key + 1) * (HeadsPerBlock / 4)) + pAt];
+                    var p2 = sc[((key + 2) * (HeadsPerBlock / 4)) + pAt];
+                    var p3 = sc[((key + 3) * (HeadsPerBlock / 4)) + pAt];
+                    var acc = new Floats4 { A = acc0, B = acc1, C = acc2, D = acc3 };
+                    acc = AddValue(acc, p0, odd != 0 ? DeviceMath.High(pair0) : DeviceMath.Low(pair0));
+                    acc = AddValue(acc, p1, odd != 0 ? DeviceMath.High(pair1) : DeviceMath.Low(pair1));
+                    acc = AddValue(acc, p2, odd != 0 ? DeviceMath.High(pair2) : DeviceMath.Low(pair2));
+                    acc = AddValue(acc, p3, odd != 0 ? DeviceMath.High(pair3) : DeviceMath.Low(pair3));
+                    acc0 = acc.A;
+                    acc1 = acc.B;
+                    acc2 = acc.C;
+                    acc3 = acc.D;
+                }
+
+                for (; key < n; key++)
                 {
                     uint pair = kv[(key * KvPitch) + vAt];
-                    float v = odd != 0 ? DeviceMath.High(pair) : DeviceMath.Low(pair);
-                    var p = sc[(key * (HeadsPerBlock / 4)) + (myH / 4)];
-                    acc0 += Interop.IntAsFloat(p.X) * v;
-                    acc1 += Interop.IntAsFloat(p.Y) * v;
-                    acc2 += Interop.IntAsFloat(p.Z) * v;
-                    acc3 += Interop.IntAsFloat(p.W) * v;
+                    var acc = AddValue(new Floats4 { A = acc0, B = acc1, C = acc2, D = acc3 }, sc[(key * (HeadsPerBlock / 4)) + pAt], odd != 0 ? DeviceMath.High(pair) : DeviceMath.Low(pair));
+                    acc0 = acc.A;
+                    acc1 = acc.B;
+                    acc2 = acc.C;
+                    acc3 = acc.D;
                 }
             }
         }
@@ -241,7 +284,7 @@ internal static class AttentionKernels
         // (never a row's only split) holds its initial values, read below by the threads that wrote them.
         if (used == 1)
         {
-            // The row's only split: its result is final (Combine's out = O / l for one split), so no partial is written.
+            // The row's only split: its result is final (the merge's out = O / l for one split), so no partial is written.
             if (myD < hd)
             {
                 int width = a.Heads * hd;
@@ -299,6 +342,236 @@ internal static class AttentionKernels
             a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
             a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
         }
+
+        // Every thread's partials are visible device-wide before thread 0 counts the block in; the block that completes
+        // the row's used splits merges them (no separate combine launch: at a short context it did nothing but cost a
+        // launch per layer). Which block merges depends on timing; what it computes does not.
+        MemoryFence.DeviceLevel();
+        Group.Barrier();
+        if (tid == 0)
+        {
+            int counter = (row * Grid.DimX) + Grid.IdxX;
+            int last = Atomic.Add(ref a.Arrivals[counter], 1) == used - 1 ? 1 : 0;
+            if (last != 0)
+            {
+                a.Arrivals[counter] = 0;
+            }
+
+            lastFlag[0] = last;
+        }
+
+        Group.Barrier();
+        if (lastFlag[0] == 0)
+        {
+            return;
+        }
+
+        MemoryFence.DeviceLevel();
+        Merge(a, row, qh0, nh, used, myD, myH, kv.Cast<float>(), runSum);
+    }
+
+    /// <summary>
+    /// The merging block's work: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m) over the row's used splits in
+    /// order, m the largest m_s, for the block's nh heads. The (m, l) pairs are staged in shared memory (the key/value
+    /// buffer, free by now) by all threads at once; thread h &lt; nh then forms head h's m, the weights exp(m_s - m) (in
+    /// place of l_s) and the sum; then each thread adds its four heads' O_s for one dimension, four splits' loads per
+    /// head in flight at a time (<see cref="MergeSplitsInFlight"/>). Splits in order, so the bits depend neither on which block merges nor on the other rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Merge(AttentionArgs a, int row, int qh0, int nh, int used, int myD, int myH, ArrayView<float> ml, ArrayView<float> headTotal)
+    {
+        int tid = Group.IdxX;
+        int hd = a.HeadDim;
+        long rowSlots = (long)row * a.Splits;
+        for (int e = tid; e < nh * used; e += BlockThreads)
+        {
+            int h = e / used;
+            int s = e - (h * used);
+            long at = (((rowSlots + s) * a.Heads) + qh0 + h) * 2;
+            float m = LoadPartial(a.PartialMl, a.PartialMlAddress, at);
+            float l = LoadPartial(a.PartialMl, a.PartialMlAddress, at + 1);
+            ml[e * 2] = m;
+            ml[(e * 2) + 1] = l;
+        }
+
+        Group.Barrier();
+        if (tid < nh)
+        {
+            int first = tid * used;
+            float m = float.NegativeInfinity;
+            for (int s = 0; s < used; s++)
+            {
+                float ms = ml[(first + s) * 2];
+                m = ms > m ? ms : m;
+            }
+
+            float total = 0f;
+            for (int s = 0; s < used; s++)
+            {
+                float ms = ml[(first + s) * 2];
+                if (ms != float.NegativeInfinity)
+                {
+                    float w = MathF.Exp(ms - m);
+                    total += ml[((first + s) * 2) + 1] * w;
+                    ml[((first + s) * 2) + 1] = w;
+                }
+            }
+
+            headTotal[tid] = total;
+        }
+
+        Group.Barrier();
+        if (myD >= hd)
+        {
+            return;
+        }
+
+        // Heads past nh read head nh - 1's partials (always there) and are not written.
+        var acc = default(Floats4);
+        int h0 = myH < nh ? myH : nh - 1;
+        int h1 = myH + 1 < nh ? myH + 1 : nh - 1;
+        int h2 = myH + 2 < nh ? myH + 2 : nh - 1;
+        int h3 = myH + 3 < nh ? myH + 3 : nh - 1;
+        for (int s0 = 0; s0 < used; s0 += MergeSplitsInFlight)
+        {
+            var o0 = LoadSplits(a, rowSlots, s0, used, qh0 + h0, myD);
+            var o1 = LoadSplits(a, rowSlots, s0, used, qh0 + h1, myD);
+            var o2 = LoadSplits(a, rowSlots, s0, used, qh0 + h2, myD);
+            var o3 = LoadSplits(a, rowSlots, s0, used, qh0 + h3, myD);
+            acc.A = AddSplits(acc.A, o0, ml, h0 * used, s0, used);
+            acc.B = AddSplits(acc.B, o1, ml, h1 * used, s0, used);
+            acc.C = AddSplits(acc.C, o2, ml, h2 * used, s0, used);
+            acc.D = AddSplits(acc.D, o3, ml, h3 * used, s0, used);
+        }
+
+        int width = a.Heads * hd;
+        int k = ((qh0 + myH) * hd) + myD;
+        if (myH < nh)
+        {
+            StoreOutput(a, row, width, k, acc.A / headTotal[myH]);
+        }
+
+        if (myH + 1 < nh)
+        {
+            StoreOutput(a, row, width, k + hd, acc.B / headTotal[myH + 1]);
+        }
+
+        if (myH + 2 < nh)
+        {
+            StoreOutput(a, row, width, k + (2 * hd), acc.C / headTotal[myH + 2]);
+        }
+
+        if (myH + 3 < nh)
+        {
+            StoreOutput(a, row, width, k + (3 * hd), acc.D / headTotal[myH + 3]);
+        }
+    }
+
+    /// <summary>O_s[head, d] of splits s0 .. s0 + 3 (clamped to the last used split, so every load is valid and unconditional).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Floats4 LoadSplits(AttentionArgs a, long rowSlots, int s0, int used, int head, int d)
+    {
+        int last = used - 1;
+        var o = default(Floats4);
+        o.A = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 < last ? s0 : last, head, d));
+        o.B = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 1 < last ? s0 + 1 : last, head, d));
+        o.C = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 2 < last ? s0 + 2 : last, head, d));
+        o.D = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 3 < last ? s0 + 3 : last, head, d));
+        return o;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long PartialOIndex(AttentionArgs a, long rowSlots, int s, int head, int d) =>
+        ((((rowSlots + s) * a.Heads) + head) * a.HeadDim) + d;
+
+    /// <summary>acc + O_s w_s for splits s0 .. min(s0 + 4, used) - 1 in order, skipping splits whose m_s is -inf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float AddSplits(float acc, Floats4 o, ArrayView<float> ml, int first, int s0, int used)
+    {
+        acc = AddSplit(acc, o.A, ml, first, s0, used);
+        acc = AddSplit(acc, o.B, ml, first, s0 + 1, used);
+        acc = AddSplit(acc, o.C, ml, first, s0 + 2, used);
+        return AddSplit(acc, o.D, ml, first, s0 + 3, used);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float AddSplit(float acc, float o, ArrayView<float> ml, int first, int s, int used)
+    {
+        if (s < used && ml[(first + s) * 2] != float.NegativeInfinity)
+        {
+            acc += o * ml[((first + s) * 2) + 1];
+        }
+
+        return acc;
+    }
+
+    /// <summary>One partial value, read from L2 on CUDA (other multiprocessors wrote it; L1 is not coherent).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float LoadPartial(ArrayView<float> view, long address, long index)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("ld.global.cg.f32 %0, [%1];", out float value, address + (index * 4));
+            return value;
+        }
+
+        return view[index];
+    }
+
+    /// <summary>Where the block's query value i (head i / 128, dimension i % 128) sits after its first one, or -1 past nh heads or hd dimensions.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long QueryIndex(int i, int nh, int hd)
+    {
+        int h = i / MaxHeadDim;
+        int d = i - (h * MaxHeadDim);
+        return h < nh && d < hd ? ((long)h * hd) + d : -1;
+    }
+
+    /// <summary>
+    /// q . k for the staged key at word kAt and the query at qAt: s += q_d k_d over d in order, the shared loads of four
+    /// pairs issued before their products (a loop of one pair waited on each load).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Score(ArrayView<float> qs, ArrayView<uint> kv, int qAt, int kAt, int pairs)
+    {
+        float s = 0f;
+        int dp = 0;
+        for (; dp + 3 < pairs; dp += 4)
+        {
+            uint k0 = kv[kAt + dp];
+            uint k1 = kv[kAt + dp + 1];
+            uint k2 = kv[kAt + dp + 2];
+            uint k3 = kv[kAt + dp + 3];
+            int at = qAt + (2 * dp);
+            s += qs[at] * DeviceMath.Low(k0);
+            s += qs[at + 1] * DeviceMath.High(k0);
+            s += qs[at + 2] * DeviceMath.Low(k1);
+            s += qs[at + 3] * DeviceMath.High(k1);
+            s += qs[at + 4] * DeviceMath.Low(k2);
+            s += qs[at + 5] * DeviceMath.High(k2);
+            s += qs[at + 6] * DeviceMath.Low(k3);
+            s += qs[at + 7] * DeviceMath.High(k3);
+        }
+
+        for (; dp < pairs; dp++)
+        {
+            uint pair = kv[kAt + dp];
+            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
+            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
+        }
+
+        return s;
+    }
+
+    /// <summary>acc + p * v for four heads' probabilities p (fp32 bits) and one value v.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Floats4 AddValue(Floats4 acc, Words4 p, float v)
+    {
+        acc.A += Interop.IntAsFloat(p.X) * v;
+        acc.B += Interop.IntAsFloat(p.Y) * v;
+        acc.C += Interop.IntAsFloat(p.Z) * v;
+        acc.D += Interop.IntAsFloat(p.W) * v;
+        return acc;
     }
 
     /// <summary>Element k of an output row (row width <paramref name="width"/>), fp32 or fp16 into the o_proj input layout.</summary>
@@ -317,7 +590,8 @@ internal static class AttentionKernels
 
     /// <summary>
     /// Copies keys (or values) [0, n) of a tile, row i at half index rowStart + i * hd, into the shared tile at pitch
-    /// <see cref="KvPitch"/> words; 16-byte loads when hd % 8 == 0, else one half2 word per load. Rows past n are zero.
+    /// <see cref="KvPitch"/> words; 16-byte loads when hd % 8 == 0 (a thread issues two before it stores either), else
+    /// one half2 word per load. Rows n and up are left as they are: nothing reads them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Stage(ArrayView<ushort> src, long rowStart, int n, int hd, ArrayView<uint> kv, int tid)
@@ -328,32 +602,46 @@ internal static class AttentionKernels
         if ((hd & 7) == 0)
         {
             int perRow = hd / 8;
-            for (int i = tid; i < Tile * perRow; i += BlockThreads)
+            int total = n * perRow;
+            for (int i = tid; i < total; i += 2 * BlockThreads)
             {
-                int key = i / perRow;
-                int c = i - (key * perRow);
-                var v = default(Words4);
-                if (key < n)
+                int j = i + BlockThreads;
+                int key0 = i / perRow;
+                int c0 = i - (key0 * perRow);
+                int key1 = j / perRow;
+                int c1 = j - (key1 * perRow);
+                var v0 = DeviceMath.Load4(words, wordStart + ((long)key0 * rowWords) + (c0 * 4));
+                var v1 = default(Words4);
+                if (j < total)
                 {
-                    v = DeviceMath.Load4(words, wordStart + ((long)key * rowWords) + (c * 4));
+                    v1 = DeviceMath.Load4(words, wordStart + ((long)key1 * rowWords) + (c1 * 4));
                 }
 
-                int at = (key * KvPitch) + (c * 4);
-                kv[at] = v.X;
-                kv[at + 1] = v.Y;
-                kv[at + 2] = v.Z;
-                kv[at + 3] = v.W;
+                StoreWords(kv, (key0 * KvPitch) + (c0 * 4), v0);
+                if (j < total)
+                {
+                    StoreWords(kv, (key1 * KvPitch) + (c1 * 4), v1);
+                }
             }
         }
         else
         {
-            for (int i = tid; i < Tile * rowWords; i += BlockThreads)
+            for (int i = tid; i < n * rowWords; i += BlockThreads)
             {
                 int key = i / rowWords;
                 int c = i - (key * rowWords);
-                kv[(key * KvPitch) + c] = key < n ? words[wordStart + ((long)key * rowWords) + c] : 0u;
+                kv[(key * KvPitch) + c] = words[wordStart + ((long)key * rowWords) + c];
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreWords(ArrayView<uint> kv, int at, Words4 v)
+    {
+        kv[at] = v.X;
+        kv[at + 1] = v.Y;
+        kv[at + 2] = v.Z;
+        kv[at + 3] = v.W;
     }
 
     /// <summary>
@@ -367,62 +655,5 @@ internal static class AttentionKernels
         int tiles = (len + Tile - 1) / Tile;
         return tiles < splits ? tiles : splits;
     }
-
-    /// <summary>
-    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m), over the splits row start[0] + row
-    /// used (<see cref="UsedSplits"/>); a row with one used split was written by <see cref="Partial"/> and is skipped.
-    /// Launch geometry: grid (heads, rows), group 128 threads (one per head dimension). Writes fp32
-    /// [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
-    /// </summary>
-    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
-    {
-        int h = Grid.IdxX;
-        int row = Grid.IdxY;
-        int d = Group.IdxX;
-        int used = UsedSplits(start[0] + row + 1, splits);
-        if (used == 1)
-        {
-            return;
-        }
-
-        float m = float.NegativeInfinity;
-        for (int s = 0; s < used; s++)
-        {
-            long at = ((((long)row * splits) + s) * heads) + h;
-            float ms = partialMl[(at * 2) + 0];
-            m = ms > m ? ms : m;
-        }
-
-        float total = 0f;
-        float acc = 0f;
-        for (int s = 0; s < used; s++)
-        {
-            long at = ((((long)row * splits) + s) * heads) + h;
-            float ms = partialMl[(at * 2) + 0];
-            if (ms != float.NegativeInfinity)
-            {
-                float w = MathF.Exp(ms - m);
-                total += partialMl[(at * 2) + 1] * w;
-                if (d < headDim)
-                {
-                    acc += partialO[(at * headDim) + d] * w;
-                }
-            }
-        }
-
-        if (d < headDim)
-        {
-            float v = acc / total;
-            int width = heads * headDim;
-            int k = (h * headDim) + d;
-            if (halfOutput != 0)
-            {
-                ActivationLayout.Store(outputHalf, row, width, k, v, layout);
-            }
-            else
-            {
-                output[((long)row * width) + k] = v;
-            }
-        }
-    }
 }
+

@@ -2,7 +2,9 @@
 // own input layouts) or fp16 written straight into the input layout of the next linear layer, saving one pass
 // and one launch. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
-// row over several blocks, since one block per row left all but one multiprocessor idle at batch 1.
+// row over several blocks, since one block per row left all but one multiprocessor idle at batch 1. A split-row
+// block's cost is a latency chain (5.3 us a call at hidden 8192 under Nsight Compute), so everything that does not
+// need the row's sum is done while its loads are in flight, and the block sum is written out for its 8 warps.
 using System.Runtime.CompilerServices;
 using ILGPU;
 
@@ -122,7 +124,17 @@ internal static class RmsNormKernels
             sorted = SortedSlice(first, width, layout);
         }
 
-        float inv = SplitRowInverseRms(input, b, width, eps);
+        // The statistics' first pass is loaded before the output positions are worked out from the act-order positions
+        // (which waits for those loads), so all of the block's loads are in flight together.
+        var quads = input.Cast<Floats4>();
+        var firstPass = LoadPass(quads, b / 4, Group.IdxX, width / 4);
+        var at = default(Words4);
+        if (toHalf)
+        {
+            at = HalfIndices(sorted, layout.Bits);
+        }
+
+        float inv = SplitRowInverseRms(quads, b, width, eps, firstPass);
         for (int u = 0; u < SliceElementsPerThread; u++)
         {
             int k = first + (u * SplitRowBlockThreads);
@@ -131,7 +143,7 @@ internal static class RmsNormKernels
                 float y = Get(x, u) * inv * Get(w, u);
                 if (toHalf)
                 {
-                    ActivationLayout.StoreSorted(toHalfOutput, row, width, (int)Get(sorted, u), y, layout.Bits);
+                    toHalfOutput[b + Get(at, u)] = (ushort)DeviceMath.FloatToHalfBits(y);
                 }
                 else
                 {
@@ -146,13 +158,12 @@ internal static class RmsNormKernels
     /// pass's quads are loaded a pass ahead of their use: ILGPU places a load next to its first use and ptxas then keeps
     /// most of them there, so quads loaded and used in the same pass reached memory two or three at a time.
     /// </summary>
-    private static float SplitRowInverseRms(ArrayView<float> input, long rowStart, int width, float eps)
+    private static float SplitRowInverseRms(ArrayView<Floats4> quads, long rowStart, int width, float eps, QuadPass firstPass)
     {
-        var quads = input.Cast<Floats4>();
         long at = rowStart / 4;
         int n = width / 4;
         float sum = 0f;
-        var next = LoadPass(quads, at, Group.IdxX, n);
+        var next = firstPass;
         for (int q = Group.IdxX; q < n; q += QuadsInFlight * SplitRowBlockThreads)
         {
             var pass = next;
@@ -169,7 +180,44 @@ internal static class RmsNormKernels
             sum += Squares(pass.Q7);
         }
 
-        return 1f / MathF.Sqrt((BlockSum(sum) / width) + eps);
+        return 1f / MathF.Sqrt((SplitRowBlockSum(sum) / width) + eps);
+    }
+
+    /// <summary>
+    /// <see cref="BlockSum"/> for the split-row block's fixed 8 warps, with the same additions in the same order (so the
+    /// same bits), written out: constant shuffle offsets, the warp index by a shift, and the 8 warp sums loaded before
+    /// they are added in warp order. ILGPU kept the generic version's loops, divided by the warp size at run time and
+    /// waited on each shared load in turn, all after the row's loads, on the kernel's critical path.
+    /// </summary>
+    private static float SplitRowBlockSum(float sum)
+    {
+        sum += Warp.ShuffleDown(sum, 16);
+        sum += Warp.ShuffleDown(sum, 8);
+        sum += Warp.ShuffleDown(sum, 4);
+        sum += Warp.ShuffleDown(sum, 2);
+        sum += Warp.ShuffleDown(sum, 1);
+
+        var partial = SharedMemory.Allocate<Floats4>(SplitRowBlockThreads / 32 / 4);
+        var partialF = partial.Cast<float>();
+        int tid = Group.IdxX;
+        if ((tid & 31) == 0)
+        {
+            partialF[tid >> 5] = sum;
+        }
+
+        Group.Barrier();
+        var p0 = partial[0];
+        var p1 = partial[1];
+        float total = 0f;
+        total += p0.A;
+        total += p0.B;
+        total += p0.C;
+        total += p0.D;
+        total += p1.A;
+        total += p1.B;
+        total += p1.C;
+        total += p1.D;
+        return total;
     }
 
     /// <summary>Quads q, q + T, ..., q + 7T of a row of n quads starting at quad <paramref name="at"/>, zero past its end.</summary>
@@ -253,6 +301,21 @@ internal static class RmsNormKernels
         r.Z = first + (2 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (2 * T), layout) : 0u;
         r.W = first + (3 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (3 * T), layout) : 0u;
         return r;
+    }
+
+    /// <summary>
+    /// Where in the fp16 output row the elements at act-order positions <paramref name="sorted"/> go
+    /// (<see cref="ActivationLayout.HalfIndexOfSorted"/>): integer divisions by the layout's values per word, worked out
+    /// while the row's loads are in flight rather than after its statistics.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 HalfIndices(Words4 sorted, int bits)
+    {
+        sorted.X = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.X, bits);
+        sorted.Y = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.Y, bits);
+        sorted.Z = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.Z, bits);
+        sorted.W = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.W, bits);
+        return sorted;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
