@@ -430,9 +430,8 @@ public class BackendOpsTests
     /// <summary>
     /// Decode attention with its keys split over blocks as a decode step and a verification launch it (on the CPU
     /// accelerator's one multiprocessor DecodeSplits gives 1, so the splits are explicit): rows on both sides of a 128-key
-    /// tile boundary, where a row's output moves from its one split with keys to the merging block (the last split to
-    /// arrive), or the merge's used splits change, against the CPU, and every row of the batch the same fp16 bits as that
-    /// row alone.
+    /// tile boundary, where a row's output moves from the attention kernel (one split with keys) to the combine, or the
+    /// combine's used splits change, against the CPU, and every row of the batch the same fp16 bits as that row alone.
     /// </summary>
     [TestCase("sim", 8, 2, 32, 120, 15, 4)]
     [TestCase("sim", 8, 2, 64, 250, 10, 3)]

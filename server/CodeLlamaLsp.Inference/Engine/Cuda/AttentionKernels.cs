@@ -1,14 +1,12 @@
 // Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
 // split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
-// online softmax over 128-key tiles, and the block whose arrival completes a row's splits (an atomic count) merges
-// their partial results; there is no separate combine kernel (at a short context it cost a launch per layer and did
-// nothing). A row whose keys one block took (a short context) is finished by that block. The decode graph is
+// online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results. A row whose
+// keys one block took (a short context) is finished by that block, and the combine skips it. The decode graph is
 // captured with the capacity's split count, so at a short context most blocks hold no keys and return after reading
 // the position; the one that does works only on its n keys (scores spread over the threads, loads issued ahead of
 // their use), because at a 4-token context that block's serial latency chain was the kernel's cost (about 19 us).
 using System.Runtime.CompilerServices;
 using ILGPU;
-using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
@@ -32,7 +30,7 @@ internal struct AttentionArgs
 
     /// <summary>
     /// [rows, heads * HeadDim] fp32 output when HalfOutput is 0, written by <see cref="AttentionKernels.Partial"/> for the rows
-    /// whose keys one split took and by the merging block (the last of the row's splits to arrive) for the others.
+    /// whose keys one split took and by <see cref="AttentionKernels.Combine"/> for the others.
     /// </summary>
     public ArrayView<float> Output;
 
@@ -41,16 +39,6 @@ internal struct AttentionArgs
 
     public InputLayoutArgs Layout;
     public int HalfOutput;
-
-    /// <summary>
-    /// [rows, gridX] arrival counters (gridX = kvHeads * headGroups), zero before a launch and left zero: the block whose
-    /// arrival completes a row's used splits merges them (<see cref="AttentionKernels.Partial"/>).
-    /// </summary>
-    public ArrayView<int> Arrivals;
-
-    /// <summary>Device byte addresses of PartialO[0] and PartialMl[0] (the merge reads them from L2; set by the launcher).</summary>
-    public long PartialOAddress;
-    public long PartialMlAddress;
 
     /// <summary>[1]: position of row 0.</summary>
     public ArrayView<int> Start;
@@ -74,10 +62,8 @@ internal struct AttentionArgs
 /// shared memory; one warp per head updates the running max/sum; then the tile's values are staged the same way
 /// and thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V, reading the four heads' probabilities
 /// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128. When one split takes all of a
-/// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial; else every
-/// used split writes its partial, counts itself in at Arrivals[row, block x], and the one that completes the count merges
-/// the row's splits in split order (<see cref="Merge"/>). The choice depends on the row's position only and the merge's
-/// order is fixed, so a row gets the same bits alone and batched, whichever block merges.
+/// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial, and
+/// Combine skips the row; the choice depends on the row's position only, so a row gets the same bits alone and batched.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -86,14 +72,8 @@ internal static class AttentionKernels
     public const int Tile = 128;
     public const int MaxHeadDim = 128;
 
-    /// <summary>Splits a merging thread has loads in flight for, per head (<see cref="Merge"/>).</summary>
-    public const int MergeSplitsInFlight = 4;
-
     /// <summary>Words per staged key or value row: 64 half2 words + 1 of padding against bank conflicts.</summary>
     private const int KvPitch = (MaxHeadDim / 2) + 1;
-
-    /// <summary>Most splits a launch may have: the merge stages (m, l) of 8 heads x the used splits in the key/value buffer.</summary>
-    public const int MaxSplits = Tile * KvPitch / (2 * HeadsPerBlock);
 
     public static void Partial(AttentionArgs a)
     {
@@ -116,7 +96,7 @@ internal static class AttentionKernels
         int used = UsedSplits(len, a.Splits);
         if (split >= used)
         {
-            // No keys for this block, and the merge reads only the used splits' partials (the count expects only those).
+            // No keys for this block, and Combine reads only the used splits' partials.
             return;
         }
 
@@ -128,7 +108,6 @@ internal static class AttentionKernels
         var qs = SharedMemory.Allocate<float>(HeadsPerBlock * MaxHeadDim);
         var sc = SharedMemory.Allocate<Words4>(Tile * HeadsPerBlock / 4); // [key][head] fp32 bits
         var kv = SharedMemory.Allocate<uint>(Tile * KvPitch);
-        var lastFlag = SharedMemory.Allocate<int>(1);
         var runMax = SharedMemory.Allocate<float>(HeadsPerBlock);
         var runSum = SharedMemory.Allocate<float>(HeadsPerBlock);
         var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
@@ -284,7 +263,7 @@ internal static class AttentionKernels
         // (never a row's only split) holds its initial values, read below by the threads that wrote them.
         if (used == 1)
         {
-            // The row's only split: its result is final (the merge's out = O / l for one split), so no partial is written.
+            // The row's only split: its result is final (Combine's out = O / l for one split), so no partial is written.
             if (myD < hd)
             {
                 int width = a.Heads * hd;
@@ -342,180 +321,6 @@ internal static class AttentionKernels
             a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
             a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
         }
-
-        // Every thread's partials are visible device-wide before thread 0 counts the block in; the block that completes
-        // the row's used splits merges them (no separate combine launch: at a short context it did nothing but cost a
-        // launch per layer). Which block merges depends on timing; what it computes does not.
-        MemoryFence.DeviceLevel();
-        Group.Barrier();
-        if (tid == 0)
-        {
-            int counter = (row * Grid.DimX) + Grid.IdxX;
-            int last = Atomic.Add(ref a.Arrivals[counter], 1) == used - 1 ? 1 : 0;
-            if (last != 0)
-            {
-                a.Arrivals[counter] = 0;
-            }
-
-            lastFlag[0] = last;
-        }
-
-        Group.Barrier();
-        if (lastFlag[0] == 0)
-        {
-            return;
-        }
-
-        MemoryFence.DeviceLevel();
-        Merge(a, row, qh0, nh, used, myD, myH, kv.Cast<float>(), runSum);
-    }
-
-    /// <summary>
-    /// The merging block's work: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m) over the row's used splits in
-    /// order, m the largest m_s, for the block's nh heads. The (m, l) pairs are staged in shared memory (the key/value
-    /// buffer, free by now) by all threads at once; thread h &lt; nh then forms head h's m, the weights exp(m_s - m) (in
-    /// place of l_s) and the sum; then each thread adds its four heads' O_s for one dimension, four splits' loads per
-    /// head in flight at a time (<see cref="MergeSplitsInFlight"/>). Splits in order, so the bits depend neither on which block merges nor on the other rows.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Merge(AttentionArgs a, int row, int qh0, int nh, int used, int myD, int myH, ArrayView<float> ml, ArrayView<float> headTotal)
-    {
-        int tid = Group.IdxX;
-        int hd = a.HeadDim;
-        long rowSlots = (long)row * a.Splits;
-        for (int e = tid; e < nh * used; e += BlockThreads)
-        {
-            int h = e / used;
-            int s = e - (h * used);
-            long at = (((rowSlots + s) * a.Heads) + qh0 + h) * 2;
-            float m = LoadPartial(a.PartialMl, a.PartialMlAddress, at);
-            float l = LoadPartial(a.PartialMl, a.PartialMlAddress, at + 1);
-            ml[e * 2] = m;
-            ml[(e * 2) + 1] = l;
-        }
-
-        Group.Barrier();
-        if (tid < nh)
-        {
-            int first = tid * used;
-            float m = float.NegativeInfinity;
-            for (int s = 0; s < used; s++)
-            {
-                float ms = ml[(first + s) * 2];
-                m = ms > m ? ms : m;
-            }
-
-            float total = 0f;
-            for (int s = 0; s < used; s++)
-            {
-                float ms = ml[(first + s) * 2];
-                if (ms != float.NegativeInfinity)
-                {
-                    float w = MathF.Exp(ms - m);
-                    total += ml[((first + s) * 2) + 1] * w;
-                    ml[((first + s) * 2) + 1] = w;
-                }
-            }
-
-            headTotal[tid] = total;
-        }
-
-        Group.Barrier();
-        if (myD >= hd)
-        {
-            return;
-        }
-
-        // Heads past nh read head nh - 1's partials (always there) and are not written.
-        var acc = default(Floats4);
-        int h0 = myH < nh ? myH : nh - 1;
-        int h1 = myH + 1 < nh ? myH + 1 : nh - 1;
-        int h2 = myH + 2 < nh ? myH + 2 : nh - 1;
-        int h3 = myH + 3 < nh ? myH + 3 : nh - 1;
-        for (int s0 = 0; s0 < used; s0 += MergeSplitsInFlight)
-        {
-            var o0 = LoadSplits(a, rowSlots, s0, used, qh0 + h0, myD);
-            var o1 = LoadSplits(a, rowSlots, s0, used, qh0 + h1, myD);
-            var o2 = LoadSplits(a, rowSlots, s0, used, qh0 + h2, myD);
-            var o3 = LoadSplits(a, rowSlots, s0, used, qh0 + h3, myD);
-            acc.A = AddSplits(acc.A, o0, ml, h0 * used, s0, used);
-            acc.B = AddSplits(acc.B, o1, ml, h1 * used, s0, used);
-            acc.C = AddSplits(acc.C, o2, ml, h2 * used, s0, used);
-            acc.D = AddSplits(acc.D, o3, ml, h3 * used, s0, used);
-        }
-
-        int width = a.Heads * hd;
-        int k = ((qh0 + myH) * hd) + myD;
-        if (myH < nh)
-        {
-            StoreOutput(a, row, width, k, acc.A / headTotal[myH]);
-        }
-
-        if (myH + 1 < nh)
-        {
-            StoreOutput(a, row, width, k + hd, acc.B / headTotal[myH + 1]);
-        }
-
-        if (myH + 2 < nh)
-        {
-            StoreOutput(a, row, width, k + (2 * hd), acc.C / headTotal[myH + 2]);
-        }
-
-        if (myH + 3 < nh)
-        {
-            StoreOutput(a, row, width, k + (3 * hd), acc.D / headTotal[myH + 3]);
-        }
-    }
-
-    /// <summary>O_s[head, d] of splits s0 .. s0 + 3 (clamped to the last used split, so every load is valid and unconditional).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 LoadSplits(AttentionArgs a, long rowSlots, int s0, int used, int head, int d)
-    {
-        int last = used - 1;
-        var o = default(Floats4);
-        o.A = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 < last ? s0 : last, head, d));
-        o.B = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 1 < last ? s0 + 1 : last, head, d));
-        o.C = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 2 < last ? s0 + 2 : last, head, d));
-        o.D = LoadPartial(a.PartialO, a.PartialOAddress, PartialOIndex(a, rowSlots, s0 + 3 < last ? s0 + 3 : last, head, d));
-        return o;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long PartialOIndex(AttentionArgs a, long rowSlots, int s, int head, int d) =>
-        ((((rowSlots + s) * a.Heads) + head) * a.HeadDim) + d;
-
-    /// <summary>acc + O_s w_s for splits s0 .. min(s0 + 4, used) - 1 in order, skipping splits whose m_s is -inf.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float AddSplits(float acc, Floats4 o, ArrayView<float> ml, int first, int s0, int used)
-    {
-        acc = AddSplit(acc, o.A, ml, first, s0, used);
-        acc = AddSplit(acc, o.B, ml, first, s0 + 1, used);
-        acc = AddSplit(acc, o.C, ml, first, s0 + 2, used);
-        return AddSplit(acc, o.D, ml, first, s0 + 3, used);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float AddSplit(float acc, float o, ArrayView<float> ml, int first, int s, int used)
-    {
-        if (s < used && ml[(first + s) * 2] != float.NegativeInfinity)
-        {
-            acc += o * ml[((first + s) * 2) + 1];
-        }
-
-        return acc;
-    }
-
-    /// <summary>One partial value, read from L2 on CUDA (other multiprocessors wrote it; L1 is not coherent).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadPartial(ArrayView<float> view, long address, long index)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("ld.global.cg.f32 %0, [%1];", out float value, address + (index * 4));
-            return value;
-        }
-
-        return view[index];
     }
 
     /// <summary>Where the block's query value i (head i / 128, dimension i % 128) sits after its first one, or -1 past nh heads or hd dimensions.</summary>
@@ -655,5 +460,62 @@ internal static class AttentionKernels
         int tiles = (len + Tile - 1) / Tile;
         return tiles < splits ? tiles : splits;
     }
-}
 
+    /// <summary>
+    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m), over the splits row start[0] + row
+    /// used (<see cref="UsedSplits"/>); a row with one used split was written by <see cref="Partial"/> and is skipped.
+    /// Launch geometry: grid (heads, rows), group 128 threads (one per head dimension). Writes fp32
+    /// [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
+    /// </summary>
+    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
+    {
+        int h = Grid.IdxX;
+        int row = Grid.IdxY;
+        int d = Group.IdxX;
+        int used = UsedSplits(start[0] + row + 1, splits);
+        if (used == 1)
+        {
+            return;
+        }
+
+        float m = float.NegativeInfinity;
+        for (int s = 0; s < used; s++)
+        {
+            long at = ((((long)row * splits) + s) * heads) + h;
+            float ms = partialMl[(at * 2) + 0];
+            m = ms > m ? ms : m;
+        }
+
+        float total = 0f;
+        float acc = 0f;
+        for (int s = 0; s < used; s++)
+        {
+            long at = ((((long)row * splits) + s) * heads) + h;
+            float ms = partialMl[(at * 2) + 0];
+            if (ms != float.NegativeInfinity)
+            {
+                float w = MathF.Exp(ms - m);
+                total += partialMl[(at * 2) + 1] * w;
+                if (d < headDim)
+                {
+                    acc += partialO[(at * headDim) + d] * w;
+                }
+            }
+        }
+
+        if (d < headDim)
+        {
+            float v = acc / total;
+            int width = heads * headDim;
+            int k = (h * headDim) + d;
+            if (halfOutput != 0)
+            {
+                ActivationLayout.Store(outputHalf, row, width, k, v, layout);
+            }
+            else
+            {
+                output[((long)row * width) + k] = v;
+            }
+        }
+    }
+}

@@ -1,6 +1,6 @@
 // Attention over a CUDA KV cache as the engine launches it: from PrefillAttentionKernels.MinRows query rows on a
-// GPU the tensor-core prefill kernel, otherwise the split-key kernel (AttentionKernels), whose last block of a row
-// merges the splits. The split kernel's partial results and arrival counters live here, one set per user, because a captured CUDA graph keeps the addresses it was
+// GPU the tensor-core prefill kernel, otherwise the split-key kernel (AttentionKernels) and its combine. The split
+// kernel's partial results live here, one set per user, because a captured CUDA graph keeps the addresses it was
 // captured with: two sessions sharing partials would see one regrow them under the other's graphs.
 using ILGPU;
 using ILGPU.Runtime;
@@ -15,7 +15,6 @@ internal sealed class CudaAttention : IDisposable
     private readonly ArrayView<int> start; // [1]: the position of row 0
     private MemoryBuffer1D<float, Stride1D.Dense>? partialO; // [rows * splits, heads, head_dim]
     private MemoryBuffer1D<float, Stride1D.Dense>? partialMl; // [rows * splits, heads, 2]: running max and sum
-    private MemoryBuffer1D<int, Stride1D.Dense>? arrivals; // [rows, attention grid x]: zero between launches
 
     public CudaAttention(CudaDevice device, GpuMemory memory, ArrayView<int> start)
     {
@@ -34,24 +33,11 @@ internal sealed class CudaAttention : IDisposable
         return Math.Min(want, useful);
     }
 
-    /// <summary>
-    /// Sizes the partials for <paramref name="rowsTimesSplits"/> query slots and the arrival counters for
-    /// <paramref name="rows"/> rows up front (graph capture cannot allocate).
-    /// </summary>
-    public void Reserve(long rowsTimesSplits, int rows, int heads, int kvHeads, int headDim)
+    /// <summary>Sizes the partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
+    public void Reserve(long rowsTimesSplits, int heads, int headDim)
     {
         partialO = Grow(partialO, rowsTimesSplits * heads * headDim);
         partialMl = Grow(partialMl, rowsTimesSplits * heads * 2);
-        int headGroups = ((heads / kvHeads) + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        long counters = (long)rows * kvHeads * headGroups;
-        if (arrivals == null || arrivals.Length < counters)
-        {
-            device.Synchronize();
-            arrivals?.Dispose();
-            arrivals = memory.Allocate<int>(Math.Max(counters, (arrivals?.Length ?? 0) * 2), "attention arrivals");
-            arrivals.MemSetToZero();
-            device.Synchronize();
-        }
     }
 
     /// <summary>
@@ -88,7 +74,7 @@ internal sealed class CudaAttention : IDisposable
             return;
         }
 
-        Reserve((long)rows * splits, rows, heads, c.KvHeads, c.HeadDim);
+        Reserve((long)rows * splits, heads, c.HeadDim);
         var args = new AttentionArgs
         {
             Q = q,
@@ -96,7 +82,6 @@ internal sealed class CudaAttention : IDisposable
             V = c.LayerV(layer),
             PartialO = partialO!.View,
             PartialMl = partialMl!.View,
-            Arrivals = arrivals!.View,
             Start = start,
             QStride = qStride,
             QOffset = 0,
@@ -115,13 +100,18 @@ internal sealed class CudaAttention : IDisposable
             HalfOutput = 1,
         };
         k.Attention(args, rows);
+
+        // With one split every row's output is written by the attention kernel itself.
+        if (splits > 1)
+        {
+            k.Combine(partialO.View, partialMl.View, start, rows, splits, heads, c.HeadDim, partialMl.View, output, halfOutput: true, layout);
+        }
     }
 
     public void Dispose()
     {
         partialO?.Dispose();
         partialMl?.Dispose();
-        arrivals?.Dispose();
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense> Grow(MemoryBuffer1D<float, Stride1D.Dense>? buffer, long length)

@@ -67,9 +67,8 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         SetSelection(DeviceSelection.Greedy, []);
         rowSettings = mem.Allocate<float>((long)MaxVerificationRows * SamplingKernels.SettingsLength, "sampling settings");
 
-        // Attention partials for a prefill chunk (one split) and for the widest verification pass (the decode step's splits),
-        // and the split kernel's arrival counters for as many rows.
-        attention.Reserve(Math.Max(maxRows, (long)MaxVerificationRows * decodeSplits), maxRows, c.NumHeads, c.NumKvHeads, hd);
+        // Attention partials for a prefill chunk (one split) and for the widest verification pass (the decode step's splits).
+        attention.Reserve(Math.Max(maxRows, (long)MaxVerificationRows * decodeSplits), c.NumHeads, hd);
     }
 
     public LlamaConfig Config => c;

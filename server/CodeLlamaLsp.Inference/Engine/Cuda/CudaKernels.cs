@@ -27,6 +27,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, PrefillAttentionArgs> prefillAttention;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> siluHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> toHalf;
@@ -61,6 +62,7 @@ internal sealed class CudaKernels : IDisposable
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         prefillAttention = accelerator.LoadKernel<PrefillAttentionArgs>(PrefillAttentionKernels.Prefill);
+        combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
         embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
         siluHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.SiluMultiplyToHalf);
         toHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.ToHalfLayout);
@@ -319,14 +321,7 @@ internal sealed class CudaKernels : IDisposable
     {
         int g = args.Heads / args.KvHeads;
         int headGroups = (g + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        if (args.Splits > AttentionKernels.MaxSplits)
-        {
-            throw new ArgumentOutOfRangeException(nameof(args), $"{args.Splits} attention splits; the kernel merges at most {AttentionKernels.MaxSplits}");
-        }
-
         var grid = new Index3D(args.KvHeads * headGroups, args.Splits, rows);
-        args.PartialOAddress = DeviceAddress(args.PartialO);
-        args.PartialMlAddress = DeviceAddress(args.PartialMl);
         Launch(() => attention(Stream, new KernelConfig(grid, new Index3D(AttentionKernels.BlockThreads, 1, 1)), args));
     }
 
@@ -338,6 +333,9 @@ internal sealed class CudaKernels : IDisposable
         int blocks = (args.Rows + PrefillAttentionKernels.TileRows - 1) / PrefillAttentionKernels.TileRows * args.Heads;
         Launch(() => prefillAttention(Stream, new KernelConfig(blocks, PrefillAttentionKernels.BlockThreads), args));
     }
+
+    public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
+        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
 
     public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
         Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
