@@ -113,23 +113,13 @@ internal static class AttentionKernels
         var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
         var scf = sc.Cast<float>();
 
-        // The block's 8 x 128 query values, four per thread, all four loads issued before the first store (a loop here
-        // waited for each load in turn).
-        long qBase = ((long)row * a.QStride) + a.QOffset + ((long)qh0 * hd);
-        // Unconditional loads (an unused value reads the block's first query element) so no branch sits between a load
-        // and the next; the scale and the zeroing follow all four.
-        long at0 = QueryIndex(tid, nh, hd);
-        long at1 = QueryIndex(tid + BlockThreads, nh, hd);
-        long at2 = QueryIndex(tid + (2 * BlockThreads), nh, hd);
-        long at3 = QueryIndex(tid + (3 * BlockThreads), nh, hd);
-        float q0 = a.Q[qBase + (at0 < 0 ? 0 : at0)];
-        float q1 = a.Q[qBase + (at1 < 0 ? 0 : at1)];
-        float q2 = a.Q[qBase + (at2 < 0 ? 0 : at2)];
-        float q3 = a.Q[qBase + (at3 < 0 ? 0 : at3)];
-        qs[tid] = at0 < 0 ? 0f : q0 * a.Scale;
-        qs[tid + BlockThreads] = at1 < 0 ? 0f : q1 * a.Scale;
-        qs[tid + (2 * BlockThreads)] = at2 < 0 ? 0f : q2 * a.Scale;
-        qs[tid + (3 * BlockThreads)] = at3 < 0 ? 0f : q3 * a.Scale;
+        long qBase = ((long)row * a.QStride) + a.QOffset;
+        for (int i = tid; i < HeadsPerBlock * MaxHeadDim; i += BlockThreads)
+        {
+            int h = i / MaxHeadDim;
+            int d = i - (h * MaxHeadDim);
+            qs[i] = h < nh && d < hd ? a.Q[qBase + ((long)(qh0 + h) * hd) + d] * a.Scale : 0f;
+        }
 
         if (tid < HeadsPerBlock)
         {
@@ -155,16 +145,31 @@ internal static class AttentionKernels
             Stage(a.K, kvBase + ((long)tile * hd), n, hd, kv, tid);
             Group.Barrier();
 
-            // Scores of the tile's n keys only: entry e = h * n + key, so with a full tile a warp shares one head and reads
-            // 32 consecutive staged keys, and a short tile (a short context) spreads its 8n scores over the threads
-            // instead of leaving them to the few whose key index is below n. Nothing reads keys n and up.
-            for (int e = tid; e < HeadsPerBlock * n; e += BlockThreads)
+            // Scores: entry e = h * Tile + key, so a warp shares one head and reads 32 consecutive staged keys.
+            for (int e = tid; e < HeadsPerBlock * Tile; e += BlockThreads)
             {
-                int h = e / n;
-                int key = e - (h * n);
+                int h = e / Tile;
+                int key = e - (h * Tile);
+                float s = 0f;
+                if (h < nh)
+                {
+                    s = float.NegativeInfinity;
+                    if (key < n)
+                    {
+                        s = 0f;
+                        int kAt = key * KvPitch;
+                        int qAt = h * MaxHeadDim;
+                        for (int dp = 0; dp < hd / 2; dp++)
+                        {
+                            uint pair = kv[kAt + dp];
+                            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
+                            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
+                        }
+                    }
+                }
 
                 // Heads past nh keep 0 so the value loop below may run all four of its heads unconditionally.
-                scf[(key * HeadsPerBlock) + h] = h < nh ? Score(qs, kv, h * MaxHeadDim, key * KvPitch, hd / 2) : 0f;
+                scf[(key * HeadsPerBlock) + h] = s;
             }
 
             Group.Barrier();
@@ -222,39 +227,15 @@ internal static class AttentionKernels
                 acc3 *= alpha[myH + 3];
                 int vAt = myD / 2;
                 int odd = myD & 1;
-                int pAt = myH / 4;
-                int key = 0;
-
-                // Four keys' loads before their products (the same products in the same order as one key at a time).
-                for (; key + 3 < n; key += 4)
-                {
-                    uint pair0 = kv[(key * KvPitch) + vAt];
-                    uint pair1 = kv[((key + 1) * KvPitch) + vAt];
-                    uint pair2 = kv[((key + 2) * KvPitch) + vAt];
-                    uint pair3 = kv[((key + 3) * KvPitch) + vAt];
-                    var p0 = sc[(key * (HeadsPerBlock / 4)) + pAt];
-                    var p1 = sc[((key + 1) * (HeadsPerBlock / 4)) + pAt];
-                    var p2 = sc[((key + 2) * (HeadsPerBlock / 4)) + pAt];
-                    var p3 = sc[((key + 3) * (HeadsPerBlock / 4)) + pAt];
-                    var acc = new Floats4 { A = acc0, B = acc1, C = acc2, D = acc3 };
-                    acc = AddValue(acc, p0, odd != 0 ? DeviceMath.High(pair0) : DeviceMath.Low(pair0));
-                    acc = AddValue(acc, p1, odd != 0 ? DeviceMath.High(pair1) : DeviceMath.Low(pair1));
-                    acc = AddValue(acc, p2, odd != 0 ? DeviceMath.High(pair2) : DeviceMath.Low(pair2));
-                    acc = AddValue(acc, p3, odd != 0 ? DeviceMath.High(pair3) : DeviceMath.Low(pair3));
-                    acc0 = acc.A;
-                    acc1 = acc.B;
-                    acc2 = acc.C;
-                    acc3 = acc.D;
-                }
-
-                for (; key < n; key++)
+                for (int key = 0; key < n; key++)
                 {
                     uint pair = kv[(key * KvPitch) + vAt];
-                    var acc = AddValue(new Floats4 { A = acc0, B = acc1, C = acc2, D = acc3 }, sc[(key * (HeadsPerBlock / 4)) + pAt], odd != 0 ? DeviceMath.High(pair) : DeviceMath.Low(pair));
-                    acc0 = acc.A;
-                    acc1 = acc.B;
-                    acc2 = acc.C;
-                    acc3 = acc.D;
+                    float v = odd != 0 ? DeviceMath.High(pair) : DeviceMath.Low(pair);
+                    var p = sc[(key * (HeadsPerBlock / 4)) + (myH / 4)];
+                    acc0 += Interop.IntAsFloat(p.X) * v;
+                    acc1 += Interop.IntAsFloat(p.Y) * v;
+                    acc2 += Interop.IntAsFloat(p.Z) * v;
+                    acc3 += Interop.IntAsFloat(p.W) * v;
                 }
             }
         }
@@ -323,62 +304,6 @@ internal static class AttentionKernels
         }
     }
 
-    /// <summary>Where the block's query value i (head i / 128, dimension i % 128) sits after its first one, or -1 past nh heads or hd dimensions.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long QueryIndex(int i, int nh, int hd)
-    {
-        int h = i / MaxHeadDim;
-        int d = i - (h * MaxHeadDim);
-        return h < nh && d < hd ? ((long)h * hd) + d : -1;
-    }
-
-    /// <summary>
-    /// q . k for the staged key at word kAt and the query at qAt: s += q_d k_d over d in order, the shared loads of four
-    /// pairs issued before their products (a loop of one pair waited on each load).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Score(ArrayView<float> qs, ArrayView<uint> kv, int qAt, int kAt, int pairs)
-    {
-        float s = 0f;
-        int dp = 0;
-        for (; dp + 3 < pairs; dp += 4)
-        {
-            uint k0 = kv[kAt + dp];
-            uint k1 = kv[kAt + dp + 1];
-            uint k2 = kv[kAt + dp + 2];
-            uint k3 = kv[kAt + dp + 3];
-            int at = qAt + (2 * dp);
-            s += qs[at] * DeviceMath.Low(k0);
-            s += qs[at + 1] * DeviceMath.High(k0);
-            s += qs[at + 2] * DeviceMath.Low(k1);
-            s += qs[at + 3] * DeviceMath.High(k1);
-            s += qs[at + 4] * DeviceMath.Low(k2);
-            s += qs[at + 5] * DeviceMath.High(k2);
-            s += qs[at + 6] * DeviceMath.Low(k3);
-            s += qs[at + 7] * DeviceMath.High(k3);
-        }
-
-        for (; dp < pairs; dp++)
-        {
-            uint pair = kv[kAt + dp];
-            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
-            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
-        }
-
-        return s;
-    }
-
-    /// <summary>acc + p * v for four heads' probabilities p (fp32 bits) and one value v.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 AddValue(Floats4 acc, Words4 p, float v)
-    {
-        acc.A += Interop.IntAsFloat(p.X) * v;
-        acc.B += Interop.IntAsFloat(p.Y) * v;
-        acc.C += Interop.IntAsFloat(p.Z) * v;
-        acc.D += Interop.IntAsFloat(p.W) * v;
-        return acc;
-    }
-
     /// <summary>Element k of an output row (row width <paramref name="width"/>), fp32 or fp16 into the o_proj input layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreOutput(AttentionArgs a, int row, int width, int k, float value)
@@ -395,8 +320,7 @@ internal static class AttentionKernels
 
     /// <summary>
     /// Copies keys (or values) [0, n) of a tile, row i at half index rowStart + i * hd, into the shared tile at pitch
-    /// <see cref="KvPitch"/> words; 16-byte loads when hd % 8 == 0 (a thread issues two before it stores either), else
-    /// one half2 word per load. Rows n and up are left as they are: nothing reads them.
+    /// <see cref="KvPitch"/> words; 16-byte loads when hd % 8 == 0, else one half2 word per load. Rows past n are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Stage(ArrayView<ushort> src, long rowStart, int n, int hd, ArrayView<uint> kv, int tid)
@@ -407,46 +331,32 @@ internal static class AttentionKernels
         if ((hd & 7) == 0)
         {
             int perRow = hd / 8;
-            int total = n * perRow;
-            for (int i = tid; i < total; i += 2 * BlockThreads)
+            for (int i = tid; i < Tile * perRow; i += BlockThreads)
             {
-                int j = i + BlockThreads;
-                int key0 = i / perRow;
-                int c0 = i - (key0 * perRow);
-                int key1 = j / perRow;
-                int c1 = j - (key1 * perRow);
-                var v0 = DeviceMath.Load4(words, wordStart + ((long)key0 * rowWords) + (c0 * 4));
-                var v1 = default(Words4);
-                if (j < total)
+                int key = i / perRow;
+                int c = i - (key * perRow);
+                var v = default(Words4);
+                if (key < n)
                 {
-                    v1 = DeviceMath.Load4(words, wordStart + ((long)key1 * rowWords) + (c1 * 4));
+                    v = DeviceMath.Load4(words, wordStart + ((long)key * rowWords) + (c * 4));
                 }
 
-                StoreWords(kv, (key0 * KvPitch) + (c0 * 4), v0);
-                if (j < total)
-                {
-                    StoreWords(kv, (key1 * KvPitch) + (c1 * 4), v1);
-                }
+                int at = (key * KvPitch) + (c * 4);
+                kv[at] = v.X;
+                kv[at + 1] = v.Y;
+                kv[at + 2] = v.Z;
+                kv[at + 3] = v.W;
             }
         }
         else
         {
-            for (int i = tid; i < n * rowWords; i += BlockThreads)
+            for (int i = tid; i < Tile * rowWords; i += BlockThreads)
             {
                 int key = i / rowWords;
                 int c = i - (key * rowWords);
-                kv[(key * KvPitch) + c] = words[wordStart + ((long)key * rowWords) + c];
+                kv[(key * KvPitch) + c] = key < n ? words[wordStart + ((long)key * rowWords) + c] : 0u;
             }
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreWords(ArrayView<uint> kv, int at, Words4 v)
-    {
-        kv[at] = v.X;
-        kv[at + 1] = v.Y;
-        kv[at + 2] = v.Z;
-        kv[at + 3] = v.W;
     }
 
     /// <summary>
