@@ -1,10 +1,7 @@
 // Causal grouped-query attention over the fp16 KV cache, flash-decoding style: the keys of one query are
 // split across blocks (so a long context keeps every multiprocessor busy at batch 1), each block keeps an
 // online softmax over 128-key tiles, and a combine kernel merges the blocks' partial results. A row whose
-// keys one block took (a short context) is finished by that block, and the combine skips it. The decode graph is
-// captured with the capacity's split count, so at a short context most blocks hold no keys and return after reading
-// the position; the one that does works only on its n keys (scores spread over the threads, loads issued ahead of
-// their use), because at a 4-token context that block's serial latency chain was the kernel's cost (about 19 us).
+// keys one block took (a short context) is finished by that block, and the combine skips it.
 using System.Runtime.CompilerServices;
 using ILGPU;
 
