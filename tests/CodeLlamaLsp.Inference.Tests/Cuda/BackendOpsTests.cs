@@ -148,7 +148,7 @@ public class BackendOpsTests
                 double sum = 0;
                 for (int k = 0; k < inF; k++)
                 {
-                    sum += (double)input[(r * inF) + k] * weights[((long)n * inF) + k];
+                    sum += (double)input[(r * inF) + k] * weights[((long)k * outF) + n];
                 }
 
                 product[(r * outF) + n] = (float)sum;
@@ -619,8 +619,9 @@ public class BackendOpsTests
         }
 
         /// <summary>
-        /// A GPTQ layer dequantized for cuBLAS, in two column slices (the second starting inside a packed zero word), and
-        /// its fp16 input as the layout's producers write it: ([out, in] row-major, [rows, in]).
+        /// A GPTQ layer dequantized for cuBLAS, in two column slices (the second starting mid-layer, inside a packed zero
+        /// word at 4 bits where the split is not a multiple of 8), and
+        /// its fp16 input as the layout's producers write it: ([in, out] row-major, [rows, in]).
         /// </summary>
         public (float[] Weights, float[] Input) Dequantized(GptqLinearWeights w, float[] x, int rows)
         {
@@ -628,13 +629,24 @@ public class BackendOpsTests
             using var input = Up(x);
             using var half = Zeros<uint>(((long)rows * w.InFeatures) + 4);
             K.ToHalfLayout(input.View, half.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, linear.InputLayout);
-            int split = (w.OutFeatures / 2) + 1;
+            int split = w.OutFeatures / 2 / 4 * 4;
             long firstWords = (long)w.InFeatures * split / 2;
             using var scratch = Zeros<uint>((long)w.InFeatures * w.OutFeatures / 2);
             var args = linear.GptqArgs(half.View, input.View, w.OutFeatures, accumulate: false);
             K.Dequantize(args, scratch.View.SubView(0, firstWords), 0, split);
             K.Dequantize(args, scratch.View.SubView(firstWords, scratch.Length - firstWords), split, w.OutFeatures - split);
-            var weights = DownHalves(scratch.View.AsContiguous().Cast<ushort>(), (long)w.InFeatures * w.OutFeatures);
+            var slices = DownHalves(scratch.View.AsContiguous().Cast<ushort>(), (long)w.InFeatures * w.OutFeatures);
+            var weights = new float[slices.Length];
+            for (int k = 0; k < w.InFeatures; k++)
+            {
+                for (int n = 0; n < w.OutFeatures; n++)
+                {
+                    weights[((long)k * w.OutFeatures) + n] = n < split
+                        ? slices[((long)k * split) + n]
+                        : slices[(2 * firstWords) + ((long)k * (w.OutFeatures - split)) + n - split];
+                }
+            }
+
             return (weights, DownHalves(half.View.AsContiguous().Cast<ushort>(), (long)rows * w.InFeatures));
         }
 

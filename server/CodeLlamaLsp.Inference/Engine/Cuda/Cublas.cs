@@ -9,7 +9,6 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 internal sealed unsafe class Cublas : IDisposable
 {
     private const int OpN = 0; // CUBLAS_OP_N
-    private const int OpT = 1; // CUBLAS_OP_T
     private const int R16F = 2; // CUDA_R_16F
     private const int R32F = 0; // CUDA_R_32F
     private const int Compute32F = 68; // CUBLAS_COMPUTE_32F
@@ -103,16 +102,15 @@ internal sealed unsafe class Cublas : IDisposable
     }
 
     /// <summary>
-    /// C[n, m] (+)= B[n, k] A[m, k]^T on the engine's stream, every matrix row-major: fp16 <paramref name="a"/> and
-    /// <paramref name="b"/> with k contiguous (leading dimension k), fp32 <paramref name="c"/> with leading dimension
-    /// <paramref name="ldc"/>, fp32 accumulation. Read column-major, as cuBLAS does, that is C^T = op(A) B^T with A
-    /// transposed: the "TN" product, both operands k-major, the tensor cores' native layout.
+    /// C[n, m] (+)= B[n, k] A[k, m] on the engine's stream, every matrix row-major with its leading dimension in
+    /// elements: fp16 <paramref name="a"/> and <paramref name="b"/>, fp32 <paramref name="c"/>, fp32 accumulation. Read
+    /// column-major, as cuBLAS does, the same memory is C^T = A^T B^T, a product without transposes ("NN").
     /// </summary>
-    public void GemmHalfToFloat(int m, int n, int k, long a, long b, long c, int ldc, bool accumulate)
+    public void GemmHalfToFloat(int m, int n, int k, long a, int lda, long b, int ldb, long c, int ldc, bool accumulate)
     {
         float alpha = 1f;
         float beta = accumulate ? 1f : 0f;
-        Check(gemmEx(handle, OpT, OpN, m, n, k, &alpha, a, R16F, k, b, R16F, k, &beta, c, R32F, ldc, Compute32F, GemmDefault), "cublasGemmEx");
+        Check(gemmEx(handle, OpN, OpN, m, n, k, &alpha, a, R16F, lda, b, R16F, ldb, &beta, c, R32F, ldc, Compute32F, GemmDefault), "cublasGemmEx");
     }
 
     public void Dispose()

@@ -199,7 +199,7 @@ internal sealed class CudaKernels : IDisposable
     public long DequantizedBytes => dequantized?.LengthInBytes ?? 0;
 
     /// <summary>
-    /// The prefill's GPTQ product through cuBLAS: slices of the layer's columns are dequantized to fp16 (inputs in the
+    /// The prefill's GPTQ product through cuBLAS: slices of the layer's columns are dequantized to fp16 (rows in the
     /// input's storage order) and multiplied by cublasGemmEx with fp32 accumulation, writing (or adding to) the fp32
     /// output like the built-in GEMM. Returns false, having done nothing, when cuBLAS is absent or off, the scratch is
     /// not reserved, the layer has a bias (cuBLAS would need a separate pass; CodeLlama has none) or a shape the
@@ -207,7 +207,7 @@ internal sealed class CudaKernels : IDisposable
     /// </summary>
     public bool TryCublasGemm(GptqGemvArgs args, int rows)
     {
-        if (cublas == null || !UseCublas || dequantized == null || args.HasBias != 0 || !GptqDequantizeKernels.Supports(args.Bits, args.InFeatures, args.GroupSize))
+        if (cublas == null || !UseCublas || dequantized == null || args.HasBias != 0 || !GptqDequantizeKernels.Supports(args.Bits, args.InFeatures, args.OutFeatures, args.GroupSize))
         {
             return false;
         }
@@ -229,15 +229,15 @@ internal sealed class CudaKernels : IDisposable
         {
             int columns = Math.Min(width, args.OutFeatures - first);
             Dequantize(args, dequantized.View, first, columns);
-            cublas.GemmHalfToFloat(columns, rows, args.InFeatures, scratch, input, output + (4L * first), args.OutputStride, args.Accumulate != 0);
+            cublas.GemmHalfToFloat(columns, rows, args.InFeatures, scratch, columns, input, args.InFeatures, output + (4L * first), args.OutputStride, args.Accumulate != 0);
         }
 
         return true;
     }
 
     /// <summary>
-    /// Columns [<paramref name="first"/>, + <paramref name="columns"/>) of a GPTQ layer as fp16 [columns, in] (half2
-    /// words) in <paramref name="output"/>, inputs in its input's storage order (see <see cref="GptqDequantizeKernels"/>).
+    /// Columns [<paramref name="first"/>, + <paramref name="columns"/>) of a GPTQ layer as fp16 [in, columns] in
+    /// <paramref name="output"/>, rows in its input's storage order (see <see cref="GptqDequantizeKernels"/>).
     /// </summary>
     public void Dequantize(GptqGemvArgs layer, ArrayView<uint> output, int first, int columns)
     {
@@ -246,7 +246,7 @@ internal sealed class CudaKernels : IDisposable
             QWeight = layer.QWeight,
             QZeros = layer.QZeros,
             Scales = layer.Scales,
-            Output = output,
+            Output = output.Cast<ulong>(),
             InFeatures = layer.InFeatures,
             OutFeatures = layer.OutFeatures,
             Bits = layer.Bits,
@@ -255,8 +255,7 @@ internal sealed class CudaKernels : IDisposable
             FirstColumn = first,
             Columns = columns,
         };
-        int blocks = Math.Min(GptqDequantizeKernels.Tiles(layer.Bits, layer.InFeatures, columns), accelerator.NumMultiprocessors * 8);
-        Launch(() => dequantize(Stream, new KernelConfig(blocks, GptqDequantizeKernels.BlockThreads), d));
+        Launch(() => dequantize(Stream, Flat(columns / 4 * (layer.InFeatures / (32 / layer.Bits)), GptqDequantizeKernels.BlockThreads), d));
     }
 
     public void DenseGemv(DenseGemvArgs args, int rows)
