@@ -76,7 +76,12 @@ internal struct SmallBatchArgs
 /// -(1024 + zero), or fma.f16x2 by 1/16 and -(64 + zero)); the mmas sum them times the activations in fp32 into the
 /// group sums (pa, registers), and at the group's end (a run start, see the ring, or the segment end) the group sums
 /// times the columns' fp32 scales are added to the warp's sums, which live in its area of the reduction tile
-/// (FlushLow / FlushHigh: load, fma, store). No mul.f16x2 per weight, and no rounding of (q - zero) * scale to fp16.
+/// (FlushLow / FlushHigh: load, fma, store, 16 bytes a lane and access). No mul.f16x2 per weight, and no rounding of
+/// (q - zero) * scale to fp16. The tile's rows keep their 16-byte chunks swizzled as the weights' are (TileIndex): with
+/// plain rows a lane's rows 2 t sit 512 bytes apart, so the four t of each access hit the same banks and every flush
+/// access was 4-way conflicted (64-bit accesses then: 8 wavefronts each instead of 2). That cost the 9-16 loop, which
+/// flushes twice the sums, 256 shared-memory wavefronts per group (64 per unit at g128, two thirds of all its shared
+/// traffic); now 64.
 /// </para>
 /// <para>
 /// <b>The ring.</b> Per unit a warp copies 1 KB of weights (4 word rows x 64 columns; lane L copies 16 bytes of word rows
@@ -131,7 +136,7 @@ internal static class GptqSmallBatchKernels
     /// <summary>Floats of one warp's area in the reduction tile (and of one scratch slot): 16 rows x 64 columns.</summary>
     private const int TileFloats = MaxRows * BlockColumns;
 
-    /// <summary>The reduction tile, [warp][row][column] fp32, after the four rings.</summary>
+    /// <summary>The reduction tile, [warp][row][column] fp32 (chunks of 4 columns swizzled per row, see <see cref="TileIndex"/>), after the four rings; a multiple of 32 bytes (the flush finds a lane's second chunk by xor 16).</summary>
     private const int ReduceOffset = WarpsPerBlock * WarpBytes;
 
     /// <summary>One int after the reduction tile: whether this block's arrival completed a column block.</summary>
@@ -237,6 +242,16 @@ internal static class GptqSmallBatchKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int WeightChunk(int row, int chunk) => chunk ^ ((row & 1) | ((row & 2) << 1));
 
+    /// <summary>
+    /// Where element <paramref name="e"/> (row e / 64, column e % 64) of a warp's area of the reduction tile is stored:
+    /// the row's 16-byte chunks (4 columns each) are swizzled as <see cref="WeightChunk"/> swizzles word row
+    /// (row / 2) % 4. Lane (g, t) flushes rows 2 t and 2 t + 1 (and + 8), chunks 2 g and 2 g + 1, with 16-byte
+    /// accesses; unswizzled, the four t of a quarter-warp hit the same banks (rows 2 t are 512 bytes apart: 4-way
+    /// conflicts), swizzled its 8 lanes hit 8 different bank quads. Only the place changes, never the arithmetic.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int TileIndex(int e) => (e & ~0x3C) | (WeightChunk((e >> 7) & 3, (e >> 2) & 15) << 2);
+
     /// <summary>Whether warp <paramref name="warp"/> computes unit <paramref name="unit"/>: the warps take chunks of <see cref="ChunkSize"/> units in turn.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Owns(int unit, int warp) => ((unit / ChunkSize) & (WarpsPerBlock - 1)) == warp;
@@ -298,7 +313,9 @@ internal static class GptqSmallBatchKernels
         uint k1024 = 0xE400E400u + (offset * 0x00010001u);
         uint k64 = 0xD400D400u + (offset * 0x00100010u);
 
-        uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((((2 * t) * BlockColumns) + (8 * g)) * 4));
+        // The lane's columns 8 g .. 8 g + 3 of row 2 t in the warp's area: chunk 2 g of the row, swizzled (TileIndex);
+        // the flush finds chunk 2 g + 1 (columns 8 g + 4 .. + 7) at this offset xor 16.
+        uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((2 * t) * BlockColumns * 4) + (WeightChunk(t, 2 * g) * 16));
         ZeroSums(reduceAt, twoTiles);
         uint lastStage = ring + ((Stages - 1) * StageBytes);
         uint loadStage = lastStage;
@@ -404,7 +421,8 @@ internal static class GptqSmallBatchKernels
         long slot = (long)(block + column) * TileFloats;
         for (int e = Group.IdxX; e < elements; e += BlockThreads)
         {
-            float sum = reduce[e] + reduce[TileFloats + e] + reduce[(2 * TileFloats) + e] + reduce[(3 * TileFloats) + e];
+            int at = TileIndex(e);
+            float sum = reduce[at] + reduce[TileFloats + at] + reduce[(2 * TileFloats) + at] + reduce[(3 * TileFloats) + at];
             if (count == 1)
             {
                 WriteOutput(a, column, e, sum);
@@ -542,7 +560,7 @@ internal static class GptqSmallBatchKernels
                     sum += unitSum * GroupScale(a, p0, col);
                 }
 
-                tile[(row * BlockColumns) + c] = sum;
+                tile[TileIndex((row * BlockColumns) + c)] = sum;
             }
         }
     }
@@ -737,34 +755,36 @@ internal static class GptqSmallBatchKernels
         "" + DeviceMath.MmaF16F32 + "{pa28,pa29,pa30,pa31}, {a0,a1,a2,a3}, {xb2,xb3}, {pa28,pa29,pa30,pa31}; " +
         "}";
 
-    /// <summary>Adds batch rows 0-7 of the group sums times their columns' scales to the warp's sums in the reduction tile (%0: the lane's row 2 t, column 8 g; C rows g and g + 8 of tile i are columns 8 g + 2 i and 8 g + 2 i + 1, C columns 2 t and 2 t + 1 rows).</summary>
+    /// <summary>Adds batch rows 0-7 of the group sums times their columns' scales to the warp's sums in the reduction tile (%0: the lane's row 2 t, columns 8 g .. 8 g + 3, its 16-byte chunk placed by TileIndex; q, its offset in the shared allocation xor 16 (ReduceOffset is a multiple of 32): columns 8 g + 4 .. 8 g + 7; row 2 t + 1 is 256 bytes on). No bank conflicts: each quarter-warp's 16-byte accesses hit 8 bank quads. All loads before the stores (ptxas does not move a load through one address register above a store through the other). C rows g and g + 8 of tile i are columns 8 g + 2 i and 8 g + 2 i + 1, C columns 2 t and 2 t + 1 rows.</summary>
     private const string FlushLow =
-        "{ .reg .f32 c<4>; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+0]; ld.shared.v2.f32 {c2, c3}, [%0+256]; fma.rn.f32 c0, pa0, scl0, c0; fma.rn.f32 c1, pa2, sch0, c1; fma.rn.f32 c2, pa1, scl0, c2; fma.rn.f32 c3, pa3, sch0, c3; st.shared.v2.f32 [%0+0], {c0, c1}; st.shared.v2.f32 [%0+256], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+8]; ld.shared.v2.f32 {c2, c3}, [%0+264]; fma.rn.f32 c0, pa4, scl1, c0; fma.rn.f32 c1, pa6, sch1, c1; fma.rn.f32 c2, pa5, scl1, c2; fma.rn.f32 c3, pa7, sch1, c3; st.shared.v2.f32 [%0+8], {c0, c1}; st.shared.v2.f32 [%0+264], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+16]; ld.shared.v2.f32 {c2, c3}, [%0+272]; fma.rn.f32 c0, pa8, scl2, c0; fma.rn.f32 c1, pa10, sch2, c1; fma.rn.f32 c2, pa9, scl2, c2; fma.rn.f32 c3, pa11, sch2, c3; st.shared.v2.f32 [%0+16], {c0, c1}; st.shared.v2.f32 [%0+272], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+24]; ld.shared.v2.f32 {c2, c3}, [%0+280]; fma.rn.f32 c0, pa12, scl3, c0; fma.rn.f32 c1, pa14, sch3, c1; fma.rn.f32 c2, pa13, scl3, c2; fma.rn.f32 c3, pa15, sch3, c3; st.shared.v2.f32 [%0+24], {c0, c1}; st.shared.v2.f32 [%0+280], {c2, c3}; " +
+        "{ .reg .f32 c<16>; .reg .b32 q, s; mov.u32 s, __shared_alloca0; sub.u32 q, %0, s; xor.b32 q, q, 16; add.u32 q, q, s; " +
+        "ld.shared.v4.f32 {c0, c1, c2, c3}, [%0+0]; ld.shared.v4.f32 {c4, c5, c6, c7}, [q+0]; ld.shared.v4.f32 {c8, c9, c10, c11}, [%0+256]; ld.shared.v4.f32 {c12, c13, c14, c15}, [q+256]; " +
+        "fma.rn.f32 c0, pa0, scl0, c0; fma.rn.f32 c1, pa2, sch0, c1; fma.rn.f32 c2, pa4, scl1, c2; fma.rn.f32 c3, pa6, sch1, c3; fma.rn.f32 c4, pa8, scl2, c4; fma.rn.f32 c5, pa10, sch2, c5; fma.rn.f32 c6, pa12, scl3, c6; fma.rn.f32 c7, pa14, sch3, c7; " +
+        "fma.rn.f32 c8, pa1, scl0, c8; fma.rn.f32 c9, pa3, sch0, c9; fma.rn.f32 c10, pa5, scl1, c10; fma.rn.f32 c11, pa7, sch1, c11; fma.rn.f32 c12, pa9, scl2, c12; fma.rn.f32 c13, pa11, sch2, c13; fma.rn.f32 c14, pa13, scl3, c14; fma.rn.f32 c15, pa15, sch3, c15; " +
+        "st.shared.v4.f32 [%0+0], {c0, c1, c2, c3}; st.shared.v4.f32 [q+0], {c4, c5, c6, c7}; st.shared.v4.f32 [%0+256], {c8, c9, c10, c11}; st.shared.v4.f32 [q+256], {c12, c13, c14, c15}; " +
         "}";
 
     /// <summary>The same for batch rows 8-15 (2048 bytes on).</summary>
     private const string FlushHigh =
-        "{ .reg .f32 c<4>; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+2048]; ld.shared.v2.f32 {c2, c3}, [%0+2304]; fma.rn.f32 c0, pa16, scl0, c0; fma.rn.f32 c1, pa18, sch0, c1; fma.rn.f32 c2, pa17, scl0, c2; fma.rn.f32 c3, pa19, sch0, c3; st.shared.v2.f32 [%0+2048], {c0, c1}; st.shared.v2.f32 [%0+2304], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+2056]; ld.shared.v2.f32 {c2, c3}, [%0+2312]; fma.rn.f32 c0, pa20, scl1, c0; fma.rn.f32 c1, pa22, sch1, c1; fma.rn.f32 c2, pa21, scl1, c2; fma.rn.f32 c3, pa23, sch1, c3; st.shared.v2.f32 [%0+2056], {c0, c1}; st.shared.v2.f32 [%0+2312], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+2064]; ld.shared.v2.f32 {c2, c3}, [%0+2320]; fma.rn.f32 c0, pa24, scl2, c0; fma.rn.f32 c1, pa26, sch2, c1; fma.rn.f32 c2, pa25, scl2, c2; fma.rn.f32 c3, pa27, sch2, c3; st.shared.v2.f32 [%0+2064], {c0, c1}; st.shared.v2.f32 [%0+2320], {c2, c3}; " +
-        "ld.shared.v2.f32 {c0, c1}, [%0+2072]; ld.shared.v2.f32 {c2, c3}, [%0+2328]; fma.rn.f32 c0, pa28, scl3, c0; fma.rn.f32 c1, pa30, sch3, c1; fma.rn.f32 c2, pa29, scl3, c2; fma.rn.f32 c3, pa31, sch3, c3; st.shared.v2.f32 [%0+2072], {c0, c1}; st.shared.v2.f32 [%0+2328], {c2, c3}; " +
+        "{ .reg .f32 c<16>; .reg .b32 q, s; mov.u32 s, __shared_alloca0; sub.u32 q, %0, s; xor.b32 q, q, 16; add.u32 q, q, s; " +
+        "ld.shared.v4.f32 {c0, c1, c2, c3}, [%0+2048]; ld.shared.v4.f32 {c4, c5, c6, c7}, [q+2048]; ld.shared.v4.f32 {c8, c9, c10, c11}, [%0+2304]; ld.shared.v4.f32 {c12, c13, c14, c15}, [q+2304]; " +
+        "fma.rn.f32 c0, pa16, scl0, c0; fma.rn.f32 c1, pa18, sch0, c1; fma.rn.f32 c2, pa20, scl1, c2; fma.rn.f32 c3, pa22, sch1, c3; fma.rn.f32 c4, pa24, scl2, c4; fma.rn.f32 c5, pa26, sch2, c5; fma.rn.f32 c6, pa28, scl3, c6; fma.rn.f32 c7, pa30, sch3, c7; " +
+        "fma.rn.f32 c8, pa17, scl0, c8; fma.rn.f32 c9, pa19, sch0, c9; fma.rn.f32 c10, pa21, scl1, c10; fma.rn.f32 c11, pa23, sch1, c11; fma.rn.f32 c12, pa25, scl2, c12; fma.rn.f32 c13, pa27, sch2, c13; fma.rn.f32 c14, pa29, scl3, c14; fma.rn.f32 c15, pa31, sch3, c15; " +
+        "st.shared.v4.f32 [%0+2048], {c0, c1, c2, c3}; st.shared.v4.f32 [q+2048], {c4, c5, c6, c7}; st.shared.v4.f32 [%0+2304], {c8, c9, c10, c11}; st.shared.v4.f32 [q+2304], {c12, c13, c14, c15}; " +
         "}";
 
-    /// <summary>Zeroes the lane's elements of batch rows 0-7 in the warp's area of the reduction tile (%0 as in <see cref="FlushLow"/>) and the group sums.</summary>
+    /// <summary>Zeroes the lane's elements of batch rows 0-7 in the warp's area of the reduction tile (%0 and q as in <see cref="FlushLow"/>) and the group sums.</summary>
     private const string ZeroLow =
-        "st.shared.v4.f32 [%0+0], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+16], {fz, fz, fz, fz}; " +
-        "st.shared.v4.f32 [%0+256], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+272], {fz, fz, fz, fz}; " +
+        "{ .reg .b32 q, s; mov.u32 s, __shared_alloca0; sub.u32 q, %0, s; xor.b32 q, q, 16; add.u32 q, q, s; " +
+        "st.shared.v4.f32 [%0+0], {fz, fz, fz, fz}; st.shared.v4.f32 [q+0], {fz, fz, fz, fz}; " +
+        "st.shared.v4.f32 [%0+256], {fz, fz, fz, fz}; st.shared.v4.f32 [q+256], {fz, fz, fz, fz}; } " +
         "mov.f32 pa0, 0f00000000; mov.f32 pa1, 0f00000000; mov.f32 pa2, 0f00000000; mov.f32 pa3, 0f00000000; mov.f32 pa4, 0f00000000; mov.f32 pa5, 0f00000000; mov.f32 pa6, 0f00000000; mov.f32 pa7, 0f00000000; mov.f32 pa8, 0f00000000; mov.f32 pa9, 0f00000000; mov.f32 pa10, 0f00000000; mov.f32 pa11, 0f00000000; mov.f32 pa12, 0f00000000; mov.f32 pa13, 0f00000000; mov.f32 pa14, 0f00000000; mov.f32 pa15, 0f00000000;";
 
     /// <summary>The same for batch rows 8-15.</summary>
     private const string ZeroHigh =
-        "st.shared.v4.f32 [%0+2048], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+2064], {fz, fz, fz, fz}; " +
-        "st.shared.v4.f32 [%0+2304], {fz, fz, fz, fz}; st.shared.v4.f32 [%0+2320], {fz, fz, fz, fz}; " +
+        "{ .reg .b32 q, s; mov.u32 s, __shared_alloca0; sub.u32 q, %0, s; xor.b32 q, q, 16; add.u32 q, q, s; " +
+        "st.shared.v4.f32 [%0+2048], {fz, fz, fz, fz}; st.shared.v4.f32 [q+2048], {fz, fz, fz, fz}; " +
+        "st.shared.v4.f32 [%0+2304], {fz, fz, fz, fz}; st.shared.v4.f32 [q+2304], {fz, fz, fz, fz}; } " +
         "mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
 
     /// <summary>A group's constants from the stage's copy: the lane's 8 fp16 scales (%0 = constants + 16 g) as fp32, and -(1024 + z), -(64 + z) from its zero word (%1 = constants + 128 + 4 g; %2 / %3 the offsets with the v1 zero shift).</summary>
