@@ -101,7 +101,8 @@ internal static class BenchCommand
         using var checkpoint = ModelLoader.Load(modelPath);
         double mapSeconds = sw.Elapsed.TotalSeconds;
         using var backend = new CudaBackend(device);
-        int contextLength = Math.Max(prompts.DefaultIfEmpty(0).Max(), contexts.DefaultIfEmpty(0).Max()) + decodeTokens + 16;
+        // Room for the longest prompt or context, and for the speculative rows' prompt (a short --prompt-tokens run crashed there).
+        int contextLength = Math.Max(Math.Max(prompts.DefaultIfEmpty(0).Max(), contexts.DefaultIfEmpty(0).Max()), SpeculativeBench.PromptTokens + SpeculativeBench.DraftLength) + decodeTokens + 16;
         int lastPercent = -1;
         using var model = CudaModel.Load(backend, checkpoint.Weights, progress: p =>
         {
