@@ -90,8 +90,10 @@ internal struct SmallBatchArgs
 /// group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in flight per warp, with no
 /// registers held for them and no block-wide barrier: a warp only reads what its own lanes copied (a warp barrier after
 /// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one chunk, column block and
-/// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place and flags
-/// the unit's group start in a FIFO the compute side pops. 1-8 and 9-16 rows run two copies of the loop. Requirements
+/// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place (the group
+/// by a multiply-high with a per-thread constant, see <see cref="CopyCursor.GroupMagic"/>, not a division) and flags
+/// the unit's group start in a FIFO the compute side pops; the compute side unpacks the group's zeros with one prmt
+/// and one lea per fp16x2 constant (<see cref="SetGroup"/>). 1-8 and 9-16 rows run two copies of the loop. Requirements
 /// (<see cref="Supports"/>): 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size
 /// multiples of 32.
 /// </para>
@@ -296,22 +298,21 @@ internal static class GptqSmallBatchKernels
         // and the compute side pops its unit's from bit 0, so it follows the ring without a cursor of its own.
         // Copies past the range's end are issued too, with nothing read (zero-filled slots nobody computes), so the
         // copy side has no branch around it. The lane's destinations in a stage and its row flags are constants.
-        var load = CopyCursor.At(own, a, lane);
+        // Start's division by the group's units as a multiply-high and one correction (see CopyCursor.GroupMagic).
+        uint groupMagic = CopyCursor.GroupMagic(a);
+        var load = CopyCursor.At(own, a, lane, groupMagic);
         var lanes = CopyLane.Of(a, lane);
         int groupFlags = 0;
         for (int s = 0; s < Stages - 1; s++)
         {
             Issue(a, load, lanes, ring + (uint)(s * StageBytes), lane, twoTiles, load.Unit < end);
             groupFlags |= load.NewGroup << s;
-            load = load.Next(a, lane);
+            load = load.Next(a, lane, groupMagic);
             DeviceMath.CommitCopies();
         }
 
-        // -(1024 + zero) and -(64 + zero) in both fp16 lanes are z * 0x00010001 + k1024 and z * 0x00100010 + k64 (the
-        // constants carry the sign, 1024.0 or 64.0 and the v1 zero offset; 16 z is z in 64.0's mantissa).
-        uint offset = (uint)a.Layer.ZeroOffset;
-        uint k1024 = 0xE400E400u + (offset * 0x00010001u);
-        uint k64 = 0xD400D400u + (offset * 0x00100010u);
+        // The v1 zero offset in every byte: SetGroup adds it to the zero nibbles, spread one a byte.
+        uint zeroOffsets = (uint)a.Layer.ZeroOffset * 0x01010101u;
 
         // The lane's columns 8 g .. 8 g + 3 of row 2 t in the warp's area: chunk 2 g of the row, swizzled (TileIndex);
         // the flush finds chunk 2 g + 1 (columns 8 g + 4 .. + 7) at this offset xor 16.
@@ -333,7 +334,7 @@ internal static class GptqSmallBatchKernels
                 Warp.Barrier();
                 Issue(a, load, lanes, loadStage, lane, twoTiles, load.Unit < end);
                 groupFlags |= load.NewGroup << (Stages - 1);
-                load = load.Next(a, lane);
+                load = load.Next(a, lane, groupMagic);
                 DeviceMath.CommitCopies();
                 loadStage = loadStage == lastStage ? ring : loadStage + StageBytes;
                 int newGroup = groupFlags & 1;
@@ -348,7 +349,7 @@ internal static class GptqSmallBatchKernels
                         CudaAsm.Emit(FlushHigh, reduceAt);
                     }
 
-                    CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), k1024, k64);
+                    CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), zeroOffsets);
                     if (twoTiles)
                     {
                         CudaAsm.Emit(MmaUnitFirst16, stage);
@@ -787,22 +788,23 @@ internal static class GptqSmallBatchKernels
         "st.shared.v4.f32 [%0+2304], {fz, fz, fz, fz}; st.shared.v4.f32 [q+2304], {fz, fz, fz, fz}; } " +
         "mov.f32 pa16, 0f00000000; mov.f32 pa17, 0f00000000; mov.f32 pa18, 0f00000000; mov.f32 pa19, 0f00000000; mov.f32 pa20, 0f00000000; mov.f32 pa21, 0f00000000; mov.f32 pa22, 0f00000000; mov.f32 pa23, 0f00000000; mov.f32 pa24, 0f00000000; mov.f32 pa25, 0f00000000; mov.f32 pa26, 0f00000000; mov.f32 pa27, 0f00000000; mov.f32 pa28, 0f00000000; mov.f32 pa29, 0f00000000; mov.f32 pa30, 0f00000000; mov.f32 pa31, 0f00000000;";
 
-    /// <summary>A group's constants from the stage's copy: the lane's 8 fp16 scales (%0 = constants + 16 g) as fp32, and -(1024 + z), -(64 + z) from its zero word (%1 = constants + 128 + 4 g; %2 / %3 the offsets with the v1 zero shift).</summary>
+    /// <summary>A group's constants from the stage's copy: the lane's 8 fp16 scales (%0 = constants + 16 g) as fp32, and -(1024 + z), -(64 + z) from its zero word (%1 = constants + 128 + 4 g; %2 the v1 zero offset in every byte). The zero word's even nibbles (columns 8 g + 2 i) go to the bytes of x, the odd ones (8 g + 2 i + 1) to those of y, the offset added to each byte (z + offset &lt;= 16, no carry); prmt puts byte i of x or y under 0xE4 in both fp16 halves, which is 0xE400 + z = -(1024 + z), and times 16 plus 0x93F29400 that is 0xD400 + 16 z = -(64 + z) in both halves (the low half's carry into the high one is in the constant). Checked for every zero word nibble and both offsets against bfe and mad.</summary>
     private const string SetGroup =
-        "{ .reg .b32 s<4>, zw, z; .reg .b16 l, h; " +
+        "{ .reg .b32 s<4>, zw, x, y; .reg .b16 l, h; " +
         "ld.shared.v4.b32 {s0,s1,s2,s3}, [%0]; ld.shared.b32 zw, [%1]; " +
         "mov.b32 {l, h}, s0; cvt.f32.f16 scl0, l; cvt.f32.f16 sch0, h; " +
         "mov.b32 {l, h}, s1; cvt.f32.f16 scl1, l; cvt.f32.f16 sch1, h; " +
         "mov.b32 {l, h}, s2; cvt.f32.f16 scl2, l; cvt.f32.f16 sch2, h; " +
         "mov.b32 {l, h}, s3; cvt.f32.f16 scl3, l; cvt.f32.f16 sch3, h; " +
-        "bfe.u32 z, zw, 0, 4; mad.lo.u32 nzl0, z, 0x00010001, %2; mad.lo.u32 nwl0, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 4, 4; mad.lo.u32 nzh0, z, 0x00010001, %2; mad.lo.u32 nwh0, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 8, 4; mad.lo.u32 nzl1, z, 0x00010001, %2; mad.lo.u32 nwl1, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 12, 4; mad.lo.u32 nzh1, z, 0x00010001, %2; mad.lo.u32 nwh1, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 16, 4; mad.lo.u32 nzl2, z, 0x00010001, %2; mad.lo.u32 nwl2, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 20, 4; mad.lo.u32 nzh2, z, 0x00010001, %2; mad.lo.u32 nwh2, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 24, 4; mad.lo.u32 nzl3, z, 0x00010001, %2; mad.lo.u32 nwl3, z, 0x00100010, %3; " +
-        "bfe.u32 z, zw, 28, 4; mad.lo.u32 nzh3, z, 0x00010001, %2; mad.lo.u32 nwh3, z, 0x00100010, %3; " +
+        "and.b32 x, zw, 0x0F0F0F0F; add.u32 x, x, %2; shr.b32 y, zw, 4; and.b32 y, y, 0x0F0F0F0F; add.u32 y, y, %2; " +
+        "prmt.b32 nzl0, x, 0xE4E4E4E4, 0x4040; mad.lo.u32 nwl0, nzl0, 16, 0x93F29400; " +
+        "prmt.b32 nzh0, y, 0xE4E4E4E4, 0x4040; mad.lo.u32 nwh0, nzh0, 16, 0x93F29400; " +
+        "prmt.b32 nzl1, x, 0xE4E4E4E4, 0x4141; mad.lo.u32 nwl1, nzl1, 16, 0x93F29400; " +
+        "prmt.b32 nzh1, y, 0xE4E4E4E4, 0x4141; mad.lo.u32 nwh1, nzh1, 16, 0x93F29400; " +
+        "prmt.b32 nzl2, x, 0xE4E4E4E4, 0x4242; mad.lo.u32 nwl2, nzl2, 16, 0x93F29400; " +
+        "prmt.b32 nzh2, y, 0xE4E4E4E4, 0x4242; mad.lo.u32 nwh2, nzh2, 16, 0x93F29400; " +
+        "prmt.b32 nzl3, x, 0xE4E4E4E4, 0x4343; mad.lo.u32 nwl3, nzl3, 16, 0x93F29400; " +
+        "prmt.b32 nzh3, y, 0xE4E4E4E4, 0x4343; mad.lo.u32 nwh3, nzh3, 16, 0x93F29400; " +
         "}";
 
 }
@@ -832,18 +834,25 @@ internal struct CopyCursor
     /// <summary>Non-zero while the lane's weight chunk lies inside the layer (the last column block may be partial).</summary>
     public int WeightValid;
 
+    /// <summary>
+    /// floor((2^32 - 1) / GroupUnits), once per thread: for 0 &lt;= step &lt; 2^32, q = umulhi(step, m) is step / GroupUnits
+    /// or one less (m &gt;= 2^32 / d - 1, so step m / 2^32 &gt; step / d - 1; m &lt; 2^32 / d, so q &lt;= step / d), and one
+    /// compare of the remainder corrects it. Replaces a signed division (about 25 instructions) per run.
+    /// </summary>
+    public static uint GroupMagic(SmallBatchArgs a) => 0xFFFFFFFFu / (uint)a.GroupUnits;
+
     /// <summary>The cursor of unit <paramref name="unit"/> (column-block-major) for lane <paramref name="lane"/>.</summary>
-    public static CopyCursor At(int unit, SmallBatchArgs a, int lane)
+    public static CopyCursor At(int unit, SmallBatchArgs a, int lane, uint groupMagic)
     {
         var c = default(CopyCursor);
         c.Unit = unit;
         c.Block = unit / a.KUnits;
-        return c.Start(a, lane, unit - (c.Block * a.KUnits));
+        return c.Start(a, lane, unit - (c.Block * a.KUnits), groupMagic);
     }
 
     /// <summary>The warp's next unit: the next one of the run, else the first of the next run (a new group, column block or chunk, the other warps' chunks skipped).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public CopyCursor Next(SmallBatchArgs a, int lane)
+    public CopyCursor Next(SmallBatchArgs a, int lane, uint groupMagic)
     {
         var c = this;
         c.Unit++;
@@ -866,18 +875,24 @@ internal struct CopyCursor
                 c.Block++;
             }
 
-            return c.Start(a, lane, step);
+            return c.Start(a, lane, step, groupMagic);
         }
 
         return c;
     }
 
     /// <summary>Starts a run at step <paramref name="step"/> of the cursor's column block: group, run length, the lane's source addresses.</summary>
-    private CopyCursor Start(SmallBatchArgs a, int lane, int step)
+    private CopyCursor Start(SmallBatchArgs a, int lane, int step, uint groupMagic)
     {
         var c = this;
-        c.Group = step / a.GroupUnits;
+        c.Group = (int)(((ulong)(uint)step * groupMagic) >> 32);
         int inGroup = step - (c.Group * a.GroupUnits);
+        if (inGroup >= a.GroupUnits)
+        {
+            c.Group++;
+            inGroup -= a.GroupUnits;
+        }
+
         int chunkLeft = GptqSmallBatchKernels.ChunkSize - (c.Unit & (GptqSmallBatchKernels.ChunkSize - 1));
         int blockLeft = a.KUnits - step;
         int groupLeft = a.GroupUnits - inGroup;
