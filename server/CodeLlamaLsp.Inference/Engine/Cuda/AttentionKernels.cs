@@ -56,7 +56,7 @@ internal struct AttentionArgs
 /// attends keys 0..p; split s takes keys [s*chunk, min(p+1, (s+1)*chunk)), chunk = ceil((p+1) / Splits),
 /// in tiles of 128 keys. Each tile's keys are staged in shared memory with 16-byte coalesced loads (row pitch
 /// headDim/2 + 1 words, so a warp's 32 keys fall in 32 banks), scored by one thread per (head, key) with q from
-/// shared memory; one warp per head updates the running max/sum; then the tile's values are staged the same way
+/// shared memory (entry h * n + key over the tile's n keys, so a short tile spreads its few scores over the threads); one warp per head updates the running max/sum; then the tile's values are staged the same way
 /// and thread (d = tid % 128, heads 4*(tid/128) .. +3) accumulates p * V, reading the four heads' probabilities
 /// (stored [key][head]) as one 16-byte shared load. Supports even headDim &lt;= 128. When one split takes all of a
 /// row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial, and
@@ -71,6 +71,12 @@ internal static class AttentionKernels
 
     /// <summary>Words per staged key or value row: 64 half2 words + 1 of padding against bank conflicts.</summary>
     private const int KvPitch = (MaxHeadDim / 2) + 1;
+
+    /// <summary>
+    /// Floats per query row in shared memory: 128 + 4 of padding, so that the up to 8 heads a warp scores at a short
+    /// tile (entry e = h * n + key) read q from 8 different banks (bank 4h + 2dp) instead of one (an 8-way conflict).
+    /// </summary>
+    private const int QPitch = MaxHeadDim + 4;
 
     public static void Partial(AttentionArgs a)
     {
@@ -102,7 +108,7 @@ internal static class AttentionKernels
         int end = begin + chunk;
         end = end < len ? end : len;
 
-        var qs = SharedMemory.Allocate<float>(HeadsPerBlock * MaxHeadDim);
+        var qs = SharedMemory.Allocate<float>(HeadsPerBlock * QPitch);
         var sc = SharedMemory.Allocate<Words4>(Tile * HeadsPerBlock / 4); // [key][head] fp32 bits
         var kv = SharedMemory.Allocate<uint>(Tile * KvPitch);
         var runMax = SharedMemory.Allocate<float>(HeadsPerBlock);
@@ -110,13 +116,18 @@ internal static class AttentionKernels
         var alpha = SharedMemory.Allocate<float>(HeadsPerBlock);
         var scf = sc.Cast<float>();
 
+        // The block's 8 x 128 query values, four per thread (HeadsPerBlock * MaxHeadDim == 4 * BlockThreads), written out
+        // so that all four global loads are issued before the first shared store (the loop form waited for each in turn).
+        // Same values as before (q * Scale, 0 past nh heads or hd dimensions); only their row pitch in qs is QPitch.
         long qBase = ((long)row * a.QStride) + a.QOffset;
-        for (int i = tid; i < HeadsPerBlock * MaxHeadDim; i += BlockThreads)
-        {
-            int h = i / MaxHeadDim;
-            int d = i - (h * MaxHeadDim);
-            qs[i] = h < nh && d < hd ? a.Q[qBase + ((long)(qh0 + h) * hd) + d] * a.Scale : 0f;
-        }
+        float q0 = LoadQuery(a, qBase, qh0, nh, hd, tid);
+        float q1 = LoadQuery(a, qBase, qh0, nh, hd, tid + BlockThreads);
+        float q2 = LoadQuery(a, qBase, qh0, nh, hd, tid + (2 * BlockThreads));
+        float q3 = LoadQuery(a, qBase, qh0, nh, hd, tid + (3 * BlockThreads));
+        qs[QueryAt(tid)] = q0;
+        qs[QueryAt(tid + BlockThreads)] = q1;
+        qs[QueryAt(tid + (2 * BlockThreads))] = q2;
+        qs[QueryAt(tid + (3 * BlockThreads))] = q3;
 
         if (tid < HeadsPerBlock)
         {
@@ -142,26 +153,29 @@ internal static class AttentionKernels
             Stage(a.K, kvBase + ((long)tile * hd), n, hd, kv, tid);
             Group.Barrier();
 
-            // Scores: entry e = h * Tile + key, so a warp shares one head and reads 32 consecutive staged keys.
-            for (int e = tid; e < HeadsPerBlock * Tile; e += BlockThreads)
+            // Scores: entry e = h * n + key over the tile's 8n real (head, key) pairs only. With a full tile (n == Tile)
+            // this is the former mapping e = h * Tile + key (a warp shares one head and reads 32 consecutive staged keys);
+            // with a short tile (a short context: n = 4 left 8 threads running four 64-step dot products in turn under
+            // the old 8 x 128 slots) the 8n scores are spread over the first 8n threads. Each score is the same
+            // sequential sum over dp as before, so the bits do not change; only which thread computes it does.
+            // Slots [key][h] with key >= n are not written (they were -inf or 0 before): nothing reads them, since the
+            // softmax below and the value loop both run key < n only. The loop bound is the same for the whole block
+            // and the barriers around it are outside it, so no barrier is divergent.
+            int pairs = HeadsPerBlock * n;
+            for (int e = tid; e < pairs; e += BlockThreads)
             {
-                int h = e / Tile;
-                int key = e - (h * Tile);
+                int h = e / n;
+                int key = e - (h * n);
                 float s = 0f;
                 if (h < nh)
                 {
-                    s = float.NegativeInfinity;
-                    if (key < n)
+                    int kAt = key * KvPitch;
+                    int qAt = h * QPitch;
+                    for (int dp = 0; dp < hd / 2; dp++)
                     {
-                        s = 0f;
-                        int kAt = key * KvPitch;
-                        int qAt = h * MaxHeadDim;
-                        for (int dp = 0; dp < hd / 2; dp++)
-                        {
-                            uint pair = kv[kAt + dp];
-                            s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
-                            s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
-                        }
+                        uint pair = kv[kAt + dp];
+                        s += qs[qAt + (2 * dp)] * DeviceMath.Low(pair);
+                        s += qs[qAt + (2 * dp) + 1] * DeviceMath.High(pair);
                     }
                 }
 
@@ -299,6 +313,23 @@ internal static class AttentionKernels
             a.PartialMl[((oBase + qh0 + tid) * 2) + 0] = runMax[tid];
             a.PartialMl[((oBase + qh0 + tid) * 2) + 1] = runSum[tid];
         }
+    }
+
+    /// <summary>Query value i of the block (head i / 128, dimension i % 128) times Scale, or 0 past nh heads or hd dimensions.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float LoadQuery(AttentionArgs a, long qBase, int qh0, int nh, int hd, int i)
+    {
+        int h = i / MaxHeadDim;
+        int d = i - (h * MaxHeadDim);
+        return h < nh && d < hd ? a.Q[qBase + ((long)(qh0 + h) * hd) + d] * a.Scale : 0f;
+    }
+
+    /// <summary>Where query value i (head i / 128, dimension i % 128) sits in shared memory (row pitch <see cref="QPitch"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int QueryAt(int i)
+    {
+        int h = i / MaxHeadDim;
+        return (h * QPitch) + (i - (h * MaxHeadDim));
     }
 
     /// <summary>Element k of an output row (row width <paramref name="width"/>), fp32 or fp16 into the o_proj input layout.</summary>
