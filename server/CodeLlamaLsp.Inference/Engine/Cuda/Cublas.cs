@@ -63,6 +63,7 @@ internal sealed unsafe class Cublas : IDisposable
     /// </summary>
     public static Cublas? TryCreate(IntPtr stream, long workspace, out string? whyNot)
     {
+        var failures = new List<string>();
         foreach (var candidate in Candidates())
         {
             if (!NativeLibrary.TryLoad(candidate, out var library))
@@ -92,12 +93,14 @@ internal sealed unsafe class Cublas : IDisposable
                     NativeLibrary.Free(library);
                 }
 
-                whyNot = $"{candidate} did not start: {e.Message}";
-                return null;
+                // A library too new for the driver (cuBLAS 13 on a CUDA 12 driver) fails here: try the next one.
+                failures.Add($"{candidate} did not start: {e.Message}");
             }
         }
 
-        whyNot = $"cuBLAS not found ({string.Join(", ", LibraryNames)} on the library path, under CUDA_PATH, CUDA_HOME or /usr/local/cuda)";
+        whyNot = failures.Count > 0
+            ? string.Join("; ", failures)
+            : $"cuBLAS not found ({string.Join(", ", LibraryNames)} on the library path, under CUDA_PATH, CUDA_HOME or /usr/local/cuda)";
         return null;
     }
 
