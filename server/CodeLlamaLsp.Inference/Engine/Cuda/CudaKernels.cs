@@ -195,9 +195,6 @@ internal sealed class CudaKernels : IDisposable
         dequantized = memory.Allocate<uint>((wanted + 1) / 2, "the fp16 scratch of cuBLAS's prefill products");
     }
 
-    /// <summary>Device bytes <see cref="ReserveDequantized"/> holds.</summary>
-    public long DequantizedBytes => dequantized?.LengthInBytes ?? 0;
-
     /// <summary>
     /// The prefill's GPTQ product through cuBLAS: slices of the layer's columns are dequantized to fp16 (rows in the
     /// input's storage order) and multiplied by cublasGemmEx with fp32 accumulation, writing (or adding to) the fp32

@@ -141,15 +141,23 @@ internal static class GptqGemvKernels
 
     /// <summary>Adds the bias (if any) to one finished output and writes it, or adds it to what is there (fused residual).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StoreOutput(GptqGemvArgs a, int row, int col, float sum)
+    internal static void StoreOutput(GptqGemvArgs a, int row, int col, float sum) =>
+        StoreLinearOutput(a.Output, a.Bias, a.HasBias, a.Accumulate, a.OutputStride, a.OutputOffset, row, col, sum);
+
+    /// <summary>
+    /// Every linear kernel's output store (GPTQ and dense): output[row, offset + col] = sum + bias[col], or += it when
+    /// <paramref name="accumulate"/> is set (the residual add fused into o_proj and down_proj).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreLinearOutput(ArrayView<float> output, ArrayView<ushort> bias, int hasBias, int accumulate, int stride, int offset, int row, int col, float sum)
     {
-        if (a.HasBias != 0)
+        if (hasBias != 0)
         {
-            sum += DeviceMath.HalfBitsToFloat(a.Bias[col]);
+            sum += DeviceMath.HalfBitsToFloat(bias[col]);
         }
 
-        long o = ((long)row * a.OutputStride) + a.OutputOffset + col;
-        a.Output[o] = a.Accumulate != 0 ? a.Output[o] + sum : sum;
+        long o = ((long)row * stride) + offset + col;
+        output[o] = accumulate != 0 ? output[o] + sum : sum;
     }
 
     /// <summary>
@@ -700,16 +708,8 @@ internal static class DenseGemvKernels
 
     /// <summary>Adds the bias (if any) to output feature n of row <paramref name="row"/> and writes it, or adds it to what is there.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(DenseGemvArgs a, int row, int n, float acc)
-    {
-        if (a.HasBias != 0)
-        {
-            acc += DeviceMath.HalfBitsToFloat(a.Bias[n]);
-        }
-
-        long o = ((long)row * a.OutputStride) + a.OutputOffset + n;
-        a.Output[o] = a.Accumulate != 0 ? a.Output[o] + acc : acc;
-    }
+    private static void Store(DenseGemvArgs a, int row, int n, float acc) =>
+        GptqGemvKernels.StoreLinearOutput(a.Output, a.Bias, a.HasBias, a.Accumulate, a.OutputStride, a.OutputOffset, row, n, acc);
 }
 
 /// <summary>A 16-byte fp16 weight chunk converted to fp32 (element order).</summary>
