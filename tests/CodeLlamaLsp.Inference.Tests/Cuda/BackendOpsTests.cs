@@ -351,6 +351,50 @@ public class BackendOpsTests
     }
 
     /// <summary>
+    /// Act-order q/k/v (or gate/up) share one norm but each has its own permutation: one launch writes every layout, and
+    /// each output is the bits a launch for that layout alone writes (a natural-order layout among them). Few rows take
+    /// the split-row kernel, 40 rows the one-block-per-row kernel.
+    /// </summary>
+    [TestCase("sim", 256, 3)]
+    [TestCase("sim", 256, 40)]
+    [TestCase("gpu", 8192, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, Category = "Gpu")]
+    public void RmsNorm_into_three_layouts_writes_what_three_norms_write(string kind, int width, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random(width + rows);
+        var x = RandomWeights.Floats(rng, rows * width, 3);
+        using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, RandomWeights.Vector(rng, width)));
+        using var first = gpu.Up(RandomWeights.Permutation(rng, width));
+        using var second = gpu.Up(RandomWeights.Permutation(rng, width));
+        var layouts = new[] { GptqLayout(first), gpu.NaturalLayout, GptqLayout(second) };
+        using var input = gpu.Up(x);
+        var buffers = layouts.Select(_ => gpu.Up(HalfPoison(rows * width))).ToArray();
+        try
+        {
+            var outputs = NormOutputs.One(buffers[0].View, layouts[0]);
+            outputs.Count = 3;
+            outputs.Output1 = buffers[1].View;
+            outputs.Layout1 = layouts[1];
+            outputs.Output2 = buffers[2].View;
+            outputs.Layout2 = layouts[2];
+            gpu.K.RmsNormToHalf(input.View, norm.Buffer.View, outputs, rows, width, NormEps);
+            for (int i = 0; i < layouts.Length; i++)
+            {
+                var alone = gpu.RmsNorm(x, norm, width, 0, rows, layouts[i]).Half;
+                Assert.That(gpu.Down(buffers[i], rows * width), Is.EqualTo(alone), $"layout {i}");
+            }
+        }
+        finally
+        {
+            foreach (var b in buffers)
+            {
+                b.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
     /// The fused RoPE and KV store on qkv rows (q, k, v columns) at positions start..: q rotated in place, k rotated and v
     /// copied into the fp16 cache, against the CPU's Rope of q and k.
     /// </summary>

@@ -23,24 +23,25 @@ internal static class MicroLlama
         RopeTheta = 10000f,
     };
 
-    public static LlamaWeights Create(int seed)
+    /// <summary>The model; with <paramref name="actOrder"/> every GPTQ layer has its own act-order permutation, so q/k/v and gate/up run unfused.</summary>
+    public static LlamaWeights Create(int seed, bool actOrder = false)
     {
         var c = Config;
         var rng = new Random(seed);
         int kvDim = c.NumKvHeads * c.HeadDim;
         var layers = Enumerable.Range(0, c.NumLayers).Select(_ => new LayerWeights(
             RandomWeights.Vector(rng, c.HiddenSize),
-            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder: false),
-            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder: false),
-            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder: false),
-            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder: false),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder),
+            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder),
+            RandomWeights.Gptq(rng, c.HiddenSize, kvDim, 4, 32, actOrder),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.HiddenSize, 4, 32, actOrder),
             RandomWeights.Vector(rng, c.HiddenSize),
-            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder: false),
-            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder: false),
-            RandomWeights.Gptq(rng, c.IntermediateSize, c.HiddenSize, 4, 32, actOrder: false))).ToList();
+            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder),
+            RandomWeights.Gptq(rng, c.HiddenSize, c.IntermediateSize, 4, 32, actOrder),
+            RandomWeights.Gptq(rng, c.IntermediateSize, c.HiddenSize, 4, 32, actOrder))).ToList();
         var embedding = TensorData.FromArray("model.embed_tokens.weight", TensorDType.F16, [c.VocabSize, c.HiddenSize], Halves(rng, c.VocabSize * c.HiddenSize, 1.0));
         var lmHead = TensorData.FromArray("lm_head.weight", TensorDType.F16, [c.VocabSize, c.HiddenSize], Halves(rng, c.VocabSize * c.HiddenSize, 0.6));
-        return new LlamaWeights(c, new QuantizationConfig(4, 32, DescAct: false, Symmetric: false, ZerosAreV2: false), embedding, layers, RandomWeights.Vector(rng, c.HiddenSize), lmHead);
+        return new LlamaWeights(c, new QuantizationConfig(4, 32, DescAct: actOrder, Symmetric: false, ZerosAreV2: false), embedding, layers, RandomWeights.Vector(rng, c.HiddenSize), lmHead);
     }
 
     private static Half[] Halves(Random rng, int n, double scale) =>

@@ -32,7 +32,7 @@ public sealed partial class CudaDecodingSession
     private readonly MemoryBuffer1D<float, Stride1D.Dense> selectSettings; // SamplingKernels.Settings*
     private readonly MemoryBuffer1D<int, Stride1D.Dense> selectState; // SamplingKernels.State*
     private readonly MemoryBuffer1D<int, Stride1D.Dense> history; // [capacity + 1]: what the repetition penalty sees
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> normed; // [maxRows, hidden] for unfused act-order layers
+    private readonly MemoryBuffer1D<uint, Stride1D.Dense> splitInputs; // [2][maxRows, hidden] fp16: the 2nd and 3rd inputs of unfused act-order layers
     private CudaGraph? graph;
     private DeviceSelection selection = DeviceSelection.Greedy;
     private bool selectionSamples;
@@ -235,29 +235,50 @@ public sealed partial class CudaDecodingSession
 
     /// <summary>
     /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride
-    /// <paramref name="width"/>): a fused one reads the fp16 input straight from the norm; separate ones (act-order
-    /// layers with different permutations) each get the normed fp32 rows converted into their own layout.
+    /// <paramref name="width"/>): one RMSNorm writes the fp16 input of each, a fused layer's into the linear input
+    /// buffer, separate ones (act-order layers with different permutations, up to three) each in its own layout and
+    /// buffer, so the norm runs once either way.
     /// </summary>
     private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
     {
-        var k = backend.Device.Kernels;
-        var linearInputHalves = linearInput.View.AsContiguous().Cast<ushort>();
-        if (parts.Length == 1)
+        if (parts.Length > NormOutputs.MaxCount)
         {
-            k.RmsNormToHalf(input, norm.Buffer.View, linearInputHalves, rows, c.HiddenSize, c.RmsNormEps, parts[0].InputLayout);
-            parts[0].Run(k, linearInput.View, output, rows, width, accumulate: false);
-            return;
+            throw new NotSupportedException($"{parts.Length} unfused layers share one input; at most {NormOutputs.MaxCount} are supported.");
         }
 
-        k.RmsNorm(input, norm.Buffer.View, normed.View, rows, c.HiddenSize, c.RmsNormEps);
-        int offset = 0;
-        foreach (var p in parts)
+        var k = backend.Device.Kernels;
+        var inputs = new ArrayView<uint>[parts.Length];
+        inputs[0] = linearInput.View;
+        long splitLength = splitInputs.Length / 2;
+        for (int p = 1; p < parts.Length; p++)
         {
-            k.ToHalfLayout(normed.View, linearInputHalves, rows, c.HiddenSize, p.InputLayout);
-            p.Run(k, linearInput.View, output.SubView(offset), rows, width, accumulate: false);
-            offset += p.OutFeatures;
+            inputs[p] = splitInputs.View.SubView((p - 1) * splitLength, splitLength);
+        }
+
+        var outputs = NormOutputs.One(Halves(inputs[0]), parts[0].InputLayout);
+        outputs.Count = parts.Length;
+        if (parts.Length > 1)
+        {
+            outputs.Output1 = Halves(inputs[1]);
+            outputs.Layout1 = parts[1].InputLayout;
+        }
+
+        if (parts.Length > 2)
+        {
+            outputs.Output2 = Halves(inputs[2]);
+            outputs.Layout2 = parts[2].InputLayout;
+        }
+
+        k.RmsNormToHalf(input, norm.Buffer.View, outputs, rows, c.HiddenSize, c.RmsNormEps);
+        int offset = 0;
+        for (int p = 0; p < parts.Length; p++)
+        {
+            parts[p].Run(k, inputs[p], output.SubView(offset), rows, width, accumulate: false);
+            offset += parts[p].OutFeatures;
         }
     }
+
+    private static ArrayView<ushort> Halves(ArrayView<uint> words) => words.Cast<ushort>();
 
     /// <summary>Ids that reach the device without a prompt check (a step's token, a draft) are checked here.</summary>
     private void CheckIds(IEnumerable<int> tokens)

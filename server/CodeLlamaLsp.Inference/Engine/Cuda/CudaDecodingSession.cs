@@ -49,7 +49,8 @@ public sealed partial class CudaDecodingSession : IDecodingSession
 
         int maxIn = Math.Max(c.HiddenSize, c.IntermediateSize);
         x = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
-        normed = mem.Allocate<float>((long)maxRows * c.HiddenSize, "activations");
+        // Two fp16 inputs of [maxRows, hidden] (the size of the fp32 rows the act-order path used to convert from).
+        splitInputs = mem.Allocate<uint>(2 * ((((long)maxRows * c.HiddenSize) + 1) / 2), "activations");
         linearInput = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
@@ -174,7 +175,7 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         rope.Dispose();
         attention.Dispose();
         start.Dispose();
-        foreach (var buffer in new IDisposable[] { x, normed, linearInput, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
+        foreach (var buffer in new IDisposable[] { x, splitInputs, linearInput, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
         {
             buffer.Dispose();
         }

@@ -21,9 +21,9 @@ internal sealed class CudaKernels : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchArrivals;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> rmsNormHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float, NormOutputs> rmsNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> splitRowNorm;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs> splitRowNormHalf;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float, NormOutputs> splitRowNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, PrefillAttentionArgs> prefillAttention;
@@ -56,9 +56,9 @@ internal sealed class CudaKernels : IDisposable
         smallBatchArrivals.MemSetToZero(stream);
         denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
         rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
-        rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.ToHalf);
+        rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, float, NormOutputs>(RmsNormKernels.ToHalf);
         splitRowNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.SplitRowToFloat);
-        splitRowNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<ushort>, int, float, InputLayoutArgs>(RmsNormKernels.SplitRowToHalf);
+        splitRowNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, float, NormOutputs>(RmsNormKernels.SplitRowToHalf);
         rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
         attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
         prefillAttention = accelerator.LoadKernel<PrefillAttentionArgs>(PrefillAttentionKernels.Prefill);
@@ -275,15 +275,19 @@ internal sealed class CudaKernels : IDisposable
         }
     }
 
-    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout)
+    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>
+        RmsNormToHalf(input, weight, NormOutputs.One(output, layout), rows, width, eps);
+
+    /// <summary>RMSNorm of <paramref name="rows"/> rows written as fp16 into each of <paramref name="outputs"/>' layouts in one launch.</summary>
+    public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, NormOutputs outputs, int rows, int width, float eps)
     {
         if (SplitRowNorm(input, rows, width) is { } split)
         {
-            Launch(() => splitRowNormHalf(Stream, split, input, weight, output, width, eps, layout));
+            Launch(() => splitRowNormHalf(Stream, split, input, weight, width, eps, outputs));
         }
         else
         {
-            Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps, layout));
+            Launch(() => rmsNormHalf(Stream, new KernelConfig(rows, NormThreads), input, weight, width, eps, outputs));
         }
     }
 

@@ -1,6 +1,6 @@
-// RMSNorm kernels: fp32 statistics, output either fp32 (for act-order layers that share an input but need their
-// own input layouts) or fp16 written straight into the input layout of the next linear layer, saving one pass
-// and one launch. Many rows
+// RMSNorm kernels: fp32 statistics, output either fp32 (the test backend) or fp16 written straight into the
+// input layouts of the next linear layers, saving a pass and a launch per layout: act-order q/k/v (or gate/up)
+// share an input but each has its own permutation, so one norm writes up to three layouts. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
 // row over several blocks, since one block per row left all but one multiprocessor idle at batch 1. A split-row
 // block's cost is a latency chain (5.3 us a call at hidden 8192 under Nsight Compute), so everything that does not
@@ -50,23 +50,23 @@ internal static class RmsNormKernels
     private const int QuadsInFlight = 8;
 
     public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
-        Normalize(input, weight, width, eps, output, default, default, toHalf: false);
+        Normalize(input, weight, width, eps, output, default, toHalf: false);
 
     /// <summary>Same, writing fp16 at <see cref="ActivationLayout.HalfIndex"/> of the consumer (output row stride = width).</summary>
-    public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout) =>
-        Normalize(input, weight, width, eps, default, output, layout, toHalf: true);
+    public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs) =>
+        Normalize(input, weight, width, eps, default, outputs, toHalf: true);
 
     /// <summary><see cref="ToFloat"/> with a row split over blocks (few rows).</summary>
     public static void SplitRowToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
-        NormalizeSlice(input, weight, width, eps, output, default, default, toHalf: false);
+        NormalizeSlice(input, weight, width, eps, output, default, toHalf: false);
 
     /// <summary><see cref="ToHalf"/> with a row split over blocks (few rows).</summary>
-    public static void SplitRowToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int width, float eps, InputLayoutArgs layout) =>
-        NormalizeSlice(input, weight, width, eps, default, output, layout, toHalf: true);
+    public static void SplitRowToHalf(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs) =>
+        NormalizeSlice(input, weight, width, eps, default, outputs, toHalf: true);
 
-    /// <summary>One row: the statistics, then every element scaled and written as fp32 or into the fp16 layout.</summary>
+    /// <summary>One row: the statistics, then every element scaled and written as fp32 or into each fp16 layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Normalize(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, ArrayView<ushort> toHalfOutput, InputLayoutArgs layout, bool toHalf)
+    private static void Normalize(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, NormOutputs outputs, bool toHalf)
     {
         float inv = InverseRms(input, width, eps);
         long b = (long)Grid.IdxX * width;
@@ -82,7 +82,16 @@ internal static class RmsNormKernels
                     float y = Get(v, u) * inv * Get(w, u);
                     if (toHalf)
                     {
-                        ActivationLayout.Store(toHalfOutput, Grid.IdxX, width, k, y, layout);
+                        ActivationLayout.Store(outputs.Output0, Grid.IdxX, width, k, y, outputs.Layout0);
+                        if (outputs.Count > 1)
+                        {
+                            ActivationLayout.Store(outputs.Output1, Grid.IdxX, width, k, y, outputs.Layout1);
+                        }
+
+                        if (outputs.Count > 2)
+                        {
+                            ActivationLayout.Store(outputs.Output2, Grid.IdxX, width, k, y, outputs.Layout2);
+                        }
                     }
                     else
                     {
@@ -111,27 +120,49 @@ internal static class RmsNormKernels
     /// statistics, so their latency hides behind the row's; only the scaling and the stores wait for the sum.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, ArrayView<ushort> toHalfOutput, InputLayoutArgs layout, bool toHalf)
+    private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, NormOutputs outputs, bool toHalf)
     {
         int row = Grid.IdxY;
         long b = (long)row * width;
         int first = (Grid.IdxX * SplitRowSliceWidth) + Group.IdxX;
         var x = LoadSlice(input, b, first, width);
         var w = LoadSlice(weight, 0, first, width);
-        var sorted = default(Words4);
+        var sorted0 = default(Words4);
+        var sorted1 = default(Words4);
+        var sorted2 = default(Words4);
         if (toHalf)
         {
-            sorted = SortedSlice(first, width, layout);
+            sorted0 = SortedSlice(first, width, outputs.Layout0);
+            if (outputs.Count > 1)
+            {
+                sorted1 = SortedSlice(first, width, outputs.Layout1);
+            }
+
+            if (outputs.Count > 2)
+            {
+                sorted2 = SortedSlice(first, width, outputs.Layout2);
+            }
         }
 
         // The statistics' first pass is loaded before the output positions are worked out from the act-order positions
         // (which waits for those loads), so all of the block's loads are in flight together.
         var quads = input.Cast<Floats4>();
         var firstPass = LoadPass(quads, b / 4, Group.IdxX, width / 4);
-        var at = default(Words4);
+        var at0 = default(Words4);
+        var at1 = default(Words4);
+        var at2 = default(Words4);
         if (toHalf)
         {
-            at = HalfIndices(sorted, layout.Bits);
+            at0 = HalfIndices(sorted0, outputs.Layout0.Bits);
+            if (outputs.Count > 1)
+            {
+                at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
+            }
+
+            if (outputs.Count > 2)
+            {
+                at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
+            }
         }
 
         float inv = SplitRowInverseRms(quads, b, width, eps, firstPass);
@@ -143,7 +174,17 @@ internal static class RmsNormKernels
                 float y = Get(x, u) * inv * Get(w, u);
                 if (toHalf)
                 {
-                    toHalfOutput[b + Get(at, u)] = (ushort)DeviceMath.FloatToHalfBits(y);
+                    ushort half = (ushort)DeviceMath.FloatToHalfBits(y);
+                    outputs.Output0[b + Get(at0, u)] = half;
+                    if (outputs.Count > 1)
+                    {
+                        outputs.Output1[b + Get(at1, u)] = half;
+                    }
+
+                    if (outputs.Count > 2)
+                    {
+                        outputs.Output2[b + Get(at2, u)] = half;
+                    }
                 }
                 else
                 {
@@ -336,4 +377,25 @@ internal struct QuadPass
     public Floats4 Q5;
     public Floats4 Q6;
     public Floats4 Q7;
+}
+
+/// <summary>
+/// The fp16 inputs one RMSNorm writes: 1 to <see cref="MaxCount"/> buffers, each in its linear layer's layout (act-order
+/// q/k/v or gate/up share the norm but not the permutation). Buffers past <see cref="Count"/> are not touched.
+/// </summary>
+internal struct NormOutputs
+{
+    public const int MaxCount = 3;
+
+    public int Count;
+    public ArrayView<ushort> Output0;
+    public ArrayView<ushort> Output1;
+    public ArrayView<ushort> Output2;
+    public InputLayoutArgs Layout0;
+    public InputLayoutArgs Layout1;
+    public InputLayoutArgs Layout2;
+
+    /// <summary>One output (every layer that is not act-order-split).</summary>
+    public static NormOutputs One(ArrayView<ushort> output, InputLayoutArgs layout) =>
+        new() { Count = 1, Output0 = output, Layout0 = layout, Output1 = output, Layout1 = layout, Output2 = output, Layout2 = layout };
 }
