@@ -194,7 +194,7 @@ internal static class BenchCommand
             Row($"decode at context {ctx}", $"{1 / sec:F1} tok/s ({sec * 1000:F2} ms/token); floor {floor * 1000:F2} ms ({bytes / 1e9:F2} GB/token) -> {100 * floor / sec:F0}% of the bandwidth floor");
         }
 
-        Row("kernels per decode step (one CUDA graph)", $"{session.LaunchesPerDecodeStep}");
+        Row("kernels per decode step (one CUDA graph)", $"{session.LaunchesPerDecodeStep} ({session.ProgrammaticEdgesPerDecodeStep} launched before their predecessor ends)");
         double linears = LinearLayersProbe.SecondsPerPass(model, 1, Math.Max(5, repeats * 3));
         Row("linear layers only (all GEMVs of one step, graph)", $"{linears * 1000:F2} ms -> {weightBytes / linears / 1e12:F2} TB/s, {100 * (weightBytes / bandwidth) / linears:F0}% of the bandwidth floor");
 

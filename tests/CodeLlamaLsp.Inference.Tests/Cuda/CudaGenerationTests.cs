@@ -12,6 +12,8 @@ using CodeLlamaLsp.Inference.Model;
 using CodeLlamaLsp.Inference.Tests.Engine;
 using CodeLlamaLsp.Inference.Tests.Loading;
 
+using ILGPU.Runtime.Cuda;
+
 namespace CodeLlamaLsp.Inference.Tests.Cuda;
 
 [NonParallelizable]
@@ -86,6 +88,22 @@ public class CudaGenerationTests
             Assert.That(actual.TokenIds, Is.EqualTo(expected.TokenIds));
             Assert.That(expected.TokenIds, Has.Count.GreaterThanOrEqualTo(5), "enough tokens before an end-of-sequence id to compare");
         });
+    }
+
+    /// <summary>
+    /// On an sm_90+ GPU every kernel starts with griddepcontrol.wait and the decode step's graph links consecutive
+    /// kernels by programmatic edges (the other tests check the tokens it produces); elsewhere it has none.
+    /// </summary>
+    [Test]
+    [Category("Gpu")]
+    public async Task The_decode_graph_launches_kernels_before_their_predecessor_ends_on_sm90()
+    {
+        using var cuda = CudaGenerator("gpu", Context);
+        await cuda.GenerateAllAsync(Request(Prompt, GenerationOptions.Greedy(4)), CancellationToken.None);
+        var session = (CudaDecodingSession)cuda.Session;
+        bool hopper = ((CudaAccelerator)TestDevices.Get("gpu").Accelerator).Architecture is { Major: >= 9 };
+        Assert.That(session.LaunchesPerDecodeStep, Is.GreaterThan(10));
+        Assert.That(session.ProgrammaticEdgesPerDecodeStep, hopper ? Is.EqualTo(session.LaunchesPerDecodeStep - 1) : Is.Zero);
     }
 
     [TestCaseSource(nameof(Kinds))]

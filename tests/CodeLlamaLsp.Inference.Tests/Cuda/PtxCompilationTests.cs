@@ -33,13 +33,38 @@ public class PtxCompilationTests
             File.WriteAllText(Path.Combine(dir, $"{kernel.DeclaringType!.Name}.{kernel.Name}.ptx"), ptx);
         }
 
+        var patched = GridDependencies.Patch(ptx);
+        if (Environment.GetEnvironmentVariable("CODELLAMA_DUMP_PTX_DIR") is { Length: > 0 } patchedDir)
+        {
+            File.WriteAllText(Path.Combine(patchedDir, $"{kernel.DeclaringType!.Name}.{kernel.Name}.sm90.ptx"), patched);
+        }
+
         Assert.Multiple(() =>
         {
             Assert.That(ptx, Does.Contain(".entry"));
 
             // f16x2 instructions take registers only; a folded constant operand fails the driver's PTX JIT.
             Assert.That(ptx, Does.Not.Match(@"f16x2[^\n;]*,\s*-?\d+\s*[,;]"), "f16x2 instruction with an immediate operand");
+
+            // On sm_90+ the kernel waits for its predecessor before its first instruction (GridDependencies).
+            Assert.That(patched, Does.Match(@"(?m)^\.target sm_90\s*$"));
+            var body = patched[patched.IndexOf('{', patched.IndexOf(".entry", StringComparison.Ordinal))..];
+            var firstInstruction = body.Split('\n').Skip(1).Select(l => l.Trim()).First(l => l.Length > 0 && !l.StartsWith('.') && !l.StartsWith("//", StringComparison.Ordinal) && l != "{");
+            Assert.That(firstInstruction, Is.EqualTo("griddepcontrol.wait;"), "the first instruction of the entry");
+            Assert.That(patched.Replace("\t" + GridDependencies.Prologue + "\n", string.Empty, StringComparison.Ordinal).Replace(".target sm_90", ".target sm_80", StringComparison.Ordinal), Is.EqualTo(ptx), "nothing else changes");
         });
+    }
+
+    /// <summary>The patched PTX reaches the driver through ILGPU's compiled kernel (a pinned ILGPU's backing field).</summary>
+    [Test]
+    public void A_compiled_kernels_ptx_can_be_replaced()
+    {
+        using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+        var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(typeof(ActivationKernels).GetMethod(nameof(ActivationKernels.AdvancePosition))!), KernelSpecialization.Empty);
+        var patched = GridDependencies.Patch(compiled.PTXAssembly);
+        Assert.That(GridDependencies.TrySetPtx(compiled, patched), Is.True);
+        Assert.That(compiled.PTXAssembly, Is.EqualTo(patched));
     }
 
     [Test]

@@ -43,6 +43,9 @@ public sealed partial class CudaDecodingSession
     /// <summary>Kernel launches in one captured decode step (0 until the first step on a GPU).</summary>
     public long LaunchesPerDecodeStep { get; private set; }
 
+    /// <summary>Edges of the decode step's graph along which a kernel launches before its predecessor ends (sm_90+).</summary>
+    public int ProgrammaticEdgesPerDecodeStep { get; private set; }
+
     /// <summary>
     /// Runs up to maxRows tokens at the current position and appends them to the cache; the last
     /// row's logits (or every row's) stay on the device for <see cref="SelectNext"/> or <see cref="LastLogits"/>.
@@ -161,8 +164,9 @@ public sealed partial class CudaDecodingSession
         var kernels = backend.Device.Kernels;
         backend.Device.Synchronize();
         long before = kernels.Launches;
-        var g = CudaGraph.Capture(backend.Device.StreamHandle, DecodeStepLaunches, 0);
+        var g = CudaGraph.Capture(backend.Device.StreamHandle, DecodeStepLaunches, kernels.GridDependentFunctions);
         LaunchesPerDecodeStep = kernels.Launches - before;
+        ProgrammaticEdgesPerDecodeStep = g.ProgrammaticEdges;
         return g;
     }
 

@@ -189,7 +189,7 @@ public sealed partial class CudaDecodingSession
             backend.Device.Synchronize();
             try
             {
-                pass = CudaGraph.Capture(backend.Device.StreamHandle, () => VerificationLaunches(rows), 0);
+                pass = CudaGraph.Capture(backend.Device.StreamHandle, () => VerificationLaunches(rows), backend.Device.Kernels.GridDependentFunctions);
             }
             catch (Exception e) when (e is InvalidOperationException or AcceleratorException)
             {

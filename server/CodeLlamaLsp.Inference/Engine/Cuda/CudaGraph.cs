@@ -19,11 +19,15 @@ internal sealed partial class CudaGraph : IDisposable
         this.exec = exec;
     }
 
-    /// <summary>Kernel nodes in the captured graph.</summary>
-    public long Nodes { get; private init; }
+    /// <summary>Programmatic edges in the graph (<see cref="GridDependencies"/>): consecutive kernels that launch early.</summary>
+    public int ProgrammaticEdges { get; private init; }
 
-    /// <summary>Records everything <paramref name="launches"/> issues on <paramref name="stream"/> into a graph.</summary>
-    public static CudaGraph Capture(IntPtr stream, Action launches, long launchCount)
+    /// <summary>
+    /// Records everything <paramref name="launches"/> issues on <paramref name="stream"/> into a graph, with programmatic
+    /// edges between consecutive kernels of <paramref name="gridDependent"/> (kernels that start with
+    /// <see cref="GridDependencies.Prologue"/>).
+    /// </summary>
+    public static CudaGraph Capture(IntPtr stream, Action launches, IReadOnlySet<IntPtr> gridDependent)
     {
         ArgumentNullException.ThrowIfNull(launches);
         Check(cuStreamBeginCapture_v2(stream, CaptureModeRelaxed), "cuStreamBeginCapture");
@@ -43,6 +47,20 @@ internal sealed partial class CudaGraph : IDisposable
         }
 
         Check(cuStreamEndCapture(stream, out var g), "cuStreamEndCapture");
+        int programmatic = 0;
+        if (gridDependent.Count > 0)
+        {
+            try
+            {
+                programmatic = Math.Max(0, GridDependencies.ConvertEdges(g, gridDependent, out _));
+            }
+            catch
+            {
+                _ = cuGraphDestroy(g);
+                throw;
+            }
+        }
+
         int rc = cuGraphInstantiateWithFlags(out var e, g, 0);
         if (rc != 0)
         {
@@ -50,7 +68,7 @@ internal sealed partial class CudaGraph : IDisposable
             Check(rc, "cuGraphInstantiateWithFlags");
         }
 
-        return new CudaGraph(g, e) { Nodes = launchCount };
+        return new CudaGraph(g, e) { ProgrammaticEdges = programmatic };
     }
 
     /// <summary>Queues one replay on <paramref name="stream"/>.</summary>

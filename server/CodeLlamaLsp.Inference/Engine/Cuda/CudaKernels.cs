@@ -1,6 +1,8 @@
 // The compiled kernels of one accelerator and the code that picks their launch geometry, so every caller
 // (the CUDA session, its attention, the probes, the kernel tests) launches each kernel the same way.
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
@@ -38,14 +40,18 @@ internal sealed class CudaKernels : IDisposable
     private readonly Cublas? cublas;
     private readonly MemoryBuffer1D<byte, Stride1D.Dense>? cublasWorkspace;
     private MemoryBuffer1D<uint, Stride1D.Dense>? dequantized;
+    private readonly bool patchGridDependencies;
+    private readonly HashSet<IntPtr> gridDependent = [];
+    private readonly List<Kernel> patchedKernels = []; // loaded outside ILGPU's kernel cache, so disposed here
 
     public CudaKernels(Accelerator accelerator, AcceleratorStream stream)
     {
         this.accelerator = accelerator;
         Stream = stream;
-        gemv = accelerator.LoadKernel<GptqGemvArgs>(GptqGemvKernels.Gemv);
-        gemm = accelerator.LoadKernel<GptqGemvArgs>(GptqGemmKernels.Gemm);
-        smallBatch = accelerator.LoadKernel<SmallBatchArgs>(GptqSmallBatchKernels.Run);
+        patchGridDependencies = accelerator is CudaAccelerator { Architecture.Major: >= 9 };
+        Load(out gemv, GptqGemvKernels.Gemv);
+        Load(out gemm, GptqGemmKernels.Gemm);
+        Load(out smallBatch, GptqSmallBatchKernels.Run);
 
         // The small-batch kernel splits a layer over every block the GPU holds at once (stream-K): one wave, no tail.
         int blocksPerMultiprocessor = Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16);
@@ -54,22 +60,22 @@ internal sealed class CudaKernels : IDisposable
         smallBatchPartials = accelerator.Allocate1D<float>(GptqSmallBatchKernels.Slots(smallBatchBlocks, maxColumnBlocks) * (GptqSmallBatchKernels.SlotBytes / 4));
         smallBatchArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
         smallBatchArrivals.MemSetToZero(stream);
-        denseGemv = accelerator.LoadKernel<DenseGemvArgs>(DenseGemvKernels.Gemv);
-        rmsNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.ToFloat);
-        rmsNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, float, NormOutputs>(RmsNormKernels.ToHalf);
-        splitRowNorm = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernels.SplitRowToFloat);
-        splitRowNormHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, int, float, NormOutputs>(RmsNormKernels.SplitRowToHalf);
-        rotateAndStore = accelerator.LoadKernel<ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>>(RopeKernels.RotateAndStore);
-        attention = accelerator.LoadKernel<AttentionArgs>(AttentionKernels.Partial);
-        prefillAttention = accelerator.LoadKernel<PrefillAttentionArgs>(PrefillAttentionKernels.Prefill);
-        combine = accelerator.LoadKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs>(AttentionKernels.Combine);
-        embed = accelerator.LoadKernel<ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int>(ActivationKernels.Embed);
-        siluHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.SiluMultiplyToHalf);
-        toHalf = accelerator.LoadKernel<ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs>(ActivationKernels.ToHalfLayout);
-        advance = accelerator.LoadKernel<ArrayView<int>, int>(ActivationKernels.AdvancePosition);
-        readBandwidth = accelerator.LoadKernel<ArrayView<uint>, ArrayView<uint>, long>(ActivationKernels.ReadBandwidth);
-        sample = accelerator.LoadKernel<SamplingArgs>(SamplingKernels.Select);
-        dequantize = accelerator.LoadKernel<DequantizeArgs>(GptqDequantizeKernels.ToHalf);
+        Load(out denseGemv, DenseGemvKernels.Gemv);
+        Load(out rmsNorm, RmsNormKernels.ToFloat);
+        Load(out rmsNormHalf, RmsNormKernels.ToHalf);
+        Load(out splitRowNorm, RmsNormKernels.SplitRowToFloat);
+        Load(out splitRowNormHalf, RmsNormKernels.SplitRowToHalf);
+        Load(out rotateAndStore, RopeKernels.RotateAndStore);
+        Load(out attention, AttentionKernels.Partial);
+        Load(out prefillAttention, PrefillAttentionKernels.Prefill);
+        Load(out combine, AttentionKernels.Combine);
+        Load(out embed, ActivationKernels.Embed);
+        Load(out siluHalf, ActivationKernels.SiluMultiplyToHalf);
+        Load(out toHalf, ActivationKernels.ToHalfLayout);
+        Load(out advance, ActivationKernels.AdvancePosition);
+        Load(out readBandwidth, ActivationKernels.ReadBandwidth);
+        Load(out sample, SamplingKernels.Select);
+        Load(out dequantize, GptqDequantizeKernels.ToHalf);
         if (stream is CudaStream cudaStream)
         {
             accelerator.Bind();
@@ -111,6 +117,32 @@ internal sealed class CudaKernels : IDisposable
     public bool UseCublas { get; set; }
 
     public AcceleratorStream Stream { get; }
+
+    /// <summary>
+    /// The CUDA functions that start with <see cref="GridDependencies.Prologue"/>: every kernel on an sm_90+ device,
+    /// none elsewhere. Captured graphs link consecutive ones by programmatic edges (see <see cref="GridDependencies"/>).
+    /// </summary>
+    public IReadOnlySet<IntPtr> GridDependentFunctions => gridDependent;
+
+    /// <summary>Loads a kernel; on sm_90+ through <see cref="GridDependencies.Patch"/>, so that graphs can launch it early.</summary>
+    private void Load<TLauncher>(out TLauncher launcher, Delegate kernel)
+        where TLauncher : Delegate
+    {
+        if (patchGridDependencies && accelerator is CudaAccelerator cuda)
+        {
+            var compiled = (PTXCompiledKernel)cuda.Backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), KernelSpecialization.Empty);
+            if (GridDependencies.TrySetPtx(compiled, GridDependencies.Patch(compiled.PTXAssembly)))
+            {
+                var loaded = (CudaKernel)accelerator.LoadKernel(compiled);
+                patchedKernels.Add(loaded);
+                gridDependent.Add(loaded.FunctionPtr);
+                launcher = loaded.CreateLauncherDelegate<TLauncher>();
+                return;
+            }
+        }
+
+        launcher = accelerator.LoadKernel<TLauncher>(kernel.Method);
+    }
 
     /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
     private int NormThreads => Math.Min(RmsNormKernels.MaxBlockThreads, accelerator.MaxNumThreadsPerGroup);
@@ -367,6 +399,10 @@ internal sealed class CudaKernels : IDisposable
         dequantized?.Dispose();
         smallBatchPartials.Dispose();
         smallBatchArrivals.Dispose();
+        foreach (var kernel in patchedKernels)
+        {
+            kernel.Dispose();
+        }
     }
 
     private KernelConfig Flat(int n, int threads = ActivationKernels.BlockThreads)

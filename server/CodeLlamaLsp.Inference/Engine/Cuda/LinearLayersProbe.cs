@@ -62,7 +62,7 @@ public static class LinearLayersProbe
         }
 
         device.Synchronize();
-        using var graph = CudaGraph.Capture(device.StreamHandle, Launches, 0);
+        using var graph = CudaGraph.Capture(device.StreamHandle, Launches, device.Kernels.GridDependentFunctions);
         graph.Launch(device.StreamHandle);
         device.Synchronize();
         var sw = Stopwatch.StartNew();
