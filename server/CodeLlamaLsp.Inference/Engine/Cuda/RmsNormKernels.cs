@@ -132,16 +132,11 @@ internal static class RmsNormKernels
         var sorted2 = default(Words4);
         if (toHalf)
         {
+            // All three without a branch on the count (unused outputs repeat output 0's layout), so their act-order loads
+            // are in flight together with the row's: behind branches each layout's loads waited for the previous ones.
             sorted0 = SortedSlice(first, width, outputs.Layout0);
-            if (outputs.Count > 1)
-            {
-                sorted1 = SortedSlice(first, width, outputs.Layout1);
-            }
-
-            if (outputs.Count > 2)
-            {
-                sorted2 = SortedSlice(first, width, outputs.Layout2);
-            }
+            sorted1 = SortedSlice(first, width, outputs.Layout1);
+            sorted2 = SortedSlice(first, width, outputs.Layout2);
         }
 
         // The statistics' first pass is loaded before the output positions are worked out from the act-order positions
@@ -154,15 +149,8 @@ internal static class RmsNormKernels
         if (toHalf)
         {
             at0 = HalfIndices(sorted0, outputs.Layout0.Bits);
-            if (outputs.Count > 1)
-            {
-                at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
-            }
-
-            if (outputs.Count > 2)
-            {
-                at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
-            }
+            at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
+            at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
         }
 
         float inv = SplitRowInverseRms(quads, b, width, eps, firstPass);
@@ -381,7 +369,8 @@ internal struct QuadPass
 
 /// <summary>
 /// The fp16 inputs one RMSNorm writes: 1 to <see cref="MaxCount"/> buffers, each in its linear layer's layout (act-order
-/// q/k/v or gate/up share the norm but not the permutation). Buffers past <see cref="Count"/> are not touched.
+/// q/k/v or gate/up share the norm but not the permutation). Buffers past <see cref="Count"/> are not written, but their
+/// layouts must be valid (<see cref="One"/> repeats output 0's): the split-row kernel reads every layout's positions.
 /// </summary>
 internal struct NormOutputs
 {
