@@ -94,8 +94,7 @@ internal static class BenchCommand
         Row("date (UTC)", DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
         double bandwidth = BandwidthProbe.MeasureReadBytesPerSecond(device, repeats: Math.Max(5, repeats * 3));
         Row("read bandwidth (16-byte loads, 4 GiB)", $"{bandwidth / 1e12:F2} TB/s");
-        var held = device.SmallBatchBlocksPerMultiprocessor;
-        Row("small-batch kernel grid", $"{device.SmallBatchBlocks} blocks ({device.SmallBatchBlocks / device.Multiprocessors} per multiprocessor; the 1-8-row kernel fits {held.Rows1To8}, the 9-16-row kernel {held.Rows9To16})");
+        Row("small-batch kernel grid", $"{device.SmallBatchBlocks} blocks ({device.SmallBatchBlocks / device.Multiprocessors} per multiprocessor)");
 
         long freeBefore = device.FreeMemory;
         var sw = Stopwatch.StartNew();

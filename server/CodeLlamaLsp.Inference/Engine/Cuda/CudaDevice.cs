@@ -42,9 +42,6 @@ public sealed class CudaDevice : IDisposable
     /// <summary>Blocks of the small-batch kernel's launch (all resident at once), for the bench's report.</summary>
     public int SmallBatchBlocks => Kernels.SmallBatchBlocks;
 
-    /// <summary>Blocks per multiprocessor the device holds of each small-batch kernel (the launch uses the smaller), for the bench's report.</summary>
-    public (int Rows1To8, int Rows9To16) SmallBatchBlocksPerMultiprocessor => Kernels.SmallBatchBlocksPerMultiprocessor;
-
     /// <summary>What prompts' matrix products run on: cuBLAS and its version, or the built-in GEMM and why.</summary>
     public string PrefillGemm => Kernels.UseCublas ? Kernels.CublasStatus : $"built-in GEMM ({(Kernels.HasCublas ? "cuBLAS turned off" : Kernels.CublasStatus)})";
 

@@ -17,8 +17,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly Accelerator accelerator;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemv;
     private readonly Action<AcceleratorStream, KernelConfig, GptqGemvArgs> gemm;
-    private readonly Action<AcceleratorStream, KernelConfig, SmallBatchArgs> smallBatch8;
-    private readonly Action<AcceleratorStream, KernelConfig, SmallBatchArgs> smallBatch16;
+    private readonly Action<AcceleratorStream, KernelConfig, SmallBatchArgs> smallBatch;
     private readonly int smallBatchBlocks;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> smallBatchPartials;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchArrivals;
@@ -52,16 +51,10 @@ internal sealed class CudaKernels : IDisposable
         patchGridDependencies = accelerator is CudaAccelerator { Architecture.Major: >= 9 };
         Load(out gemv, GptqGemvKernels.Gemv);
         Load(out gemm, GptqGemmKernels.Gemm);
-        Load(out smallBatch8, GptqSmallBatchKernels.Rows1To8);
-        Load(out smallBatch16, GptqSmallBatchKernels.Rows9To16);
+        Load(out smallBatch, GptqSmallBatchKernels.Run);
 
-        // The small-batch kernels split a layer over every block the GPU holds at once (stream-K): one wave, no tail.
-        // Both use the same split, so that a row's bits do not depend on whether its batch has 8 rows or 9 (speculative
-        // verification passes of 9-15 rows against decode's one): the blocks the device holds of the one that fits fewer.
-        SmallBatchBlocksPerMultiprocessor = (
-            Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch8.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16),
-            Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch16.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16));
-        int blocksPerMultiprocessor = Math.Min(SmallBatchBlocksPerMultiprocessor.Rows1To8, SmallBatchBlocksPerMultiprocessor.Rows9To16);
+        // The small-batch kernel splits a layer over every block the GPU holds at once (stream-K): one wave, no tail.
+        int blocksPerMultiprocessor = Math.Clamp(accelerator.EstimateMaxActiveGroupsPerMultiprocessor(smallBatch.GetKernel(), GptqSmallBatchKernels.BlockThreads, 0), 1, 16);
         smallBatchBlocks = Math.Min(GptqSmallBatchKernels.MaxBlocks, accelerator.NumMultiprocessors * blocksPerMultiprocessor);
         int maxColumnBlocks = GptqSmallBatchKernels.ColumnBlocks(MaxSmallBatchColumns);
         smallBatchPartials = accelerator.Allocate1D<float>(GptqSmallBatchKernels.Slots(smallBatchBlocks, maxColumnBlocks) * (GptqSmallBatchKernels.SlotBytes / 4));
@@ -174,20 +167,16 @@ internal sealed class CudaKernels : IDisposable
         Launch(() => gemv(Stream, new KernelConfig(tiles * rows, GptqGemvKernels.BlockThreads), args));
     }
 
-    /// <summary>Blocks of every small-batch launch, of either kernel: as many as the device holds at once of the one that fits fewer.</summary>
+    /// <summary>Blocks of every small-batch launch: as many as the device holds at once.</summary>
     public int SmallBatchBlocks => smallBatchBlocks;
-
-    /// <summary>Blocks per multiprocessor that the device holds of each small-batch kernel (the driver's occupancy calculation).</summary>
-    public (int Rows1To8, int Rows9To16) SmallBatchBlocksPerMultiprocessor { get; }
 
     /// <summary>Whether <see cref="SmallBatch"/> can run a layer (else the GEMV or the GEMM).</summary>
     public static bool SupportsSmallBatch(int bits, int inFeatures, int outFeatures, int groupSize) =>
         outFeatures <= MaxSmallBatchColumns && GptqSmallBatchKernels.Supports(bits, inFeatures, outFeatures, groupSize);
 
     /// <summary>
-    /// The small-batch tensor-core kernels (1 to 8 rows, 9 to 16 rows; see <see cref="GptqSmallBatchKernels"/>); same
-    /// arguments as <see cref="Gemv"/>. The grid depends on the device only, the same for both, so a row's bits do not
-    /// depend on its batch.
+    /// The small-batch tensor-core kernel (1 to 16 rows; see <see cref="GptqSmallBatchKernels"/>); same arguments as
+    /// <see cref="Gemv"/>. The grid depends on the device only, so a row's bits do not depend on its batch.
     /// </summary>
     public void SmallBatch(GptqGemvArgs g, int rows)
     {
@@ -206,8 +195,7 @@ internal sealed class CudaKernels : IDisposable
             KUnits = g.InFeatures / GptqSmallBatchKernels.UnitInputs,
             GroupUnits = g.GroupSize / GptqSmallBatchKernels.UnitInputs,
         };
-        var kernel = rows > GptqSmallBatchKernels.Rows8.TileRows ? smallBatch16 : smallBatch8;
-        Launch(() => kernel(Stream, new KernelConfig(smallBatchBlocks, GptqSmallBatchKernels.BlockThreads), args));
+        Launch(() => smallBatch(Stream, new KernelConfig(smallBatchBlocks, GptqSmallBatchKernels.BlockThreads), args));
     }
 
     /// <summary>The pipelined tensor-core GEMM (prefill); same arguments as <see cref="Gemv"/>.</summary>

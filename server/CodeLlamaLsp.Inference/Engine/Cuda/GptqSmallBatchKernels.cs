@@ -1,10 +1,9 @@
-// GPTQ kernels for 1 to 16 input rows (decode, speculative verification, a keystroke's changed tail): the packed
+// GPTQ kernel for 1 to 16 input rows (decode, speculative verification, a keystroke's changed tail): the packed
 // weights stream through a per-warp cp.async ring, each weight is dequantized once into tensor-core A fragments
 // (exact q - zero; the scales apply per group after the mma) and multiplied with all rows at once by mma.sync, so 16
-// rows cost about what one does. Two compiled kernels share one body: 1-8 rows (decode; no rows 8-15 in its stages or
-// registers, so a six-stage ring) and 9-16 rows (three stages). The layer is split evenly over every block the GPU
-// holds at once (stream-K, as Marlin does), the same split for both kernels, and partial sums are added in a fixed
-// order, so a row's result is the same bits alone or in a batch of any size up to 16.
+// rows cost about what one does. The layer is split evenly
+// over every block the GPU holds at once (stream-K, as Marlin does), and partial sums are added in a fixed order,
+// so a row's result is the same bits alone or in a batch.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
@@ -12,7 +11,7 @@ using ILGPU.Runtime.Cuda;
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>
-/// Arguments of <see cref="GptqSmallBatchKernels.Rows1To8"/> and <see cref="GptqSmallBatchKernels.Rows9To16"/>: the linear layer's launch arguments (the GEMV's and GEMM's, with
+/// Arguments of <see cref="GptqSmallBatchKernels.Run"/>: the linear layer's launch arguments (the GEMV's and GEMM's, with
 /// the device addresses of the weights and the input) plus the further addresses cp.async reads and the stream-K scratch.
 /// </summary>
 internal struct SmallBatchArgs
@@ -35,7 +34,7 @@ internal struct SmallBatchArgs
     /// <summary>[column blocks] arrivals per column block; every launch leaves them at zero.</summary>
     public ArrayView<int> Arrivals;
 
-    /// <summary>Blocks in the launch: the stream-K split depends on it and on the layer, never on the row count (both kernels get the same).</summary>
+    /// <summary>Blocks in the launch: the stream-K split depends on it and on the layer, never on the row count.</summary>
     public int Blocks;
 
     /// <summary>Units of K (32 inputs each, two mma k16 steps): InFeatures / 32.</summary>
@@ -46,11 +45,8 @@ internal struct SmallBatchArgs
 }
 
 /// <summary>
-/// GPTQ 4-bit matrix product for 1 to 16 rows, compiled as two kernels: <see cref="Rows1To8"/> and
-/// <see cref="Rows9To16"/>, each with its own registers and static shared layout (<see cref="Rows8"/>, <see cref="Rows16"/>).
-/// Launch geometry, the same for both: <see cref="SmallBatchArgs.Blocks"/> blocks of <see cref="BlockThreads"/>, as many
-/// as the GPU holds at once of the kernel that fits fewer (the split below depends on it, and a row's bits must not
-/// change between a batch of 8 and one of 9).
+/// GPTQ 4-bit matrix product for 1 to 16 rows. Launch geometry: <see cref="SmallBatchArgs.Blocks"/> blocks of
+/// <see cref="BlockThreads"/>, as many as the GPU holds at once.
 /// <para>
 /// <b>Work split.</b> The output columns form column blocks of 64 (four 16-column mma tiles); a column block's K is
 /// units of 32 inputs (two mma k16 steps), so the layer is (column blocks x K units) units, taken in column-block-major
@@ -83,7 +79,7 @@ internal struct SmallBatchArgs
 /// (FlushLow / FlushHigh: load, fma, store, 16 bytes a lane and access). No mul.f16x2 per weight, and no rounding of
 /// (q - zero) * scale to fp16. The tile's rows keep their 16-byte chunks swizzled as the weights' are (TileIndex): with
 /// plain rows a lane's rows 2 t sit 512 bytes apart, so the four t of each access hit the same banks and every flush
-/// access was 4-way conflicted (64-bit accesses then: 8 wavefronts each instead of 2). That cost 9-16 rows, which
+/// access was 4-way conflicted (64-bit accesses then: 8 wavefronts each instead of 2). That cost the 9-16 loop, which
 /// flushes twice the sums, 256 shared-memory wavefronts per group (64 per unit at g128, two thirds of all its shared
 /// traffic); now 64.
 /// </para>
@@ -91,15 +87,13 @@ internal struct SmallBatchArgs
 /// <b>The ring.</b> Per unit a warp copies 1 KB of weights (4 word rows x 64 columns; lane L copies 16 bytes of word rows
 /// L / 16 and L / 16 + 2, their 16-byte chunks XOR-swizzled per row so that the lanes' shared loads hit distinct
 /// banks), 16 bytes of activations per lane and row half (rows g and g + 8, zero-filled past the batch), and at a new
-/// group the column block's 64 scales and zero nibbles. Stages - 1 units are in flight per warp (five in the 1-8-row kernel,
-/// two in the 9-16-row one: <see cref="Rows8.Stages"/>, <see cref="Rows16.Stages"/>), with no
+/// group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in flight per warp, with no
 /// registers held for them and no block-wide barrier: a warp only reads what its own lanes copied (a warp barrier after
 /// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one chunk, column block and
 /// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place (the group
 /// by a multiply-high with a per-thread constant, see <see cref="CopyCursor.GroupMagic"/>, not a division) and flags
 /// the unit's group start in a FIFO the compute side pops; the compute side unpacks the group's zeros with one prmt
-/// and one lea per fp16x2 constant (<see cref="SetGroup"/>). The 1-8-row kernel issues no mmas, copies or flushes for
-/// rows 8-15 at all; both kernels sum rows 0-7 with the same instructions in the same order. Requirements
+/// and one lea per fp16x2 constant (<see cref="SetGroup"/>). 1-8 and 9-16 rows run two copies of the loop. Requirements
 /// (<see cref="Supports"/>): 4 bits, out a multiple of 32 (16-byte copies of the zeros), in and the group size
 /// multiples of 32.
 /// </para>
@@ -125,115 +119,36 @@ internal static class GptqSmallBatchKernels
     /// <summary>Inputs per unit of work: two mma k16 steps.</summary>
     public const int UnitInputs = 32;
 
-    /// <summary>Bytes of a unit's packed words in a stage: 4 word rows x 64 columns, each row's 16-byte chunks swizzled (see <see cref="WeightChunk"/>).</summary>
-    public const int WeightBytes = 4 * 256;
+    /// <summary>Units in the ring per warp: two in flight while one is computed.</summary>
+    private const int Stages = 3;
 
-    /// <summary>Byte offset of the activations within a stage: rows 0-7 (lane L's 16 bytes at 16 L), then, in the 9-16-row kernel, rows 8-15 (512 on).</summary>
+    /// <summary>Bytes of a unit's packed words in a stage: 4 word rows x 64 columns, each row's 16-byte chunks swizzled (see <see cref="WeightChunk"/>).</summary>
+    private const int WeightBytes = 4 * 256;
+
+    /// <summary>Byte offset of the activations within a stage: rows 0-7 (lane L's 16 bytes at 16 L), then rows 8-15 (512 on).</summary>
     public const int ActivationOffset = WeightBytes;
 
-    /// <summary>Bytes of a stage's group constants, after its activations: the column block's 64 fp16 scales (128) and 64 zero nibbles (32).</summary>
-    public const int ConstantBytes = 160;
+    private const int ConstantsOffset = ActivationOffset + 1024;
 
-    /// <summary>Floats of one scratch slot: 16 rows x 64 columns, whichever kernel wrote it.</summary>
-    private const int SlotFloats = MaxRows * BlockColumns;
+    /// <summary>One stage of a warp (a unit): weights (1 KB), activations (2 x 512 bytes), scales (128) and zeros (32).</summary>
+    private const int StageBytes = ConstantsOffset + 160;
+
+    private const int WarpBytes = Stages * StageBytes;
+
+    /// <summary>Floats of one warp's area in the reduction tile (and of one scratch slot): 16 rows x 64 columns.</summary>
+    private const int TileFloats = MaxRows * BlockColumns;
+
+    /// <summary>The reduction tile, [warp][row][column] fp32 (chunks of 4 columns swizzled per row, see <see cref="TileIndex"/>), after the four rings; a multiple of 32 bytes (the flush finds a lane's second chunk by xor 16).</summary>
+    private const int ReduceOffset = WarpsPerBlock * WarpBytes;
+
+    /// <summary>One int after the reduction tile: whether this block's arrival completed a column block.</summary>
+    private const int LastFlagOffset = ReduceOffset + (WarpsPerBlock * TileFloats * 4);
+
+    /// <summary>Bytes of the one static shared allocation (41.9 KB of the 48 KB static limit).</summary>
+    public const int SharedBytes = LastFlagOffset + 16;
 
     /// <summary>Bytes of one scratch slot: 16 rows x 64 columns of fp32.</summary>
-    public const int SlotBytes = SlotFloats * 4;
-
-    /// <summary>
-    /// Shared-memory layout of the 1-8-row kernel (<see cref="Rows1To8"/>: decode, short drafts). Its stages carry no rows
-    /// 8-15 and its reduction tile 8 rows, which leaves room for a deeper ring than the 9-16-row kernel's in the same
-    /// 4 blocks per multiprocessor: 6 stages, five units (5 KB of weights) in flight per warp, 48,912 bytes (of the
-    /// 49,152 a block may have statically). The launch's blocks are the fewer either kernel holds per multiprocessor
-    /// (<see cref="CudaKernels"/>), since the split must not change with the row count; 5 blocks would need
-    /// <c>(SharedBytes + 1 KB) x 5 &lt;= 228 KB</c> and at most 96 registers in both kernels (the 9-16-row kernel has 115).
-    /// </summary>
-    public static class Rows8
-    {
-        /// <summary>Batch rows a stage and a warp's area of the reduction tile hold.</summary>
-        public const int TileRows = 8;
-
-        /// <summary>Units in a warp's ring: five in flight while one is computed.</summary>
-        public const int Stages = 6;
-
-        /// <summary>Offset of the group constants in a stage.</summary>
-        public const int ConstantsOffset = ActivationOffset + (TileRows * 64);
-
-        /// <summary>One stage of a warp (a unit): weights (1 KB), activations of rows 0-7 (512 bytes), scales and zeros (160).</summary>
-        public const int StageBytes = ConstantsOffset + ConstantBytes;
-
-        /// <summary>Floats of one warp's area in the reduction tile: 8 rows x 64 columns.</summary>
-        public const int TileFloats = TileRows * BlockColumns;
-
-        /// <summary>The reduction tile, [warp][row][column] fp32, after the four rings (a multiple of 32 bytes, see <see cref="FlushLow"/>).</summary>
-        public const int ReduceOffset = WarpsPerBlock * Stages * StageBytes;
-
-        /// <summary>One int after the reduction tile: whether this block's arrival completed a column block.</summary>
-        public const int LastFlagOffset = ReduceOffset + (WarpsPerBlock * TileFloats * 4);
-
-        /// <summary>Bytes of the kernel's one static shared allocation: 48,912.</summary>
-        public const int SharedBytes = LastFlagOffset + 16;
-    }
-
-    /// <summary>Shared-memory layout of the 9-16-row kernel (<see cref="Rows9To16"/>): as <see cref="Rows8"/> with rows 8-15 in every stage and in the reduction tile, so three stages (two units in flight per warp), 42,896 bytes.</summary>
-    public static class Rows16
-    {
-        /// <summary>Batch rows a stage and a warp's area of the reduction tile hold.</summary>
-        public const int TileRows = 16;
-
-        /// <summary>Units in a warp's ring: two in flight while one is computed.</summary>
-        public const int Stages = 3;
-
-        /// <summary>Offset of the group constants in a stage.</summary>
-        public const int ConstantsOffset = ActivationOffset + (TileRows * 64);
-
-        /// <summary>One stage of a warp (a unit): weights (1 KB), activations of rows 0-7 and 8-15 (2 x 512 bytes), scales and zeros (160).</summary>
-        public const int StageBytes = ConstantsOffset + ConstantBytes;
-
-        /// <summary>Floats of one warp's area in the reduction tile: 16 rows x 64 columns.</summary>
-        public const int TileFloats = TileRows * BlockColumns;
-
-        /// <summary>The reduction tile, [warp][row][column] fp32, after the four rings (a multiple of 32 bytes, see <see cref="FlushLow"/>).</summary>
-        public const int ReduceOffset = WarpsPerBlock * Stages * StageBytes;
-
-        /// <summary>One int after the reduction tile: whether this block's arrival completed a column block.</summary>
-        public const int LastFlagOffset = ReduceOffset + (WarpsPerBlock * TileFloats * 4);
-
-        /// <summary>Bytes of the kernel's one static shared allocation: 42,896.</summary>
-        public const int SharedBytes = LastFlagOffset + 16;
-    }
-
-    /// <summary>
-    /// One kernel's layout as its device code reads it. <see cref="Of"/> is called with a constant and everything is
-    /// inlined, so ILGPU folds these to each kernel's constants (and drops the other kernel's branches).
-    /// </summary>
-    private readonly struct Layout
-    {
-        /// <summary>Batch rows 8-15 too: a second mma on every A fragment, a second activation copy, <see cref="FlushHigh"/>.</summary>
-        public readonly bool TwoTiles;
-        public readonly int Stages;
-        public readonly int StageBytes;
-        public readonly int ConstantsOffset;
-        public readonly int TileFloats;
-        public readonly int ReduceOffset;
-        public readonly int LastFlagOffset;
-
-        private Layout(bool twoTiles, int stages, int stageBytes, int constantsOffset, int tileFloats, int reduceOffset, int lastFlagOffset)
-        {
-            TwoTiles = twoTiles;
-            Stages = stages;
-            StageBytes = stageBytes;
-            ConstantsOffset = constantsOffset;
-            TileFloats = tileFloats;
-            ReduceOffset = reduceOffset;
-            LastFlagOffset = lastFlagOffset;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Layout Of(bool twoTiles) => twoTiles
-            ? new Layout(true, Rows16.Stages, Rows16.StageBytes, Rows16.ConstantsOffset, Rows16.TileFloats, Rows16.ReduceOffset, Rows16.LastFlagOffset)
-            : new Layout(false, Rows8.Stages, Rows8.StageBytes, Rows8.ConstantsOffset, Rows8.TileFloats, Rows8.ReduceOffset, Rows8.LastFlagOffset);
-    }
+    public const int SlotBytes = TileFloats * 4;
 
     /// <summary>Most blocks a launch may have (the split's arithmetic is 32-bit, see <see cref="MaxUnits"/>).</summary>
     public const int MaxBlocks = 4096;
@@ -252,22 +167,10 @@ internal static class GptqSmallBatchKernels
     /// <summary>Scratch slots a launch may use: one per block plus one per column block (see the class remarks).</summary>
     public static long Slots(int blocks, int columnBlocks) => blocks + columnBlocks;
 
-    /// <summary>The 1-8-row kernel: one block's range of units (see <see cref="Run"/>), with the <see cref="Rows8"/> layout.</summary>
-    public static void Rows1To8(SmallBatchArgs a) =>
-        Run(a, SharedMemory.Allocate<Words4>(Rows8.SharedBytes / 16), Layout.Of(twoTiles: false));
-
-    /// <summary>The 9-16-row kernel: one block's range of units (see <see cref="Run"/>), with the <see cref="Rows16"/> layout.</summary>
-    public static void Rows9To16(SmallBatchArgs a) =>
-        Run(a, SharedMemory.Allocate<Words4>(Rows16.SharedBytes / 16), Layout.Of(twoTiles: true));
-
-    /// <summary>
-    /// One block's range of units: streamed and multiplied on CUDA, plain loops on the CPU accelerator, the segment ends
-    /// shared. Inlined into each entry point, where <paramref name="l"/> is constant, so each kernel gets its own
-    /// registers and static shared memory and carries no code for the other's rows.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Run(SmallBatchArgs a, ArrayView<Words4> shared, Layout l)
+    /// <summary>One block's range of units: streamed and multiplied on CUDA, plain loops on the CPU accelerator, the segment ends shared.</summary>
+    public static void Run(SmallBatchArgs a)
     {
+        var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
         int units = ColumnBlocks(a.Layer.OutFeatures) * a.KUnits;
 
         // Never more blocks than units, so every block's range holds at least one unit (the contributor count relies on it).
@@ -282,18 +185,29 @@ internal static class GptqSmallBatchKernels
         int end = RangeStart(block + 1, units, blocks);
         int warp = Group.IdxX >> 5;
         int lane = Group.IdxX & 31;
-        var reduce = shared.Cast<float>().SubView(l.ReduceOffset / 4, WarpsPerBlock * l.TileFloats);
-        var lastFlag = shared.Cast<int>().SubView(l.LastFlagOffset / 4, 1);
+        var reduce = shared.Cast<float>().SubView(ReduceOffset / 4, WarpsPerBlock * TileFloats);
+        var lastFlag = shared.Cast<int>().SubView(LastFlagOffset / 4, 1);
 
         int own = FirstOwned(first, warp);
         if (CudaAsm.IsSupported)
         {
             // Lane (g, t) reads word row t, columns 8 g .. 8 g + 7 (chunks 2 g and 2 g + 1 of the row, swizzled), its
             // own 16 bytes of activations of rows g and g + 8, and its columns' 8 scales and zero word. The offsets live
-            // in named registers (ILGPU would recompute them in the loop).
+            // in named registers (ILGPU would recompute them in the loop), declared once for both copies of the loop.
             uint wordAt = (uint)(((lane & 3) * 256) + (WeightChunk(lane & 3, 2 * (lane >> 2)) * 16));
             CudaAsm.Emit(DeclareRegisters, wordAt, (uint)(ActivationOffset + (16 * lane)));
-            StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, l);
+
+            // Two copies of the loop, for 1-8 and 9-16 rows (a constant after inlining): the former issues no mmas,
+            // copies or flushes for rows 8-15 at all.
+            if (a.Layer.Rows > 8)
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, true);
+            }
+            else
+            {
+                StreamCuda(a, reduce, lastFlag, block, blocks, units, first, end, own, warp, lane, false);
+            }
+
             return;
         }
 
@@ -303,10 +217,10 @@ internal static class GptqSmallBatchKernels
             int segmentEnd = XMin(end, (column + 1) * a.KUnits);
             if (lane == 0)
             {
-                AddUnitsManaged(a, reduce.SubView(warp * l.TileFloats, l.TileFloats), column, warp, segment, segmentEnd);
+                AddUnitsManaged(a, reduce.SubView(warp * TileFloats, TileFloats), column, warp, segment, segmentEnd);
             }
 
-            FinishSegment(a, reduce, lastFlag, block, blocks, units, column, l.TileFloats);
+            FinishSegment(a, reduce, lastFlag, block, blocks, units, column);
             segment = segmentEnd;
         }
     }
@@ -372,13 +286,13 @@ internal static class GptqSmallBatchKernels
     /// in the current column block, ends that segment with the other warps.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane, Layout l)
+    private static void StreamCuda(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int first, int end, int own, int warp, int lane, bool twoTiles)
     {
         int g = lane >> 2;
         int t = lane & 3;
-        bool twoTiles = l.TwoTiles;
         uint smem = DeviceMath.SharedBase();
-        uint ring = smem + (uint)(warp * l.Stages * l.StageBytes);
+        uint ring = smem + (uint)(warp * WarpBytes);
+
 
         // The copy side runs Stages - 1 units ahead; it pushes each unit's NewGroup flag into groupFlags (bit Stages - 1)
         // and the compute side pops its unit's from bit 0, so it follows the ring without a cursor of its own.
@@ -389,9 +303,9 @@ internal static class GptqSmallBatchKernels
         var load = CopyCursor.At(own, a, lane, groupMagic);
         var lanes = CopyLane.Of(a, lane);
         int groupFlags = 0;
-        for (int s = 0; s < l.Stages - 1; s++)
+        for (int s = 0; s < Stages - 1; s++)
         {
-            Issue(a, load, lanes, ring + (uint)(s * l.StageBytes), l, lane, load.Unit < end);
+            Issue(a, load, lanes, ring + (uint)(s * StageBytes), lane, twoTiles, load.Unit < end);
             groupFlags |= load.NewGroup << s;
             load = load.Next(a, lane, groupMagic);
             DeviceMath.CommitCopies();
@@ -402,9 +316,9 @@ internal static class GptqSmallBatchKernels
 
         // The lane's columns 8 g .. 8 g + 3 of row 2 t in the warp's area: chunk 2 g of the row, swizzled (TileIndex);
         // the flush finds chunk 2 g + 1 (columns 8 g + 4 .. + 7) at this offset xor 16.
-        uint reduceAt = smem + (uint)(l.ReduceOffset + (warp * l.TileFloats * 4) + ((2 * t) * BlockColumns * 4) + (WeightChunk(t, 2 * g) * 16));
+        uint reduceAt = smem + (uint)(ReduceOffset + (warp * TileFloats * 4) + ((2 * t) * BlockColumns * 4) + (WeightChunk(t, 2 * g) * 16));
         ZeroSums(reduceAt, twoTiles);
-        uint lastStage = ring + (uint)((l.Stages - 1) * l.StageBytes);
+        uint lastStage = ring + ((Stages - 1) * StageBytes);
         uint loadStage = lastStage;
         uint stage = ring;
         int column = first / a.KUnits;
@@ -416,13 +330,13 @@ internal static class GptqSmallBatchKernels
             {
                 // This lane's copies of the unit have landed; the warp barrier makes the other lanes' visible and keeps
                 // the slot refilled below (read in the previous iteration) from being overwritten under a slower lane.
-                DeviceMath.WaitUntilCopyGroupsPending(l.Stages - 2);
+                DeviceMath.WaitUntilOneCopyGroupPending(); // Stages - 2 may still fly
                 Warp.Barrier();
-                Issue(a, load, lanes, loadStage, l, lane, load.Unit < end);
-                groupFlags |= load.NewGroup << (l.Stages - 1);
+                Issue(a, load, lanes, loadStage, lane, twoTiles, load.Unit < end);
+                groupFlags |= load.NewGroup << (Stages - 1);
                 load = load.Next(a, lane, groupMagic);
                 DeviceMath.CommitCopies();
-                loadStage = loadStage == lastStage ? ring : loadStage + (uint)l.StageBytes;
+                loadStage = loadStage == lastStage ? ring : loadStage + StageBytes;
                 int newGroup = groupFlags & 1;
                 groupFlags >>= 1;
                 if (newGroup != 0)
@@ -435,7 +349,7 @@ internal static class GptqSmallBatchKernels
                         CudaAsm.Emit(FlushHigh, reduceAt);
                     }
 
-                    CudaAsm.Emit(SetGroup, stage + (uint)(l.ConstantsOffset + (16 * g)), stage + (uint)(l.ConstantsOffset + 128 + (4 * g)), zeroOffsets);
+                    CudaAsm.Emit(SetGroup, stage + (uint)(ConstantsOffset + (16 * g)), stage + (uint)(ConstantsOffset + 128 + (4 * g)), zeroOffsets);
                     if (twoTiles)
                     {
                         CudaAsm.Emit(MmaUnitFirst16, stage);
@@ -454,7 +368,7 @@ internal static class GptqSmallBatchKernels
                     CudaAsm.Emit(MmaUnit, stage);
                 }
 
-                stage = stage == lastStage ? ring : stage + (uint)l.StageBytes;
+                stage = stage == lastStage ? ring : stage + StageBytes;
                 remaining--;
             }
             else
@@ -465,7 +379,7 @@ internal static class GptqSmallBatchKernels
                     CudaAsm.Emit(FlushHigh, reduceAt);
                 }
 
-                FinishSegment(a, reduce, lastFlag, block, blocks, units, column, l.TileFloats);
+                FinishSegment(a, reduce, lastFlag, block, blocks, units, column);
                 ZeroSums(reduceAt, twoTiles);
                 if (segmentEnd >= end)
                 {
@@ -494,22 +408,22 @@ internal static class GptqSmallBatchKernels
     }
 
     /// <summary>
-    /// After the warps of a block put their sums of column block <paramref name="column"/> into the reduction tile (warp
-    /// areas of <paramref name="tileFloats"/>): adds the four in warp order and writes the output if this block's range
-    /// holds the whole column block; else stores the sums in the block's scratch slot and, if its arrival completes the
-    /// column block, adds every contributor's slot in block order and writes the output. The same for both kernels.
+    /// After the warps of a block put their sums of column block <paramref name="column"/> into the reduction tile: adds
+    /// the four in warp order and writes the output if this block's range holds the whole column block; else stores the
+    /// sums in the block's scratch slot and, if its arrival completes the column block, adds every contributor's slot in
+    /// block order and writes the output.
     /// </summary>
-    private static void FinishSegment(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int column, int tileFloats)
+    private static void FinishSegment(SmallBatchArgs a, ArrayView<float> reduce, ArrayView<int> lastFlag, int block, int blocks, int units, int column)
     {
         Group.Barrier();
         int firstBlock = BlockOf(column * a.KUnits, units, blocks);
         int count = BlockOf(((column + 1) * a.KUnits) - 1, units, blocks) - firstBlock + 1;
         int elements = a.Layer.Rows * BlockColumns;
-        long slot = (long)(block + column) * SlotFloats;
+        long slot = (long)(block + column) * TileFloats;
         for (int e = Group.IdxX; e < elements; e += BlockThreads)
         {
             int at = TileIndex(e);
-            float sum = reduce[at] + reduce[tileFloats + at] + reduce[(2 * tileFloats) + at] + reduce[(3 * tileFloats) + at];
+            float sum = reduce[at] + reduce[TileFloats + at] + reduce[(2 * TileFloats) + at] + reduce[(3 * TileFloats) + at];
             if (count == 1)
             {
                 WriteOutput(a, column, e, sum);
@@ -540,13 +454,13 @@ internal static class GptqSmallBatchKernels
             if (lastFlag[0] != 0)
             {
                 MemoryFence.DeviceLevel();
-                long firstSlot = (long)(firstBlock + column) * SlotFloats;
+                long firstSlot = (long)(firstBlock + column) * TileFloats;
                 for (int e = Group.IdxX; e < elements; e += BlockThreads)
                 {
                     float sum = 0f;
                     for (int c = 0; c < count; c++)
                     {
-                        sum += LoadPartial(a, firstSlot + ((long)c * SlotFloats) + e);
+                        sum += LoadPartial(a, firstSlot + ((long)c * TileFloats) + e);
                     }
 
                     WriteOutput(a, column, e, sum);
@@ -584,7 +498,7 @@ internal static class GptqSmallBatchKernels
 
     /// <summary>Issues a unit's copies into the stage at <paramref name="stage"/>: weights, activations and, when the unit starts a new group for the warp, the group's scales and zeros; all zero-filled, nothing read, unless <paramref name="live"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Issue(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, Layout layout, int lane, bool live)
+    private static void Issue(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, int lane, bool twoTiles, bool live)
     {
         // Word rows 0-1, then 2-3 (chunk swizzle 4 more, see WeightChunk); the lane's 16 bytes of row lane / 4 (both
         // steps), then of row lane / 4 + 8.
@@ -592,7 +506,7 @@ internal static class GptqSmallBatchKernels
         DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
         DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * a.Layer.OutFeatures), weights);
         CopyToSharedL1(stage + l.ActivationDst, c.Activations, live && l.RowValid);
-        if (layout.TwoTiles)
+        if (twoTiles)
         {
             CopyToSharedL1(stage + l.ActivationDst + 512, c.Activations + (16L * a.Layer.InFeatures), live && l.HighRowValid);
         }
@@ -606,7 +520,7 @@ internal static class GptqSmallBatchKernels
             int column = scale ? (c.Block * BlockColumns) + (8 * lane) : (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
             int index = (c.Group * rowElements) + column;
             long src = scale ? a.ScalesAddress + ((long)index * 2) : a.QZerosAddress + ((long)index * 4);
-            DeviceMath.CopyToShared(stage + (uint)(layout.ConstantsOffset + (16 * lane)), src, column < rowElements);
+            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, column < rowElements);
         }
     }
 
