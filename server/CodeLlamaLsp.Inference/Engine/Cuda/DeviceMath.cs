@@ -89,13 +89,39 @@ internal static class DeviceMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void CommitCopies() => CudaAsm.Emit("cp.async.commit_group;");
 
-    /// <summary>Waits until at most one of this thread's newest copy groups is still in flight. CUDA only.</summary>
+    /// <summary>
+    /// Waits until at most <paramref name="pending"/> (0 to 6) of this thread's newest copy groups are still in flight.
+    /// cp.async.wait_group takes an immediate, so <paramref name="pending"/> must be a constant once inlined (a ring's
+    /// Stages - 2); ILGPU then keeps only its branch. CUDA only.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void WaitUntilOneCopyGroupPending() => CudaAsm.Emit("cp.async.wait_group 1;");
-
-    /// <summary>Waits until at most two of this thread's newest copy groups are still in flight. CUDA only.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void WaitUntilTwoCopyGroupsPending() => CudaAsm.Emit("cp.async.wait_group 2;");
+    public static void WaitUntilCopyGroupsPending(int pending)
+    {
+        switch (pending)
+        {
+            case 0:
+                CudaAsm.Emit("cp.async.wait_group 0;");
+                break;
+            case 1:
+                CudaAsm.Emit("cp.async.wait_group 1;");
+                break;
+            case 2:
+                CudaAsm.Emit("cp.async.wait_group 2;");
+                break;
+            case 3:
+                CudaAsm.Emit("cp.async.wait_group 3;");
+                break;
+            case 4:
+                CudaAsm.Emit("cp.async.wait_group 4;");
+                break;
+            case 5:
+                CudaAsm.Emit("cp.async.wait_group 5;");
+                break;
+            default:
+                CudaAsm.Emit("cp.async.wait_group 6;");
+                break;
+        }
+    }
 
     /// <summary>Waits for all of this thread's cp.async copies. CUDA only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

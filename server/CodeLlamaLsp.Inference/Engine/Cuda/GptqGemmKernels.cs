@@ -145,7 +145,7 @@ internal static class GptqGemmKernels
             // This thread's copies of tile kt have landed (the newest Stages - 2 groups may still fly); the barrier
             // makes everyone's visible and guarantees that the stage refilled below and the weight tile were
             // finished by all warps.
-            DeviceMath.WaitUntilTwoCopyGroupsPending(); // Stages - 2 may still fly
+            DeviceMath.WaitUntilCopyGroupsPending(Stages - 2);
             Group.Barrier();
             if (kt + Stages - 1 < kTiles)
             {

@@ -330,7 +330,7 @@ internal static class GptqSmallBatchKernels
             {
                 // This lane's copies of the unit have landed; the warp barrier makes the other lanes' visible and keeps
                 // the slot refilled below (read in the previous iteration) from being overwritten under a slower lane.
-                DeviceMath.WaitUntilOneCopyGroupPending(); // Stages - 2 may still fly
+                DeviceMath.WaitUntilCopyGroupsPending(Stages - 2);
                 Warp.Barrier();
                 Issue(a, load, lanes, loadStage, lane, twoTiles, load.Unit < end);
                 groupFlags |= load.NewGroup << (Stages - 1);
