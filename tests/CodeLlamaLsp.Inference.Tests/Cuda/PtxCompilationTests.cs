@@ -93,6 +93,23 @@ public class PtxCompilationTests
         Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v4\.f32"));
     }
 
+    /// <summary>
+    /// Decode attention is compiled for two 256-thread blocks per multiprocessor (the register cap its grid size assumes),
+    /// reads K and V rows in 8-byte loads and exchanges scores by shuffles.
+    /// </summary>
+    [Test]
+    public void Decode_attention_is_compiled_for_two_blocks_per_multiprocessor()
+    {
+        var ptx = Compile(typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Partial))!);
+        Assert.Multiple(() =>
+        {
+            Assert.That(ptx, Does.Match(@"\.maxntid\s+256,\s*1,\s*1"), "block size");
+            Assert.That(ptx, Does.Match($@"\.minnctapersm\s+{AttentionKernels.BlocksPerMultiprocessor}\b"), "blocks per multiprocessor");
+            Assert.That(ptx, Does.Match(@"ld\.global(\.nc)?\.v2\.[ub]32"), "8-byte K/V row loads");
+            Assert.That(ptx, Does.Contain("shfl.sync.bfly"), "score butterfly");
+        });
+    }
+
     [Test]
     public void Gptq_gemm_streams_tiles_with_cp_async_into_tensor_cores()
     {
@@ -191,7 +208,8 @@ public class PtxCompilationTests
         using var context = Context.Create(b => b.Optimize(OptimizationLevel.O2).EnableAlgorithms());
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        var specialization = kernel == typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Partial)) ? AttentionKernels.PartialSpecialization : KernelSpecialization.Empty;
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, specialization);
         return compiled.PTXAssembly;
     }
 }

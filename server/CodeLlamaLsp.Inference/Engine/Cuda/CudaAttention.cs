@@ -23,14 +23,19 @@ internal sealed class CudaAttention : IDisposable
         this.start = start;
     }
 
-    /// <summary>Splits per query so that kvHeads * headGroups * splits fills the device about twice.</summary>
+    /// <summary>
+    /// Splits per query row for decode steps and verification passes: enough that kvHeads * headGroups * splits blocks fill
+    /// every multiprocessor once (<see cref="AttentionKernels.BlocksPerMultiprocessor"/> each), so a long context streams K
+    /// and V from all of them; at most one per 64-key tile of the capacity and <see cref="AttentionKernels.MaxSplits"/>. A
+    /// row uses only as many as its length needs (<see cref="AttentionKernels.UsedSplits"/>).
+    /// </summary>
     public static int DecodeSplits(CudaDevice device, int kvHeads, int heads, int capacity)
     {
         int headGroups = ((heads / kvHeads) + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
         int blocks = kvHeads * headGroups;
-        int want = Math.Max(1, (2 * device.Multiprocessors) / blocks);
-        int useful = Math.Max(1, (capacity + AttentionKernels.Tile - 1) / AttentionKernels.Tile);
-        return Math.Min(want, useful);
+        int want = Math.Max(1, (AttentionKernels.BlocksPerMultiprocessor * device.Multiprocessors) / blocks);
+        int useful = Math.Max(1, (capacity + AttentionKernels.TileKeys - 1) / AttentionKernels.TileKeys);
+        return Math.Min(Math.Min(want, useful), AttentionKernels.MaxSplits);
     }
 
     /// <summary>Sizes the partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
@@ -43,7 +48,8 @@ internal sealed class CudaAttention : IDisposable
     /// <summary>
     /// Causal attention of <paramref name="rows"/> query rows (q [rows, qStride], heads first) at positions start[0]..,
     /// written as fp16 straight into the input of o_proj in its <paramref name="layout"/>. Decode steps and verification
-    /// passes split each row's keys into <paramref name="splits"/> blocks; prefill chunks take 1.
+    /// passes split each row's keys over up to <paramref name="splits"/> blocks (as many as its length needs, at most
+    /// <see cref="AttentionKernels.MaxSplits"/>); prefill chunks take 1.
     /// </summary>
     public void Run(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<ushort> output, InputLayoutArgs layout)
     {
@@ -72,6 +78,11 @@ internal sealed class CudaAttention : IDisposable
                 c.LayerK(layer),
                 c.LayerV(layer));
             return;
+        }
+
+        if (splits < 1 || splits > AttentionKernels.MaxSplits)
+        {
+            throw new ArgumentOutOfRangeException(nameof(splits), splits, $"Attention takes 1 to {AttentionKernels.MaxSplits} splits.");
         }
 
         Reserve((long)rows * splits, heads, c.HeadDim);

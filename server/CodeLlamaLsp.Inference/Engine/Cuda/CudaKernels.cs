@@ -66,7 +66,7 @@ internal sealed class CudaKernels : IDisposable
         Load(out splitRowNorm, RmsNormKernels.SplitRowToFloat);
         Load(out splitRowNormHalf, RmsNormKernels.SplitRowToHalf);
         Load(out rotateAndStore, RopeKernels.RotateAndStore);
-        Load(out attention, AttentionKernels.Partial);
+        Load(out attention, AttentionKernels.Partial, AttentionKernels.PartialSpecialization);
         Load(out prefillAttention, PrefillAttentionKernels.Prefill);
         Load(out combine, AttentionKernels.Combine);
         Load(out embed, ActivationKernels.Embed);
@@ -125,12 +125,12 @@ internal sealed class CudaKernels : IDisposable
     public IReadOnlySet<IntPtr> GridDependentFunctions => gridDependent;
 
     /// <summary>Loads a kernel; on sm_90+ through <see cref="GridDependencies.Patch"/>, so that graphs can launch it early.</summary>
-    private void Load<TLauncher>(out TLauncher launcher, Delegate kernel)
+    private void Load<TLauncher>(out TLauncher launcher, Delegate kernel, KernelSpecialization specialization = default)
         where TLauncher : Delegate
     {
         if (patchGridDependencies && accelerator is CudaAccelerator cuda)
         {
-            var compiled = (PTXCompiledKernel)cuda.Backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), KernelSpecialization.Empty);
+            var compiled = (PTXCompiledKernel)cuda.Backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), specialization);
             if (GridDependencies.TrySetPtx(compiled, GridDependencies.Patch(compiled.PTXAssembly)))
             {
                 var loaded = (CudaKernel)accelerator.LoadKernel(compiled);
@@ -141,7 +141,7 @@ internal sealed class CudaKernels : IDisposable
             }
         }
 
-        launcher = accelerator.LoadKernel<TLauncher>(kernel.Method);
+        launcher = accelerator.LoadKernel<TLauncher>(kernel.Method, specialization);
     }
 
     /// <summary>RMSNorm block size: a whole row per block, as many threads as the accelerator allows.</summary>
@@ -367,7 +367,7 @@ internal sealed class CudaKernels : IDisposable
     }
 
     public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
-        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.MaxHeadDim, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
+        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.CombineThreads, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
 
     public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
         Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
