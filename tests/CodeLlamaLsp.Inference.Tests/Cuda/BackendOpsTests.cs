@@ -125,6 +125,44 @@ public class BackendOpsTests
     }
 
     /// <summary>
+    /// Act-order q/k/v (or gate/up) with different permutations run as one small-batch launch (RunShared's path): each
+    /// part reads its own input layout and writes its own columns of the shared output, which match the CPU's linear
+    /// layer and, closely (the stream-K split differs), the part launched alone. Parts of 256 / 64 / 64 columns, of 160 /
+    /// 96 (not whole column blocks; bias, v2 zeros) and of 96 / 32 / 160 (g32), at both row tiles.
+    /// </summary>
+    [TestCase("sim", 256, new[] { 256, 64, 64 }, 128, false, false, 1)]
+    [TestCase("sim", 256, new[] { 256, 64, 64 }, 128, false, false, 5)]
+    [TestCase("sim", 256, new[] { 256, 64, 64 }, 128, false, false, 16)]
+    [TestCase("sim", 256, new[] { 160, 96 }, 64, true, true, 5)]
+    [TestCase("sim", 256, new[] { 96, 32, 160 }, 32, false, false, 16)]
+    [TestCase("gpu", 8192, new[] { 8192, 1024, 1024 }, 128, false, false, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, new[] { 8192, 1024, 1024 }, 128, false, false, 5, Category = "Gpu")]
+    [TestCase("gpu", 8192, new[] { 8192, 1024, 1024 }, 128, false, false, 16, Category = "Gpu")]
+    [TestCase("gpu", 8192, new[] { 22016, 22016 }, 128, false, false, 1, Category = "Gpu")]
+    [TestCase("gpu", 8192, new[] { 22016, 22016 }, 128, false, false, 16, Category = "Gpu")]
+    [TestCase("gpu", 2048, new[] { 1056, 96, 160 }, 32, true, true, 9, Category = "Gpu")]
+    public void Act_order_parts_in_one_small_batch_launch_match_the_cpu(string kind, int inF, int[] outs, int group, bool v2, bool bias, int rows)
+    {
+        using var gpu = new Gpu(kind);
+        var rng = new Random(inF + outs.Sum() + rows);
+        var parts = outs.Select(o => RandomWeights.Gptq(rng, inF, o, 4, group, actOrder: true, v2, bias)).ToArray();
+        var x = RandomWeights.Floats(rng, rows * inF);
+        var shared = gpu.LinearParts(parts, x, rows);
+        int width = outs.Sum();
+        int offset = 0;
+        foreach (var w in parts)
+        {
+            var mine = Columns(shared, rows, width, offset, w.OutFeatures);
+            double error = Numerics.RelativeL2(mine, CpuLinear(w, x, rows));
+            double alone = Numerics.RelativeL2(mine, gpu.Linear(w, x, rows));
+            TestContext.Out.WriteLine($"part of {w.OutFeatures} at {offset}: relative L2 error {error:G3} against the cpu, {alone:G3} against the part alone");
+            Assert.That(error, Is.LessThan(LinearTolerance));
+            Assert.That(alone, Is.LessThan(1e-5), "against the part launched alone");
+            offset += w.OutFeatures;
+        }
+    }
+
+    /// <summary>
     /// cuBLAS's operands for a prompt's products: the dequantized layer times the fp16 input as stored (the layout's pair
     /// order and act-order permutation) gives the CPU's linear layer, so the rows line up and each weight is right.
     /// </summary>
@@ -673,6 +711,43 @@ public class BackendOpsTests
             K.ToHalfLayout(input.View, half.View.AsContiguous().Cast<ushort>(), rows, w.InFeatures, linear.InputLayout);
             linear.Run(K, half.View, output.View, rows, w.OutFeatures, accumulate: residual != null);
             return Down(output, rows * w.OutFeatures);
+        }
+
+        /// <summary>
+        /// RunShared's path for separate parts: each part's fp16 input in its own layout and buffer, then one small-batch
+        /// launch (<see cref="CudaLinear.TryRunSmallBatch"/>) into consecutive columns of a poisoned [rows, sum of out] output.
+        /// </summary>
+        public float[] LinearParts(LinearWeights[] ws, float[] x, int rows)
+        {
+            var linears = ws.Select(w => Staged(upload => CudaLinear.Upload(upload, w))).ToArray();
+            int inF = ws[0].InFeatures;
+            int width = ws.Sum(w => w.OutFeatures);
+            using var input = Up(x);
+            var halves = linears.Select(_ => Zeros<uint>(((long)rows * inF) + 4)).ToArray();
+            using var output = Up(Poison(rows * width));
+            try
+            {
+                for (int p = 0; p < linears.Length; p++)
+                {
+                    K.ToHalfLayout(input.View, halves[p].View.AsContiguous().Cast<ushort>(), rows, inF, linears[p].InputLayout);
+                }
+
+                bool ran = CudaLinear.TryRunSmallBatch(K, linears, [.. halves.Select(h => h.View)], output.View, rows, width, accumulate: false);
+                Assert.That(ran, Is.True, "the parts share one small-batch launch");
+                return Down(output, rows * width);
+            }
+            finally
+            {
+                foreach (var h in halves)
+                {
+                    h.Dispose();
+                }
+
+                foreach (var l in linears)
+                {
+                    l.Dispose();
+                }
+            }
         }
 
         /// <summary>

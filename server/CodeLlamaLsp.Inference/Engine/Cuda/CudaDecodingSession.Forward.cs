@@ -241,7 +241,7 @@ public sealed partial class CudaDecodingSession
     /// Runs linears that share one input into consecutive column ranges of <paramref name="output"/> (stride
     /// <paramref name="width"/>): one RMSNorm writes the fp16 input of each, a fused layer's into the linear input
     /// buffer, separate ones (act-order layers with different permutations, up to three) each in its own layout and
-    /// buffer, so the norm runs once either way.
+    /// buffer, so the norm runs once either way; separate parts of up to 16 rows then run as one small-batch launch.
     /// </summary>
     private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
     {
@@ -274,6 +274,14 @@ public sealed partial class CudaDecodingSession
         }
 
         k.RmsNormToHalf(input, norm.Buffer.View, outputs, rows, c.HiddenSize, c.RmsNormEps);
+
+        // Separate parts of up to 16 rows share one small-batch launch (a launch's ramp and tail cost about as much as
+        // a narrow layer's weights); otherwise each part runs alone.
+        if (parts.Length > 1 && CudaLinear.TryRunSmallBatch(k, parts, inputs, output, rows, width, accumulate: false))
+        {
+            return;
+        }
+
         int offset = 0;
         for (int p = 0; p < parts.Length; p++)
         {

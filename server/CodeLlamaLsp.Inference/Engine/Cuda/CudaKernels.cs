@@ -11,7 +11,7 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 /// <summary>Kernel delegates plus launch helpers; every launch goes to <see cref="Stream"/>.</summary>
 internal sealed class CudaKernels : IDisposable
 {
-    /// <summary>Widest GPTQ layer the small-batch kernel's scratch is sized for; wider layers take the GEMV.</summary>
+    /// <summary>Widest GPTQ layer (or parts of one launch together, see <see cref="SmallBatch(ReadOnlySpan{GptqGemvArgs}, int)"/>) the small-batch kernel's scratch is sized for; wider layers take the GEMV.</summary>
     public const int MaxSmallBatchColumns = 65536;
 
     private readonly Accelerator accelerator;
@@ -175,25 +175,97 @@ internal sealed class CudaKernels : IDisposable
         outFeatures <= MaxSmallBatchColumns && GptqSmallBatchKernels.Supports(bits, inFeatures, outFeatures, groupSize);
 
     /// <summary>
+    /// Whether <see cref="SmallBatch(ReadOnlySpan{GptqGemvArgs}, int)"/> can run these layers in one launch: 1 to 3 that
+    /// each run through the kernel, share in-features, bits, group size and zero convention, and together stay within
+    /// the scratch (<see cref="MaxSmallBatchColumns"/> columns in whole column blocks) and the split's 32-bit arithmetic.
+    /// </summary>
+    public static bool SupportsSmallBatch(ReadOnlySpan<GptqGemvArgs> parts)
+    {
+        if (parts.Length < 1 || parts.Length > MaxSmallBatchParts)
+        {
+            return false;
+        }
+
+        long columnBlocks = 0;
+        foreach (var p in parts)
+        {
+            if (!SupportsSmallBatch(p.Bits, p.InFeatures, p.OutFeatures, p.GroupSize) || p.InFeatures != parts[0].InFeatures
+                || p.Bits != parts[0].Bits || p.GroupSize != parts[0].GroupSize || p.ZeroOffset != parts[0].ZeroOffset)
+            {
+                return false;
+            }
+
+            columnBlocks += GptqSmallBatchKernels.ColumnBlocks(p.OutFeatures);
+        }
+
+        return columnBlocks <= GptqSmallBatchKernels.ColumnBlocks(MaxSmallBatchColumns)
+            && columnBlocks * (parts[0].InFeatures / GptqSmallBatchKernels.UnitInputs) <= GptqSmallBatchKernels.MaxUnits;
+    }
+
+    /// <summary>Most layers one small-batch launch takes (q, k and v of an act-order checkpoint).</summary>
+    public const int MaxSmallBatchParts = 3;
+
+    /// <summary>
     /// The small-batch tensor-core kernel (1 to 16 rows; see <see cref="GptqSmallBatchKernels"/>); same arguments as
     /// <see cref="Gemv"/>. The grid depends on the device only, so a row's bits do not depend on its batch.
     /// </summary>
-    public void SmallBatch(GptqGemvArgs g, int rows)
+    public void SmallBatch(GptqGemvArgs g, int rows) => SmallBatch([g], rows);
+
+    /// <summary>
+    /// One small-batch launch for 1 to <see cref="MaxSmallBatchParts"/> layers that share their rows and in-features
+    /// (<see cref="SupportsSmallBatch(ReadOnlySpan{GptqGemvArgs})"/>), each with its own weights, input and output columns:
+    /// their column blocks, part after part, are split over the blocks as one layer's (one ramp and tail instead of one
+    /// per layer). A part's bits depend on the parts launched with it (the split does), not on the row count.
+    /// </summary>
+    public void SmallBatch(ReadOnlySpan<GptqGemvArgs> parts, int rows)
     {
-        g.Rows = rows;
-        g.InputAddress = DeviceAddress(g.Input);
-        g.QWeightAddress = DeviceAddress(g.QWeight);
+        if (!SupportsSmallBatch(parts))
+        {
+            throw new ArgumentException($"{parts.Length} layers cannot share one small-batch launch.", nameof(parts));
+        }
+
+        var layers = new GptqGemvArgs[MaxSmallBatchParts];
+        var zeros = new long[MaxSmallBatchParts];
+        var scales = new long[MaxSmallBatchParts];
+        var firstBlocks = new int[MaxSmallBatchParts];
+        int columnBlocks = 0;
+        for (int p = 0; p < MaxSmallBatchParts; p++)
+        {
+            // An absent part repeats part 0 (valid views, never read: its first block is past the end).
+            var g = parts[p < parts.Length ? p : 0];
+            g.Rows = rows;
+            g.InputAddress = DeviceAddress(g.Input);
+            g.QWeightAddress = DeviceAddress(g.QWeight);
+            layers[p] = g;
+            zeros[p] = DeviceAddress(g.QZeros);
+            scales[p] = DeviceAddress(g.Scales);
+            firstBlocks[p] = columnBlocks;
+            if (p < parts.Length)
+            {
+                columnBlocks += GptqSmallBatchKernels.ColumnBlocks(g.OutFeatures);
+            }
+        }
+
         var args = new SmallBatchArgs
         {
-            Layer = g,
-            QZerosAddress = DeviceAddress(g.QZeros),
-            ScalesAddress = DeviceAddress(g.Scales),
+            Layer = layers[0],
+            Layer1 = layers[1],
+            Layer2 = layers[2],
+            QZerosAddress = zeros[0],
+            ScalesAddress = scales[0],
+            QZerosAddress1 = zeros[1],
+            ScalesAddress1 = scales[1],
+            QZerosAddress2 = zeros[2],
+            ScalesAddress2 = scales[2],
+            FirstBlock1 = parts.Length > 1 ? firstBlocks[1] : columnBlocks,
+            FirstBlock2 = parts.Length > 2 ? firstBlocks[2] : columnBlocks,
+            ColumnBlocks = columnBlocks,
             PartialsAddress = DeviceAddress<float>(smallBatchPartials.View),
             Partials = smallBatchPartials.View,
             Arrivals = smallBatchArrivals.View,
             Blocks = smallBatchBlocks,
-            KUnits = g.InFeatures / GptqSmallBatchKernels.UnitInputs,
-            GroupUnits = g.GroupSize / GptqSmallBatchKernels.UnitInputs,
+            KUnits = layers[0].InFeatures / GptqSmallBatchKernels.UnitInputs,
+            GroupUnits = layers[0].GroupSize / GptqSmallBatchKernels.UnitInputs,
         };
         Launch(() => smallBatch(Stream, new KernelConfig(smallBatchBlocks, GptqSmallBatchKernels.BlockThreads), args));
     }

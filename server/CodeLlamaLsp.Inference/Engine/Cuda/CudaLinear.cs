@@ -142,6 +142,38 @@ internal sealed class CudaLinear : PreparedLinear
         }
     }
 
+    /// <summary>
+    /// Runs 2 or 3 GPTQ layers that share the rows and in-features (act-order q/k/v or gate/up that could not be fused),
+    /// part p from <paramref name="inputs"/>[p] (written in its own <see cref="InputLayout"/>) into the columns after the
+    /// previous parts' of <paramref name="output"/> (stride <paramref name="outStride"/>), as one small-batch launch:
+    /// one stream-K ramp and tail instead of one per layer. Returns false, having done nothing, unless there are 1 to 16
+    /// rows and the parts can share a launch (<see cref="CudaKernels.SupportsSmallBatch(ReadOnlySpan{GptqGemvArgs})"/>);
+    /// decode and speculative verification both come here, so a row's bits do not depend on which ran it.
+    /// </summary>
+    public static bool TryRunSmallBatch(CudaKernels kernels, CudaLinear[] parts, ArrayView<uint>[] inputs, ArrayView<float> output, int rows, int outStride, bool accumulate)
+    {
+        if (parts.Length < 2 || parts.Length > CudaKernels.MaxSmallBatchParts || rows < 1 || rows > GptqSmallBatchKernels.MaxRows || parts.Any(p => p.Bits == 16))
+        {
+            return false;
+        }
+
+        var args = new GptqGemvArgs[parts.Length];
+        long offset = 0;
+        for (int p = 0; p < parts.Length; p++)
+        {
+            args[p] = parts[p].GptqArgs(inputs[p], output.SubView(offset), outStride, accumulate);
+            offset += parts[p].OutFeatures;
+        }
+
+        if (!CudaKernels.SupportsSmallBatch(args))
+        {
+            return false;
+        }
+
+        kernels.SmallBatch(args, rows);
+        return true;
+    }
+
     /// <summary>The GPTQ kernels' launch arguments for this layer (every kernel takes the same).</summary>
     internal GptqGemvArgs GptqArgs(ArrayView<uint> input, ArrayView<float> output, int outStride, bool accumulate)
     {

@@ -1,9 +1,9 @@
 // GPTQ kernel for 1 to 16 input rows (decode, speculative verification, a keystroke's changed tail): the packed
 // weights stream through a per-warp cp.async ring, each weight is dequantized once into tensor-core A fragments
 // (exact q - zero; the scales apply per group after the mma) and multiplied with all rows at once by mma.sync, so 16
-// rows cost about what one does. The layer is split evenly
-// over every block the GPU holds at once (stream-K, as Marlin does), and partial sums are added in a fixed order,
-// so a row's result is the same bits alone or in a batch.
+// rows cost about what one does. The layer (or up to three layers that share their input rows and in-features, e.g.
+// act-order q, k and v) is split evenly over every block the GPU holds at once (stream-K, as Marlin does), and partial
+// sums are added in a fixed order, so a row's result is the same bits alone or in a batch.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
@@ -11,19 +11,51 @@ using ILGPU.Runtime.Cuda;
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>
-/// Arguments of <see cref="GptqSmallBatchKernels.Run"/>: the linear layer's launch arguments (the GEMV's and GEMM's, with
-/// the device addresses of the weights and the input) plus the further addresses cp.async reads and the stream-K scratch.
+/// Arguments of <see cref="GptqSmallBatchKernels.Run"/>: the launch arguments of up to three linear layers (parts; the
+/// GEMV's and GEMM's arguments, with the device addresses of the weights and the input) plus the further addresses
+/// cp.async reads and the stream-K scratch. The parts share the row count, in-features, bits, group size and zero
+/// convention (read from <see cref="Layer"/>); each has its own weights, input buffer and output columns. Their column
+/// blocks form one index space: part 0's, then part 1's from <see cref="FirstBlock1"/>, then part 2's from
+/// <see cref="FirstBlock2"/>; an absent part's first block is <see cref="ColumnBlocks"/> (never reached) and its layer a
+/// copy of part 0's.
 /// </summary>
 internal struct SmallBatchArgs
 {
-    /// <summary>The layer, its input and output; <see cref="GptqGemvArgs.Rows"/> is 1 to <see cref="GptqSmallBatchKernels.MaxRows"/>.</summary>
+    /// <summary>Part 0, its input and output; <see cref="GptqGemvArgs.Rows"/> is 1 to <see cref="GptqSmallBatchKernels.MaxRows"/>. Its row count, in-features, group size and zero offset are every part's.</summary>
     public GptqGemvArgs Layer;
 
-    /// <summary>Device address of the layer's packed zeros, [groups, out / 8].</summary>
+    /// <summary>Part 1 (or a copy of part 0 when absent).</summary>
+    public GptqGemvArgs Layer1;
+
+    /// <summary>Part 2 (or a copy of part 0 when absent).</summary>
+    public GptqGemvArgs Layer2;
+
+    /// <summary>Device address of part 0's packed zeros, [groups, out / 8].</summary>
     public long QZerosAddress;
 
-    /// <summary>Device address of the layer's fp16 scales, [groups, out].</summary>
+    /// <summary>Device address of part 0's fp16 scales, [groups, out].</summary>
     public long ScalesAddress;
+
+    /// <summary>Part 1's zeros, as <see cref="QZerosAddress"/>.</summary>
+    public long QZerosAddress1;
+
+    /// <summary>Part 1's scales, as <see cref="ScalesAddress"/>.</summary>
+    public long ScalesAddress1;
+
+    /// <summary>Part 2's zeros.</summary>
+    public long QZerosAddress2;
+
+    /// <summary>Part 2's scales.</summary>
+    public long ScalesAddress2;
+
+    /// <summary>First column block of part 1 (part 0's column blocks), or <see cref="ColumnBlocks"/> without one.</summary>
+    public int FirstBlock1;
+
+    /// <summary>First column block of part 2, or <see cref="ColumnBlocks"/> without one.</summary>
+    public int FirstBlock2;
+
+    /// <summary>Column blocks of all parts together (each part's own <see cref="GptqSmallBatchKernels.ColumnBlocks"/>, so none spans two parts).</summary>
+    public int ColumnBlocks;
 
     /// <summary>Device address of <see cref="Partials"/> (read past L1: other multiprocessors wrote it).</summary>
     public long PartialsAddress;
@@ -31,10 +63,10 @@ internal struct SmallBatchArgs
     /// <summary>Stream-K partial sums: [slot][16 rows][64 columns] fp32 (see <see cref="GptqSmallBatchKernels"/>).</summary>
     public ArrayView<float> Partials;
 
-    /// <summary>[column blocks] arrivals per column block; every launch leaves them at zero.</summary>
+    /// <summary>[column blocks of the launch] arrivals per column block; every launch leaves them at zero.</summary>
     public ArrayView<int> Arrivals;
 
-    /// <summary>Blocks in the launch: the stream-K split depends on it and on the layer, never on the row count.</summary>
+    /// <summary>Blocks in the launch: the stream-K split depends on it and on the layers' units, never on the row count.</summary>
     public int Blocks;
 
     /// <summary>Units of K (32 inputs each, two mma k16 steps): InFeatures / 32.</summary>
@@ -42,6 +74,18 @@ internal struct SmallBatchArgs
 
     /// <summary>Units per quantization group: GroupSize / 32.</summary>
     public int GroupUnits;
+
+    /// <summary>The part that owns column block <paramref name="block"/>: 0, 1 or 2 (two compares; absent parts start at <see cref="ColumnBlocks"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly int PartOf(int block) => (block >= FirstBlock1 ? 1 : 0) + (block >= FirstBlock2 ? 1 : 0);
+
+    /// <summary>The layer of part <paramref name="part"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly GptqGemvArgs PartLayer(int part) => part == 0 ? Layer : part == 1 ? Layer1 : Layer2;
+
+    /// <summary>The first column block of part <paramref name="part"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly int PartFirstBlock(int part) => part == 0 ? 0 : part == 1 ? FirstBlock1 : FirstBlock2;
 }
 
 /// <summary>
@@ -59,6 +103,17 @@ internal struct SmallBatchArgs
 /// column block (an atomic count; the number of contributors follows from the split) adds the slots in order, then the
 /// bias and the residual, and writes the output. No float atomics, so the result does not depend on timing, and
 /// nothing in it depends on the row count.
+/// </para>
+/// <para>
+/// <b>Parts.</b> One launch may cover up to three layers that share their rows and in-features (act-order q, k and v,
+/// or gate and up, whose input permutations differ so that they cannot be concatenated): their column blocks, part 0's,
+/// then part 1's, then part 2's (each part's own, so a column block never spans two), form the column-block index above,
+/// and the split, the scratch slots and the arrival counts use it unchanged. Seven launches per decoder layer become
+/// four, and with them the ramp and tail each one-wave launch costs. Whatever reads a layer resolves the part owning
+/// the column block where it is placed, never per unit: a run start (the weights', activations' and constants' sources
+/// and the part's out-features, whose word rows are the weights' stride), a segment end (the output store with the
+/// part's bias, offset and accumulate) and the CPU path. One layer is part 0 with parts 1 and 2 starting past the end,
+/// so each of those places costs it one compare.
 /// </para>
 /// <para>
 /// <b>The mma with swapped operands.</b> mma.m16n8k16 multiplies A (16 x 16) by B (16 x 8). Weights are the A operand
@@ -171,7 +226,7 @@ internal static class GptqSmallBatchKernels
     public static void Run(SmallBatchArgs a)
     {
         var shared = SharedMemory.Allocate<Words4>(SharedBytes / 16);
-        int units = ColumnBlocks(a.Layer.OutFeatures) * a.KUnits;
+        int units = a.ColumnBlocks * a.KUnits;
 
         // Never more blocks than units, so every block's range holds at least one unit (the contributor count relies on it).
         int blocks = units < a.Blocks ? units : a.Blocks;
@@ -420,13 +475,18 @@ internal static class GptqSmallBatchKernels
         int count = BlockOf(((column + 1) * a.KUnits) - 1, units, blocks) - firstBlock + 1;
         int elements = a.Layer.Rows * BlockColumns;
         long slot = (long)(block + column) * TileFloats;
+
+        // The output goes to the part owning the column block, at its own column (once per segment, not per element).
+        int part = a.PartOf(column);
+        var layer = a.PartLayer(part);
+        int partColumn = column - a.PartFirstBlock(part);
         for (int e = Group.IdxX; e < elements; e += BlockThreads)
         {
             int at = TileIndex(e);
             float sum = reduce[at] + reduce[TileFloats + at] + reduce[(2 * TileFloats) + at] + reduce[(3 * TileFloats) + at];
             if (count == 1)
             {
-                WriteOutput(a, column, e, sum);
+                WriteOutput(layer, partColumn, e, sum);
             }
             else
             {
@@ -463,7 +523,7 @@ internal static class GptqSmallBatchKernels
                         sum += LoadPartial(a, firstSlot + ((long)c * TileFloats) + e);
                     }
 
-                    WriteOutput(a, column, e, sum);
+                    WriteOutput(layer, partColumn, e, sum);
                 }
             }
         }
@@ -472,14 +532,14 @@ internal static class GptqSmallBatchKernels
         Group.Barrier();
     }
 
-    /// <summary>Element e (row e / 64, column e % 64) of column block <paramref name="column"/>, with bias and residual as the GEMV writes it.</summary>
+    /// <summary>Element e (row e / 64, column e % 64) of column block <paramref name="column"/> of <paramref name="layer"/> (the part's own numbering), with bias and residual as the GEMV writes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void WriteOutput(SmallBatchArgs a, int column, int e, float sum)
+    private static void WriteOutput(GptqGemvArgs layer, int column, int e, float sum)
     {
         int col = (column * BlockColumns) + (e & (BlockColumns - 1));
-        if (col < a.Layer.OutFeatures)
+        if (col < layer.OutFeatures)
         {
-            GptqGemvKernels.StoreOutput(a.Layer, e / BlockColumns, col, sum);
+            GptqGemvKernels.StoreOutput(layer, e / BlockColumns, col, sum);
         }
     }
 
@@ -504,7 +564,7 @@ internal static class GptqSmallBatchKernels
         // steps), then of row lane / 4 + 8.
         bool weights = live && c.WeightValid != 0;
         DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
-        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * a.Layer.OutFeatures), weights);
+        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * c.OutFeatures), weights);
         CopyToSharedL1(stage + l.ActivationDst, c.Activations, live && l.RowValid);
         if (twoTiles)
         {
@@ -513,15 +573,37 @@ internal static class GptqSmallBatchKernels
 
         if (live && c.NewGroup != 0 && lane < 10)
         {
-            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles). Element
-            // indices fit in 32 bits (groups x out <= MaxUnits x 64).
-            bool scale = lane < 8;
-            int rowElements = scale ? a.Layer.OutFeatures : a.Layer.OutFeatures >> 3;
-            int column = scale ? (c.Block * BlockColumns) + (8 * lane) : (c.Block * (BlockColumns / 8)) + (4 * (lane - 8));
-            int index = (c.Group * rowElements) + column;
-            long src = scale ? a.ScalesAddress + ((long)index * 2) : a.QZerosAddress + ((long)index * 4);
-            DeviceMath.CopyToShared(stage + (uint)(ConstantsOffset + (16 * lane)), src, column < rowElements);
+            // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles), of the
+            // part owning the column block, resolved here again once per run rather than carried in the cursor (a
+            // 64-bit source there cost register moves in every unit). One copy of the code per part, so part 0 (a
+            // single layer: parts 1 and 2 start past the end) reads its addresses straight from the parameters as
+            // before, behind one warp-uniform compare.
+            uint dst = stage + (uint)(ConstantsOffset + (16 * lane));
+            if (c.Block < a.FirstBlock1)
+            {
+                CopyConstants(dst, lane, c.Block, c.Group, c.OutFeatures, a.ScalesAddress, a.QZerosAddress);
+            }
+            else if (c.Block < a.FirstBlock2)
+            {
+                CopyConstants(dst, lane, c.Block - a.FirstBlock1, c.Group, c.OutFeatures, a.ScalesAddress1, a.QZerosAddress1);
+            }
+            else
+            {
+                CopyConstants(dst, lane, c.Block - a.FirstBlock2, c.Group, c.OutFeatures, a.ScalesAddress2, a.QZerosAddress2);
+            }
         }
+    }
+
+    /// <summary>Lane <paramref name="lane"/>'s (0-9) copy of group <paramref name="group"/>'s constants of column block <paramref name="partBlock"/> of a part (its own numbering): lanes 0-7 8 scales each (the column block's 64), lanes 8-9 4 zero words each (its 64 nibbles). Element indices fit in 32 bits (groups x out &lt;= MaxUnits x 64).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyConstants(uint dst, int lane, int partBlock, int group, int outFeatures, long scales, long zeros)
+    {
+        bool scale = lane < 8;
+        int rowElements = scale ? outFeatures : outFeatures >> 3;
+        int column = scale ? (partBlock * BlockColumns) + (8 * lane) : (partBlock * (BlockColumns / 8)) + (4 * (lane - 8));
+        int index = (group * rowElements) + column;
+        long src = scale ? scales + ((long)index * 2) : zeros + ((long)index * 4);
+        DeviceMath.CopyToShared(dst, src, column < rowElements);
     }
 
     /// <summary>cp.async of 16 bytes through L1 (the activations are read by every warp); zeros when not valid.</summary>
@@ -536,14 +618,18 @@ internal static class GptqSmallBatchKernels
     /// </summary>
     private static void AddUnitsManaged(SmallBatchArgs a, ArrayView<float> tile, int column, int warp, int from, int to)
     {
+        // The part owning the column block: its weights, input and columns (col counts within the part).
         int columnStart = column * a.KUnits;
+        int part = a.PartOf(column);
+        var layer = a.PartLayer(part);
+        int partColumn = column - a.PartFirstBlock(part);
         for (int row = 0; row < a.Layer.Rows; row++)
         {
             for (int c = 0; c < BlockColumns; c++)
             {
-                int col = (column * BlockColumns) + c;
+                int col = (partColumn * BlockColumns) + c;
                 float sum = 0f;
-                for (int u = from; u < to && col < a.Layer.OutFeatures; u++)
+                for (int u = from; u < to && col < layer.OutFeatures; u++)
                 {
                     if (!Owns(u, warp))
                     {
@@ -555,10 +641,10 @@ internal static class GptqSmallBatchKernels
                     float unitSum = 0f;
                     for (int p = p0; p < p0 + UnitInputs; p++)
                     {
-                        unitSum += QuantizedDifference(a, p, col) * Activation(a, row, p);
+                        unitSum += QuantizedDifference(layer, p, col) * Activation(layer, row, p);
                     }
 
-                    sum += unitSum * GroupScale(a, p0, col);
+                    sum += unitSum * GroupScale(layer, p0, col);
                 }
 
                 tile[TileIndex((row * BlockColumns) + c)] = sum;
@@ -571,24 +657,24 @@ internal static class GptqSmallBatchKernels
     private static int SortedInput(int p) => (8 * (p >> 3)) + ((p & 7) >> 1) + (4 * (p & 1));
 
     /// <summary>q - zero of column <paramref name="col"/> at storage position <paramref name="p"/>: an exact small integer.</summary>
-    private static float QuantizedDifference(SmallBatchArgs a, int p, int col)
+    private static float QuantizedDifference(GptqGemvArgs layer, int p, int col)
     {
         int k = SortedInput(p);
-        int n = a.Layer.OutFeatures;
-        int group = k / a.Layer.GroupSize;
-        uint q = (a.Layer.QWeight[((long)(k >> 3) * n) + col] >> (4 * (k & 7))) & 0xFu;
-        uint z = ((a.Layer.QZeros[((long)group * (n / 8)) + (col >> 3)] >> (4 * (col & 7))) & 0xFu) + (uint)a.Layer.ZeroOffset;
+        int n = layer.OutFeatures;
+        int group = k / layer.GroupSize;
+        uint q = (layer.QWeight[((long)(k >> 3) * n) + col] >> (4 * (k & 7))) & 0xFu;
+        uint z = ((layer.QZeros[((long)group * (n / 8)) + (col >> 3)] >> (4 * (col & 7))) & 0xFu) + (uint)layer.ZeroOffset;
         return (int)q - (int)z;
     }
 
     /// <summary>The fp16 scale of column <paramref name="col"/> in the group of storage position <paramref name="p"/>.</summary>
-    private static float GroupScale(SmallBatchArgs a, int p, int col) =>
-        DeviceMath.HalfBitsToFloat(a.Layer.Scales[((long)(SortedInput(p) / a.Layer.GroupSize) * a.Layer.OutFeatures) + col]);
+    private static float GroupScale(GptqGemvArgs layer, int p, int col) =>
+        DeviceMath.HalfBitsToFloat(layer.Scales[((long)(SortedInput(p) / layer.GroupSize) * layer.OutFeatures) + col]);
 
     /// <summary>The fp16 activation of row <paramref name="row"/> at storage position <paramref name="p"/>.</summary>
-    private static float Activation(SmallBatchArgs a, int row, int p)
+    private static float Activation(GptqGemvArgs layer, int row, int p)
     {
-        uint pair = a.Layer.Input[(((long)row * a.Layer.InFeatures) + p) >> 1];
+        uint pair = layer.Input[(((long)row * layer.InFeatures) + p) >> 1];
         return DeviceMath.HalfBitsToFloat((p & 1) == 0 ? pair & 0xFFFFu : pair >> 16);
     }
 
@@ -810,10 +896,11 @@ internal static class GptqSmallBatchKernels
 }
 
 /// <summary>
-/// A warp's copy side: the unit it copies next, that unit's column block and quantization group, whether the group's
-/// constants must be copied with it (the warp's first unit, or a new group, chunk or column block), how many units
-/// (this one included) follow linearly before the next such start, and the lane's source addresses, moved by
-/// additions between starts.
+/// A warp's copy side: the unit it copies next, that unit's column block (in the launch's numbering over all parts),
+/// whether the group's constants must be copied with it (the warp's first unit, or a new group, chunk or column block),
+/// how many units (this one included) follow linearly before the next such start, and the lane's source addresses,
+/// moved by additions between starts. A run never spans two parts (a column block belongs to one), so the run start
+/// resolves the part once and leaves what the units need of it (its out-features, the weight stride) in the cursor.
 /// </summary>
 internal struct CopyCursor
 {
@@ -833,6 +920,9 @@ internal struct CopyCursor
 
     /// <summary>Non-zero while the lane's weight chunk lies inside the layer (the last column block may be partial).</summary>
     public int WeightValid;
+
+    /// <summary>Out-features of the part owning <see cref="Block"/>: its word rows' length, so the weights' stride.</summary>
+    public int OutFeatures;
 
     /// <summary>
     /// floor((2^32 - 1) / GroupUnits), once per thread: for 0 &lt;= step &lt; 2^32, q = umulhi(step, m) is step / GroupUnits
@@ -858,7 +948,7 @@ internal struct CopyCursor
         c.Unit++;
         c.Left--;
         c.NewGroup = 0;
-        c.Weights += 16L * a.Layer.OutFeatures;
+        c.Weights += 16L * c.OutFeatures;
         c.Activations += 64;
         if (c.Left == 0)
         {
@@ -881,7 +971,7 @@ internal struct CopyCursor
         return c;
     }
 
-    /// <summary>Starts a run at step <paramref name="step"/> of the cursor's column block: group, run length, the lane's source addresses.</summary>
+    /// <summary>Starts a run at step <paramref name="step"/> of the cursor's column block: its part, group, run length, the lane's source addresses.</summary>
     private CopyCursor Start(SmallBatchArgs a, int lane, int step, uint groupMagic)
     {
         var c = this;
@@ -899,12 +989,36 @@ internal struct CopyCursor
         int left = chunkLeft < blockLeft ? chunkLeft : blockLeft;
         c.Left = left < groupLeft ? left : groupLeft;
         c.NewGroup = 1;
-        // Word and element indices fit in 32 bits (in / 8 x out <= MaxUnits x 256 words; 16 rows x in halves).
-        int column = (c.Block * GptqSmallBatchKernels.BlockColumns) + ((lane & 15) * 4);
-        c.Weights = a.Layer.QWeightAddress + ((long)((((4 * step) + (lane >> 4)) * a.Layer.OutFeatures) + column) * 4);
-        c.WeightValid = column < a.Layer.OutFeatures ? 1 : 0;
-        c.Activations = a.Layer.InputAddress + ((long)(((lane >> 2) * a.Layer.InFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
+
+        // The part owning the column block: one copy of the placement per part, so part 0 (a single layer: parts 1
+        // and 2 start past the end) reads its addresses straight from the parameters as before, behind one
+        // warp-uniform compare.
+        if (c.Block < a.FirstBlock1)
+        {
+            c.Place(a.Layer, lane, step, c.Block, a.Layer.InFeatures);
+        }
+        else if (c.Block < a.FirstBlock2)
+        {
+            c.Place(a.Layer1, lane, step, c.Block - a.FirstBlock1, a.Layer.InFeatures);
+        }
+        else
+        {
+            c.Place(a.Layer2, lane, step, c.Block - a.FirstBlock2, a.Layer.InFeatures);
+        }
+
         return c;
+    }
+
+    /// <summary>The lane's source addresses at step <paramref name="step"/> of column block <paramref name="partBlock"/> of <paramref name="layer"/> (the part's own numbering).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Place(GptqGemvArgs layer, int lane, int step, int partBlock, int inFeatures)
+    {
+        // Word and element indices fit in 32 bits (in / 8 x out <= MaxUnits x 256 words; 16 rows x in halves).
+        OutFeatures = layer.OutFeatures;
+        int column = (partBlock * GptqSmallBatchKernels.BlockColumns) + ((lane & 15) * 4);
+        Weights = layer.QWeightAddress + ((long)((((4 * step) + (lane >> 4)) * layer.OutFeatures) + column) * 4);
+        WeightValid = column < layer.OutFeatures ? 1 : 0;
+        Activations = layer.InputAddress + ((long)(((lane >> 2) * inFeatures) + (GptqSmallBatchKernels.UnitInputs * step) + (8 * (lane & 3))) * 2);
     }
 }
 
