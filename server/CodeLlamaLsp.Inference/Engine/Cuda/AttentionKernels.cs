@@ -12,7 +12,10 @@
 // of its 8 keys and values (and then of the next tile's) in flight before it needs them, a key costs 32 FMAs per lane
 // for the scores and 32 for P.V, four keys' scores for 8 heads are summed over the lanes by one 31-shuffle
 // reduce-scatter, and only the scores (one word per key and head) and the warps' output accumulators pass through
-// shared memory. Every sum has a fixed order that depends on the row's position and the launch's split count only, so
+// shared memory. The grid is one wave of blocks that step through (split, row, head block) items, split-major, so the
+// splits a short context leaves empty cost no block launches (a 16-row verification of the 34B has 16 x 33 x 8 items, of
+// which a context of up to 64 tokens uses 16 x 8; as blocks of their own, all 4,224 would be 16 waves of two blocks per
+// multiprocessor). Every sum has a fixed order that depends on the row's position and the launch's split count only, so
 // a row gets the same bits alone and in a batch; there are no atomics.
 using System.Runtime.CompilerServices;
 using ILGPU;
@@ -52,6 +55,7 @@ internal struct AttentionArgs
 
     /// <summary>[1]: position of row 0.</summary>
     public ArrayView<int> Start;
+    public int Rows;
     public int QStride;
     public int QOffset;
     public int Heads;
@@ -63,12 +67,15 @@ internal struct AttentionArgs
 }
 
 /// <summary>
-/// Launch geometry of <see cref="Partial"/>: grid (kvHeads * headGroups, Splits, rows), group 256 threads (8 warps),
-/// headGroups = ceil(G / 8) with G = heads / kvHeads. A block serves up to 8 query heads that share one KV head.
-/// Row t (position p = start + t) attends keys 0..p in tiles of <see cref="TileKeys"/> (64) keys; split s takes the
-/// whole tiles [s * n, (s + 1) * n), n = <see cref="SplitTiles"/>, cut at p + 1: <see cref="UsedSplits"/> splits get
-/// keys, and the blocks of the others return at once (the grid is fixed when a CUDA graph is captured; the position is
-/// read on the device). Lane l owns head dimensions 4l .. 4l + 3 (lanes past headDim / 4 hold zeros); warp w takes the
+/// Launch geometry of <see cref="Partial"/>: 256 threads (8 warps) a block; the work is one item per (split, row, head
+/// block) for Splits splits, the launch's rows and kvHeads * ceil(G / 8) head blocks (G = heads / kvHeads: a block serves
+/// up to 8 query heads that share one KV head, so each key and value row is read once for all of them), and the grid is
+/// as many blocks as the device holds at once (<see cref="BlocksPerMultiprocessor"/> per multiprocessor) or fewer, block
+/// b taking items b, b + grid, ... in split-major order. Row t (position p = start + t) attends keys 0..p in tiles of
+/// <see cref="TileKeys"/> (64) keys; split s takes the whole tiles [s * n, (s + 1) * n), n = <see cref="SplitTiles"/>,
+/// cut at p + 1: <see cref="UsedSplits"/> splits get keys, and the items of the others are stepped over (the launch is
+/// fixed when a CUDA graph is captured; the position is read on the device). Which block takes an item changes nothing in
+/// how it is computed. Lane l owns head dimensions 4l .. 4l + 3 (lanes past headDim / 4 hold zeros); warp w takes the
 /// quads of keys 4w .. 4w + 3 and 32 + 4w .. 32 + 4w + 3 of a tile. Per tile:
 /// <list type="number">
 /// <item>Scores: each lane multiplies its 4 dimensions of a quad's keys with the block's 8 query heads, held in registers
@@ -84,7 +91,7 @@ internal struct AttentionArgs
 /// </list>
 /// Scores, maxima and rescale factors are double-buffered by tile parity, so two barriers a tile suffice. At the end the
 /// warps' accumulators and sums are added in warp order 0..7. Supports even headDim &lt;= 128. When one split takes all of
-/// a row's keys (<see cref="UsedSplits"/> is 1) that block writes the row's output (O / l) in place of a partial, and
+/// a row's keys (<see cref="UsedSplits"/> is 1) that item writes the row's output (O / l) in place of a partial, and
 /// Combine skips the row; the choice depends on the row's position only, so a row gets the same bits alone and batched.
 /// </summary>
 internal static class AttentionKernels
@@ -126,12 +133,49 @@ internal static class AttentionKernels
 
     public static void Partial(AttentionArgs a)
     {
+        Scratch shared;
+        shared.Queries = SharedMemory.Allocate<Floats4>(HeadsPerBlock * MaxHeadDim / 4);
+        shared.Scores = SharedMemory.Allocate<Floats4>(2 * ScoreFloats / 4);
+        shared.WarpMax = SharedMemory.Allocate<Floats4>(2 * HeadsPerBlock * Warps / 4);
+        shared.Alphas = SharedMemory.Allocate<Floats4>(2 * HeadsPerBlock / 4);
+        shared.Outputs = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock * MaxHeadDim / 4);
+        shared.Sums = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock / 4);
+        shared.Maxima = SharedMemory.Allocate<Floats4>(HeadsPerBlock / 4);
+
+        // Work items (split, row, block of heads), split slowest: the items that have keys come first, so at a short
+        // context they fall on different blocks, and a block steps over the others without a launch of its own.
+        int start = a.Start[0];
+        int g = a.Heads / a.KvHeads;
+        int headBlocks = a.KvHeads * ((g + HeadsPerBlock - 1) / HeadsPerBlock);
+        int items = a.Splits * a.Rows * headBlocks;
+        for (int item = Grid.IdxX; item < items; item += Grid.DimX)
+        {
+            int x = item % headBlocks;
+            int rest = item / headBlocks;
+            int row = rest % a.Rows;
+            int split = rest / a.Rows;
+            int len = start + row + 1;
+            if (split < UsedSplits(len, a.Splits))
+            {
+                // Items of splits past the used ones have no keys, and Combine reads only the used splits' partials.
+                Attend(a, shared, x, row, split, len);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One work item of <see cref="Partial"/>: keys of split <paramref name="split"/> of row <paramref name="row"/> (which
+    /// attends <paramref name="len"/> keys) for the up-to-8 query heads of head block <paramref name="x"/>. The block's
+    /// shared memory passes from item to item: the queries are written after the previous item's last barrier (everyone
+    /// is done scoring), everything else after this item's first (everyone is done with the previous outputs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Attend(AttentionArgs a, Scratch shared, int x, int row, int split, int len)
+    {
         int g = a.Heads / a.KvHeads;
         int headGroups = (g + HeadsPerBlock - 1) / HeadsPerBlock;
-        int kvh = Grid.IdxX / headGroups;
-        int hg = Grid.IdxX - (kvh * headGroups);
-        int split = Grid.IdxY;
-        int row = Grid.IdxZ;
+        int kvh = x / headGroups;
+        int hg = x - (kvh * headGroups);
         int qh0 = (kvh * g) + (hg * HeadsPerBlock);
         int nh = g - (hg * HeadsPerBlock);
         nh = nh < HeadsPerBlock ? nh : HeadsPerBlock;
@@ -140,15 +184,8 @@ internal static class AttentionKernels
         int warp = tid >> 5;
         int lane = tid & 31;
 
-        int len = a.Start[0] + row + 1;
         int perSplit = SplitTiles(len, a.Splits);
         int used = UsedSplits(len, a.Splits);
-        if (split >= used)
-        {
-            // No keys for this block, and Combine reads only the used splits' partials.
-            return;
-        }
-
         int begin = split * perSplit * TileKeys;
         int end = begin + (perSplit * TileKeys);
         end = end < len ? end : len;
@@ -164,13 +201,13 @@ internal static class AttentionKernels
         var keys = LoadTile(a.K, kvBase, begin, end, warp, lane, hd);
         var values = LoadTile(a.V, kvBase, begin, end, warp, lane, hd);
 
-        var qs = SharedMemory.Allocate<Floats4>(HeadsPerBlock * MaxHeadDim / 4); // [head][dim], times Scale
-        var sc = SharedMemory.Allocate<Floats4>(2 * ScoreFloats / 4); // two tiles' [key][head] scores, then probabilities
-        var wmax = SharedMemory.Allocate<Floats4>(2 * HeadsPerBlock * Warps / 4); // two tiles' [head][warp] maxima
-        var alphas = SharedMemory.Allocate<Floats4>(2 * HeadsPerBlock / 4); // two tiles' rescale factors per head
-        var red = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock * MaxHeadDim / 4); // [warp][head][dim] outputs
-        var sums = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock / 4); // [warp][head] sums of exponentials
-        var maxima = SharedMemory.Allocate<Floats4>(HeadsPerBlock / 4); // [head] final max
+        var qs = shared.Queries;
+        var sc = shared.Scores;
+        var wmax = shared.WarpMax;
+        var alphas = shared.Alphas;
+        var red = shared.Outputs;
+        var sums = shared.Sums;
+        var maxima = shared.Maxima;
         var qsf = qs.Cast<float>();
         var scf = sc.Cast<float>();
         var wmaxf = wmax.Cast<float>();
@@ -185,6 +222,7 @@ internal static class AttentionKernels
         qsf[tid + (3 * BlockThreads)] = q3;
 
         // Lane group l / 4 ends the score butterfly holding head hsel; thread t keeps the softmax state of head t % 8.
+        // The barrier also ends the block's previous item: every thread is done with its outputs and sums.
         int hsel = (lane >> 2) & 7;
         int myHead = tid & 7;
         float runMax = float.NegativeInfinity;
@@ -865,6 +903,31 @@ internal static class AttentionKernels
         public Floats4 H5;
         public Floats4 H6;
         public Floats4 H7;
+    }
+
+    /// <summary>The shared memory of a <see cref="Partial"/> block.</summary>
+    private struct Scratch
+    {
+        /// <summary>[head][dim] queries times Scale.</summary>
+        public ArrayView<Floats4> Queries;
+
+        /// <summary>Two tiles' [key][head] scores, then probabilities.</summary>
+        public ArrayView<Floats4> Scores;
+
+        /// <summary>Two tiles' [head][warp] maxima.</summary>
+        public ArrayView<Floats4> WarpMax;
+
+        /// <summary>Two tiles' rescale factors per head.</summary>
+        public ArrayView<Floats4> Alphas;
+
+        /// <summary>[warp][head][dim] output accumulators.</summary>
+        public ArrayView<Floats4> Outputs;
+
+        /// <summary>[warp][head] sums of exponentials.</summary>
+        public ArrayView<Floats4> Sums;
+
+        /// <summary>[head] final max.</summary>
+        public ArrayView<Floats4> Maxima;
     }
 
     /// <summary>A key's 8 products (slots 0-3, 4-7), or 8 values passed in one shuffle.</summary>

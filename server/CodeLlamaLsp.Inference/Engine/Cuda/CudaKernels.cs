@@ -421,12 +421,18 @@ internal sealed class CudaKernels : IDisposable
         Launch(() => rotateAndStore(Stream, new KernelConfig(grid, new Index2D(RopeKernels.BlockThreads, 1)), qkv, stride, heads, kvHeads, headDim, capacity, start, cos, sin, k, v));
     }
 
+    /// <summary>
+    /// Decode attention of <paramref name="rows"/> query rows: one block per work item (split, row, block of heads) up to the
+    /// blocks the device holds at once, each taking the items a grid's width apart (see <see cref="AttentionKernels.Partial"/>).
+    /// </summary>
     public void Attention(AttentionArgs args, int rows)
     {
+        args.Rows = rows;
         int g = args.Heads / args.KvHeads;
-        int headGroups = (g + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        var grid = new Index3D(args.KvHeads * headGroups, args.Splits, rows);
-        Launch(() => attention(Stream, new KernelConfig(grid, new Index3D(AttentionKernels.BlockThreads, 1, 1)), args));
+        int headBlocks = args.KvHeads * ((g + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock);
+        long items = (long)headBlocks * rows * args.Splits;
+        int blocks = (int)Math.Min(items, (long)AttentionKernels.BlocksPerMultiprocessor * accelerator.NumMultiprocessors);
+        Launch(() => attention(Stream, new KernelConfig(blocks, AttentionKernels.BlockThreads), args));
     }
 
     /// <summary>Tensor-core attention of many query rows (CUDA only; see <see cref="PrefillAttentionKernels"/>).</summary>
