@@ -90,35 +90,24 @@ internal static class DeviceMath
     public static void CommitCopies() => CudaAsm.Emit("cp.async.commit_group;");
 
     /// <summary>
-    /// Waits until at most <paramref name="pending"/> (0 to 6) of this thread's newest copy groups are still in flight.
+    /// Waits until at most <paramref name="pending"/> (0 to 2) of this thread's newest copy groups are still in flight.
     /// cp.async.wait_group takes an immediate, so <paramref name="pending"/> must be a constant once inlined (a ring's
     /// Stages - 2); ILGPU then keeps only its branch. CUDA only.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void WaitUntilCopyGroupsPending(int pending)
     {
+        // The rings have at most three stages; a larger count would wait for every group (correct, only slower).
         switch (pending)
         {
-            case 0:
-                CudaAsm.Emit("cp.async.wait_group 0;");
-                break;
             case 1:
                 CudaAsm.Emit("cp.async.wait_group 1;");
                 break;
             case 2:
                 CudaAsm.Emit("cp.async.wait_group 2;");
                 break;
-            case 3:
-                CudaAsm.Emit("cp.async.wait_group 3;");
-                break;
-            case 4:
-                CudaAsm.Emit("cp.async.wait_group 4;");
-                break;
-            case 5:
-                CudaAsm.Emit("cp.async.wait_group 5;");
-                break;
             default:
-                CudaAsm.Emit("cp.async.wait_group 6;");
+                CudaAsm.Emit("cp.async.wait_group 0;");
                 break;
         }
     }
