@@ -22,9 +22,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> smallBatchPartials;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchArrivals;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> rmsNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float, NormOutputs> rmsNormHalf;
-    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> splitRowNorm;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float, NormOutputs> splitRowNormHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
@@ -61,9 +59,7 @@ internal sealed class CudaKernels : IDisposable
         smallBatchArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
         smallBatchArrivals.MemSetToZero(stream);
         Load(out denseGemv, DenseGemvKernels.Gemv);
-        Load(out rmsNorm, RmsNormKernels.ToFloat);
         Load(out rmsNormHalf, RmsNormKernels.ToHalf);
-        Load(out splitRowNorm, RmsNormKernels.SplitRowToFloat);
         Load(out splitRowNormHalf, RmsNormKernels.SplitRowToHalf);
         Load(out rotateAndStore, RopeKernels.RotateAndStore);
         Load(out attention, AttentionKernels.Partial, AttentionKernels.PartialSpecialization);
@@ -365,18 +361,6 @@ internal sealed class CudaKernels : IDisposable
         int tiles = (args.OutFeatures + DenseGemvKernels.RowsPerBlock - 1) / DenseGemvKernels.RowsPerBlock;
         int rowGroups = (rows + DenseGemvKernels.InputRowsPerBlock - 1) / DenseGemvKernels.InputRowsPerBlock;
         Launch(() => denseGemv(Stream, new KernelConfig(tiles * rowGroups, DenseGemvKernels.BlockThreads), args));
-    }
-
-    public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps)
-    {
-        if (SplitRowNorm(input, rows, width) is { } split)
-        {
-            Launch(() => splitRowNorm(Stream, split, input, weight, output, width, eps));
-        }
-        else
-        {
-            Launch(() => rmsNorm(Stream, new KernelConfig(rows, NormThreads), input, weight, output, width, eps));
-        }
     }
 
     public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, ArrayView<ushort> output, int rows, int width, float eps, InputLayoutArgs layout) =>

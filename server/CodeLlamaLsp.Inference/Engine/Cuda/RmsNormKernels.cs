@@ -1,6 +1,6 @@
-// RMSNorm kernels: fp32 statistics, output either fp32 (the test backend) or fp16 written straight into the
-// input layouts of the next linear layers, saving a pass and a launch per layout: act-order q/k/v (or gate/up)
-// share an input but each has its own permutation, so one norm writes up to three layouts. Many rows
+// RMSNorm kernels: fp32 statistics, fp16 output written straight into the input layouts of the next linear
+// layers, saving a pass and a launch per layout: act-order q/k/v (or gate/up) share an input but each has its
+// own permutation, so one norm writes up to three layouts. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
 // row over several blocks, since one block per row left all but one multiprocessor idle at batch 1. A split-row
 // block's cost is a latency chain (5.3 us a call at hidden 8192 under Nsight Compute), so everything that does not
@@ -12,14 +12,14 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
 /// <summary>
 /// <para>
-/// <see cref="ToFloat"/> / <see cref="ToHalf"/>, for many rows: grid (rows), group of up to <see cref="MaxBlockThreads"/>
+/// <see cref="ToHalf"/>, for many rows: grid (rows), group of up to <see cref="MaxBlockThreads"/>
 /// threads (a multiple of 32); each block normalises one row of <c>width</c> fp32 values: x * rsqrt(mean(x^2) + eps) *
 /// weight. Each thread issues <see cref="Unroll"/> independent loads per step (a first version with one dependent load
 /// per step of 256 threads took 25 us per call on an H200), and the sum of squares is reduced with warp shuffles. At
 /// batch 1 this is one block on one multiprocessor: 16 us per call under Nsight Compute, two calls per layer.
 /// </para>
 /// <para>
-/// <see cref="SplitRowToFloat"/> / <see cref="SplitRowToHalf"/>, for up to <see cref="SplitRowMaxRows"/> rows whose width
+/// <see cref="SplitRowToHalf"/>, for up to <see cref="SplitRowMaxRows"/> rows whose width
 /// is a multiple of 4 and whose starts are 16-byte aligned: grid (ceil(width / <see cref="SplitRowSliceWidth"/>), rows),
 /// group <see cref="SplitRowBlockThreads"/>. Block (s, r) writes only slice s of row r, but reduces the whole row's sum
 /// of squares itself (at hidden 8192 each of a row's 8 blocks reads the 32 KB row, from L2 after the residual add that
@@ -49,24 +49,17 @@ internal static class RmsNormKernels
     /// <summary>16-byte loads a split-row thread has in flight (<see cref="QuadPass"/>): at hidden 8192 its whole share of the row's statistics.</summary>
     private const int QuadsInFlight = 8;
 
-    public static void ToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
-        Normalize(input, weight, width, eps, output, default, toHalf: false);
-
     /// <summary>Same, writing fp16 at <see cref="ActivationLayout.HalfIndex"/> of the consumer (output row stride = width).</summary>
     public static void ToHalf(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs) =>
-        Normalize(input, weight, width, eps, default, outputs, toHalf: true);
-
-    /// <summary><see cref="ToFloat"/> with a row split over blocks (few rows).</summary>
-    public static void SplitRowToFloat(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps) =>
-        NormalizeSlice(input, weight, width, eps, output, default, toHalf: false);
+        Normalize(input, weight, width, eps, outputs);
 
     /// <summary><see cref="ToHalf"/> with a row split over blocks (few rows).</summary>
     public static void SplitRowToHalf(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs) =>
-        NormalizeSlice(input, weight, width, eps, default, outputs, toHalf: true);
+        NormalizeSlice(input, weight, width, eps, outputs);
 
-    /// <summary>One row: the statistics, then every element scaled and written as fp32 or into each fp16 layout.</summary>
+    /// <summary>One row: the statistics, then every element scaled and written into each fp16 layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Normalize(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, NormOutputs outputs, bool toHalf)
+    private static void Normalize(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs)
     {
         float inv = InverseRms(input, width, eps);
         long b = (long)Grid.IdxX * width;
@@ -80,22 +73,15 @@ internal static class RmsNormKernels
                 if (k < width)
                 {
                     float y = Get(v, u) * inv * Get(w, u);
-                    if (toHalf)
+                    ActivationLayout.Store(outputs.Output0, Grid.IdxX, width, k, y, outputs.Layout0);
+                    if (outputs.Count > 1)
                     {
-                        ActivationLayout.Store(outputs.Output0, Grid.IdxX, width, k, y, outputs.Layout0);
-                        if (outputs.Count > 1)
-                        {
-                            ActivationLayout.Store(outputs.Output1, Grid.IdxX, width, k, y, outputs.Layout1);
-                        }
-
-                        if (outputs.Count > 2)
-                        {
-                            ActivationLayout.Store(outputs.Output2, Grid.IdxX, width, k, y, outputs.Layout2);
-                        }
+                        ActivationLayout.Store(outputs.Output1, Grid.IdxX, width, k, y, outputs.Layout1);
                     }
-                    else
+
+                    if (outputs.Count > 2)
                     {
-                        toFloat[b + k] = y;
+                        ActivationLayout.Store(outputs.Output2, Grid.IdxX, width, k, y, outputs.Layout2);
                     }
                 }
             }
@@ -120,38 +106,27 @@ internal static class RmsNormKernels
     /// statistics, so their latency hides behind the row's; only the scaling and the stores wait for the sum.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, ArrayView<float> toFloat, NormOutputs outputs, bool toHalf)
+    private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs)
     {
         int row = Grid.IdxY;
         long b = (long)row * width;
         int first = (Grid.IdxX * SplitRowSliceWidth) + Group.IdxX;
         var x = LoadSlice(input, b, first, width);
         var w = LoadSlice(weight, 0, first, width);
-        var sorted0 = default(Words4);
-        var sorted1 = default(Words4);
-        var sorted2 = default(Words4);
-        if (toHalf)
-        {
-            // All three without a branch on the count (unused outputs repeat output 0's layout), so their act-order loads
-            // are in flight together with the row's: behind branches each layout's loads waited for the previous ones.
-            sorted0 = SortedSlice(first, width, outputs.Layout0);
-            sorted1 = SortedSlice(first, width, outputs.Layout1);
-            sorted2 = SortedSlice(first, width, outputs.Layout2);
-        }
+
+        // All three without a branch on the count (unused outputs repeat output 0's layout), so their act-order loads
+        // are in flight together with the row's: behind branches each layout's loads waited for the previous ones.
+        var sorted0 = SortedSlice(first, width, outputs.Layout0);
+        var sorted1 = SortedSlice(first, width, outputs.Layout1);
+        var sorted2 = SortedSlice(first, width, outputs.Layout2);
 
         // The statistics' first pass is loaded before the output positions are worked out from the act-order positions
         // (which waits for those loads), so all of the block's loads are in flight together.
         var quads = input.Cast<Floats4>();
         var firstPass = LoadPass(quads, b / 4, Group.IdxX, width / 4);
-        var at0 = default(Words4);
-        var at1 = default(Words4);
-        var at2 = default(Words4);
-        if (toHalf)
-        {
-            at0 = HalfIndices(sorted0, outputs.Layout0.Bits);
-            at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
-            at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
-        }
+        var at0 = HalfIndices(sorted0, outputs.Layout0.Bits);
+        var at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
+        var at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
 
         float inv = SplitRowInverseRms(quads, b, width, eps, firstPass);
         for (int u = 0; u < SliceElementsPerThread; u++)
@@ -159,24 +134,16 @@ internal static class RmsNormKernels
             int k = first + (u * SplitRowBlockThreads);
             if (k < width)
             {
-                float y = Get(x, u) * inv * Get(w, u);
-                if (toHalf)
+                ushort half = (ushort)DeviceMath.FloatToHalfBits(Get(x, u) * inv * Get(w, u));
+                outputs.Output0[b + Get(at0, u)] = half;
+                if (outputs.Count > 1)
                 {
-                    ushort half = (ushort)DeviceMath.FloatToHalfBits(y);
-                    outputs.Output0[b + Get(at0, u)] = half;
-                    if (outputs.Count > 1)
-                    {
-                        outputs.Output1[b + Get(at1, u)] = half;
-                    }
-
-                    if (outputs.Count > 2)
-                    {
-                        outputs.Output2[b + Get(at2, u)] = half;
-                    }
+                    outputs.Output1[b + Get(at1, u)] = half;
                 }
-                else
+
+                if (outputs.Count > 2)
                 {
-                    toFloat[b + k] = y;
+                    outputs.Output2[b + Get(at2, u)] = half;
                 }
             }
         }
