@@ -82,7 +82,8 @@ internal static partial class GridDependencies
     /// <summary>
     /// Turns each edge of <paramref name="graph"/> between two kernel nodes whose functions are in
     /// <paramref name="patched"/> into a programmatic edge. Returns the number converted, or -1 with
-    /// <paramref name="whyNot"/> when the driver lacks the calls (CUDA 12.3+); the graph is then left as captured.
+    /// <paramref name="whyNot"/> when the driver lacks the calls (CUDA 12.3+); the graph is then left as captured. A
+    /// driver that refuses a programmatic edge gets the plain one back and the edges after it stay plain.
     /// </summary>
     public static int ConvertEdges(IntPtr graph, IReadOnlySet<IntPtr> patched, out string? whyNot)
     {
@@ -105,7 +106,15 @@ internal static partial class GridDependencies
 
                 var programmatic = new EdgeData { FromPort = PortProgrammatic, Type = DependencyProgrammatic };
                 Check(cuGraphRemoveDependencies_v2(graph, [from[i]], [to[i]], [data[i]], 1), "cuGraphRemoveDependencies_v2");
-                Check(cuGraphAddDependencies_v2(graph, [from[i]], [to[i]], [programmatic], 1), "cuGraphAddDependencies_v2");
+                int rc = cuGraphAddDependencies_v2(graph, [from[i]], [to[i]], [programmatic], 1);
+                if (rc != 0)
+                {
+                    // The driver refuses programmatic edges: put the plain edge back and keep the rest as captured.
+                    Check(cuGraphAddDependencies_v2(graph, [from[i]], [to[i]], [data[i]], 1), "cuGraphAddDependencies_v2");
+                    whyNot = $"cuGraphAddDependencies_v2 refused a programmatic edge (CUDA driver error {rc})";
+                    return converted;
+                }
+
                 converted++;
             }
 
