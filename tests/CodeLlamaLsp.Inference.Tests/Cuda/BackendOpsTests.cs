@@ -405,12 +405,7 @@ public class BackendOpsTests
         var buffers = layouts.Select(_ => gpu.Up(HalfPoison(rows * width))).ToArray();
         try
         {
-            var outputs = NormOutputs.One(buffers[0].View, layouts[0]);
-            outputs.Count = 3;
-            outputs.Output1 = buffers[1].View;
-            outputs.Layout1 = layouts[1];
-            outputs.Output2 = buffers[2].View;
-            outputs.Layout2 = layouts[2];
+            var outputs = NormOutputs.Of(buffers.Select(b => (ArrayView<ushort>)b.View).ToArray(), layouts);
             gpu.K.RmsNormToHalf(input.View, norm.Buffer.View, outputs, rows, width, NormEps);
             for (int i = 0; i < layouts.Length; i++)
             {

@@ -262,20 +262,7 @@ public sealed partial class CudaDecodingSession
             inputs[p] = splitInputs.View.SubView((p - 1) * splitLength, splitLength);
         }
 
-        var outputs = NormOutputs.One(Halves(inputs[0]), parts[0].InputLayout);
-        outputs.Count = parts.Length;
-        if (parts.Length > 1)
-        {
-            outputs.Output1 = Halves(inputs[1]);
-            outputs.Layout1 = parts[1].InputLayout;
-        }
-
-        if (parts.Length > 2)
-        {
-            outputs.Output2 = Halves(inputs[2]);
-            outputs.Layout2 = parts[2].InputLayout;
-        }
-
+        var outputs = NormOutputs.Of(inputs.Select(i => i.Cast<ushort>()).ToArray(), parts.Select(p => p.InputLayout).ToArray());
         k.RmsNormToHalf(input, norm.Buffer.View, outputs, rows, c.HiddenSize, c.RmsNormEps);
 
         // Separate parts of up to 16 rows share one small-batch launch (a launch's ramp and tail cost about as much as
@@ -292,8 +279,6 @@ public sealed partial class CudaDecodingSession
             offset += parts[p].OutFeatures;
         }
     }
-
-    private static ArrayView<ushort> Halves(ArrayView<uint> words) => words.Cast<ushort>();
 
     /// <summary>Ids that reach the device without a prompt check (a step's token, a draft) are checked here.</summary>
     private void CheckIds(IEnumerable<int> tokens)

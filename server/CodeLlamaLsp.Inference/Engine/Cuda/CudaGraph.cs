@@ -52,7 +52,7 @@ internal sealed partial class CudaGraph : IDisposable
         {
             try
             {
-                programmatic = Math.Max(0, GridDependencies.ConvertEdges(g, gridDependent, out _));
+                programmatic = GridDependencies.ConvertEdges(g, gridDependent);
             }
             catch
             {

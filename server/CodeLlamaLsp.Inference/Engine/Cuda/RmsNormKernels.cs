@@ -352,6 +352,27 @@ internal struct NormOutputs
     public InputLayoutArgs Layout2;
 
     /// <summary>One output (every layer that is not act-order-split).</summary>
-    public static NormOutputs One(ArrayView<ushort> output, InputLayoutArgs layout) =>
-        new() { Count = 1, Output0 = output, Layout0 = layout, Output1 = output, Layout1 = layout, Output2 = output, Layout2 = layout };
+    public static NormOutputs One(ArrayView<ushort> output, InputLayoutArgs layout) => Of([output], [layout]);
+
+    /// <summary>Output i into <paramref name="outputs"/>[i] in <paramref name="layouts"/>[i]; the unused slots repeat output 0.</summary>
+    public static NormOutputs Of(ReadOnlySpan<ArrayView<ushort>> outputs, ReadOnlySpan<InputLayoutArgs> layouts)
+    {
+        if (outputs.Length is < 1 or > MaxCount || layouts.Length != outputs.Length)
+        {
+            throw new ArgumentException($"One norm writes 1 to {MaxCount} layouts, one per output; got {outputs.Length} outputs and {layouts.Length} layouts.", nameof(outputs));
+        }
+
+        int second = outputs.Length > 1 ? 1 : 0;
+        int third = outputs.Length > 2 ? 2 : 0;
+        return new()
+        {
+            Count = outputs.Length,
+            Output0 = outputs[0],
+            Layout0 = layouts[0],
+            Output1 = outputs[second],
+            Layout1 = layouts[second],
+            Output2 = outputs[third],
+            Layout2 = layouts[third],
+        };
+    }
 }
