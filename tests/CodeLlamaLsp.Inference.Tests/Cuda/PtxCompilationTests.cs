@@ -46,12 +46,18 @@ public class PtxCompilationTests
             // f16x2 instructions take registers only; a folded constant operand fails the driver's PTX JIT.
             Assert.That(ptx, Does.Not.Match(@"f16x2[^\n;]*,\s*-?\d+\s*[,;]"), "f16x2 instruction with an immediate operand");
 
-            // On sm_90+ the kernel waits for its predecessor before its first instruction (GridDependencies).
+            // On sm_90+ the kernel waits for its predecessor before its first instruction (GridDependencies), or, when it
+            // marks where it waits, lets its dependents launch first and waits at each marker.
             Assert.That(patched, Does.Match(@"(?m)^\.target sm_90\s*$"));
             var body = patched[patched.IndexOf('{', patched.IndexOf(".entry", StringComparison.Ordinal))..];
             var firstInstruction = body.Split('\n').Skip(1).Select(l => l.Trim()).First(l => l.Length > 0 && !l.StartsWith('.') && !l.StartsWith("//", StringComparison.Ordinal) && l != "{");
-            Assert.That(firstInstruction, Is.EqualTo("griddepcontrol.wait;"), "the first instruction of the entry");
-            Assert.That(patched.Replace("\t" + GridDependencies.Prologue + "\n", string.Empty, StringComparison.Ordinal).Replace(".target sm_90", ".target sm_80", StringComparison.Ordinal), Is.EqualTo(ptx), "nothing else changes");
+            bool marked = ptx.Contains(GridDependencies.WaitMarker, StringComparison.Ordinal);
+            Assert.That(firstInstruction, Is.EqualTo(marked ? "griddepcontrol.launch_dependents;" : "griddepcontrol.wait;"), "the first instruction of the entry");
+            Assert.That(patched, Does.Not.Contain(GridDependencies.WaitMarker), "every marker replaced");
+            var unpatched = marked
+                ? patched.Replace("\tgriddepcontrol.launch_dependents;\n", string.Empty, StringComparison.Ordinal).Replace("griddepcontrol.wait;", GridDependencies.WaitMarker, StringComparison.Ordinal)
+                : patched.Replace("\t" + GridDependencies.Prologue + "\n", string.Empty, StringComparison.Ordinal);
+            Assert.That(unpatched.Replace(".target sm_90", ".target sm_80", StringComparison.Ordinal), Is.EqualTo(ptx), "nothing else changes");
         });
     }
 

@@ -259,6 +259,7 @@ internal sealed class CudaKernels : IDisposable
             PartialsAddress = DeviceAddress<float>(smallBatchPartials.View),
             Partials = smallBatchPartials.View,
             Arrivals = smallBatchArrivals.View,
+            ArrivalsAddress = DeviceAddress<int>(smallBatchArrivals.View),
             Blocks = smallBatchBlocks,
             KUnits = layers[0].InFeatures / GptqSmallBatchKernels.UnitInputs,
             GroupUnits = layers[0].GroupSize / GptqSmallBatchKernels.UnitInputs,

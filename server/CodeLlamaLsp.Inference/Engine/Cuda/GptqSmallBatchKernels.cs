@@ -66,6 +66,9 @@ internal struct SmallBatchArgs
     /// <summary>[column blocks of the launch] arrivals per column block; every launch leaves them at zero.</summary>
     public ArrayView<int> Arrivals;
 
+    /// <summary>Device address of <see cref="Arrivals"/> (the arrival is an acquire-release atomic in PTX).</summary>
+    public long ArrivalsAddress;
+
     /// <summary>Blocks in the launch: the stream-K split depends on it and on the layers' units, never on the row count.</summary>
     public int Blocks;
 
@@ -354,16 +357,29 @@ internal static class GptqSmallBatchKernels
         // Copies past the range's end are issued too, with nothing read (zero-filled slots nobody computes), so the
         // copy side has no branch around it. The lane's destinations in a stage and its row flags are constants.
         // Start's division by the group's units as a multiply-high and one correction (see CopyCursor.GroupMagic).
+        // The weights and their constants never change between launches, so the first stages' copies of them go out
+        // before the wait for the previous kernel (programmatic dependent launch, see GridDependencies.WaitMarker):
+        // their DRAM latency passes while that kernel ends. The activations it writes are copied after the wait, each
+        // stage's with its commit, so a stage's copy group (the first one holding both stages' weights) is whole.
         uint groupMagic = CopyCursor.GroupMagic(a);
-        var load = CopyCursor.At(own, a, lane, groupMagic);
+        var firstLoad = CopyCursor.At(own, a, lane, groupMagic);
         var lanes = CopyLane.Of(a, lane);
+        var load = firstLoad;
         int groupFlags = 0;
         for (int s = 0; s < Stages - 1; s++)
         {
-            Issue(a, load, lanes, ring + (uint)(s * StageBytes), lane, twoTiles, load.Unit < end);
+            IssueWeights(a, load, lanes, ring + (uint)(s * StageBytes), lane, load.Unit < end);
             groupFlags |= load.NewGroup << s;
             load = load.Next(a, lane, groupMagic);
+        }
+
+        CudaAsm.Emit(GridDependencies.WaitMarker);
+        var activations = firstLoad;
+        for (int s = 0; s < Stages - 1; s++)
+        {
+            IssueActivations(a, activations, lanes, ring + (uint)(s * StageBytes), twoTiles, activations.Unit < end);
             DeviceMath.CommitCopies();
+            activations = activations.Next(a, lane, groupMagic);
         }
 
         // The v1 zero offset in every byte: SetGroup adds it to the zero nibbles, spread one a byte.
@@ -496,12 +512,13 @@ internal static class GptqSmallBatchKernels
 
         if (count > 1)
         {
-            // Every thread's stores are visible device-wide before thread 0 counts the block in.
-            MemoryFence.DeviceLevel();
+            // The block's stores happen before thread 0's arrival (the barrier), which releases them device-wide and,
+            // for the last block, acquires every other block's (CUTLASS's semaphore pattern): no fence for every
+            // thread, which cost two sequentially consistent device fences (MEMBAR.SC.GPU) per segment end.
             Group.Barrier();
             if (Group.IdxX == 0)
             {
-                int last = Atomic.Add(ref a.Arrivals[column], 1) == count - 1 ? 1 : 0;
+                int last = Arrive(a, column) == count - 1 ? 1 : 0;
                 if (last != 0)
                 {
                     a.Arrivals[column] = 0;
@@ -513,7 +530,6 @@ internal static class GptqSmallBatchKernels
             Group.Barrier();
             if (lastFlag[0] != 0)
             {
-                MemoryFence.DeviceLevel();
                 long firstSlot = (long)(firstBlock + column) * TileFloats;
                 for (int e = Group.IdxX; e < elements; e += BlockThreads)
                 {
@@ -543,6 +559,20 @@ internal static class GptqSmallBatchKernels
         }
     }
 
+    /// <summary>Counts this block in for column block <paramref name="column"/> and returns the count before it: on CUDA an acquire-release device-scope atomic, so the caller's earlier stores (its block's, ordered by a barrier) are released and, for the last arrival, the others' acquired.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Arrive(SmallBatchArgs a, int column)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;", out int before, a.ArrivalsAddress + (column * 4L));
+            return before;
+        }
+
+        MemoryFence.DeviceLevel();
+        return Atomic.Add(ref a.Arrivals[column], 1);
+    }
+
     /// <summary>One partial sum, read from L2 on CUDA (another multiprocessor wrote it; L1 is not coherent).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float LoadPartial(SmallBatchArgs a, long index)
@@ -560,17 +590,28 @@ internal static class GptqSmallBatchKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Issue(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, int lane, bool twoTiles, bool live)
     {
-        // Word rows 0-1, then 2-3 (chunk swizzle 4 more, see WeightChunk); the lane's 16 bytes of row lane / 4 (both
-        // steps), then of row lane / 4 + 8.
-        bool weights = live && c.WeightValid != 0;
-        DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
-        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * c.OutFeatures), weights);
+        IssueWeights(a, c, l, stage, lane, live);
+        IssueActivations(a, c, l, stage, twoTiles, live);
+    }
+
+    /// <summary>The lane's 16 bytes of row lane / 4 of the unit (both steps), then of row lane / 4 + 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void IssueActivations(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, bool twoTiles, bool live)
+    {
         CopyToSharedL1(stage + l.ActivationDst, c.Activations, live && l.RowValid);
         if (twoTiles)
         {
             CopyToSharedL1(stage + l.ActivationDst + 512, c.Activations + (16L * a.Layer.InFeatures), live && l.HighRowValid);
         }
+    }
 
+    /// <summary>The unit's weights (word rows 0-1, then 2-3: chunk swizzle 4 more, see WeightChunk) and, at a new group, its scales and zeros.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void IssueWeights(SmallBatchArgs a, CopyCursor c, CopyLane l, uint stage, int lane, bool live)
+    {
+        bool weights = live && c.WeightValid != 0;
+        DeviceMath.CopyToShared(stage + l.WeightDst, c.Weights, weights);
+        DeviceMath.CopyToShared(stage + (l.WeightDst ^ 0x240u), c.Weights + (8L * c.OutFeatures), weights);
         if (live && c.NewGroup != 0 && lane < 10)
         {
             // Lanes 0-7: 8 scales each (the column block's 64); lanes 8-9: 4 zero words each (its 64 nibbles), of the

@@ -5,8 +5,10 @@
 // `griddepcontrol.wait; griddepcontrol.launch_dependents;` (patched into the PTX ILGPU emits, because ILGPU declares
 // `.target sm_80` for kernels that need nothing newer and the instructions require sm_90), and after capture the graph's
 // edges between two such kernels become programmatic edges. The wait comes before any memory access, so a kernel never
-// reads what its predecessor has not finished writing, nor overwrites what it still reads; outside a programmatic
-// edge (plain launches, other GPUs' fallback) the instructions do nothing.
+// reads what its predecessor has not finished writing, nor overwrites what it still reads; the one exception is a
+// kernel that marks its wait (WaitMarker) after reading only weights (the small-batch GPTQ kernel starts its first
+// weight copies while its predecessor ends). Outside a programmatic edge (plain launches, other GPUs' fallback) the
+// instructions do nothing.
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
@@ -26,8 +28,17 @@ internal static partial class GridDependencies
     public const string Prologue = "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;";
 
     /// <summary>
+    /// A PTX comment a kernel emits (inline asm) where it waits for its predecessor, after reading only what no kernel
+    /// writes (weights): <see cref="Patch"/> turns each into <c>griddepcontrol.wait</c> and starts that kernel with
+    /// <c>griddepcontrol.launch_dependents</c> alone. Unpatched (before sm_90) it stays a comment, and nothing waits.
+    /// Every path of such a kernel that touches memory a kernel writes must pass a marker first.
+    /// </summary>
+    public const string WaitMarker = "// griddepcontrol.wait (patched in)";
+
+    /// <summary>
     /// The kernel's PTX with <c>.target sm_90</c> and <see cref="Prologue"/> as the entry's first instructions (after its
-    /// declarations). Throws when the text does not have the one entry ILGPU emits per kernel.
+    /// declarations), or, for a kernel with <see cref="WaitMarker"/>s, <c>griddepcontrol.launch_dependents</c> first and
+    /// the wait at each marker. Throws when the text does not have the one entry ILGPU emits per kernel.
     /// </summary>
     public static string Patch(string ptx)
     {
@@ -59,7 +70,10 @@ internal static partial class GridDependencies
             throw new InvalidOperationException("Unexpected PTX: the entry has no instructions.");
         }
 
-        string patched = ptx.Insert(at, "\t" + Prologue + "\n");
+        bool waitsLater = ptx.Contains(WaitMarker, StringComparison.Ordinal);
+        string patched = waitsLater
+            ? ptx.Insert(at, "\tgriddepcontrol.launch_dependents;\n").Replace(WaitMarker, "griddepcontrol.wait;", StringComparison.Ordinal)
+            : ptx.Insert(at, "\t" + Prologue + "\n");
         return patched.Remove(target.Index, target.Length).Insert(target.Index, ".target sm_90");
     }
 
