@@ -1,5 +1,6 @@
-// The small-batch kernel's copy cursor on the host: the cp.async source addresses only run on the GPU, so their
-// arithmetic is checked here, unit by unit, against the layout written out directly, for a launch of three parts.
+// The small-batch kernel's copy cursor on the host: the cp.async source addresses and the warps' slices only run on
+// the GPU, so their arithmetic is checked here, unit by unit, against the layout written out directly, for a launch of
+// three parts and block ranges cut as the stream-K split cuts them.
 using CodeLlamaLsp.Inference.Engine.Cuda;
 
 namespace CodeLlamaLsp.Inference.Tests.Cuda;
@@ -35,11 +36,44 @@ public class SmallBatchCursorTests
         int units = columnBlocks * a.KUnits;
         uint magic = CopyCursor.GroupMagic(a);
         int seen = 0;
+
+        // Block ranges as the stream-K split cuts them: some within one column block, some across several, and at 13
+        // blocks some shorter than four units (warps with empty slices).
+        var visits = new int[units];
+        foreach (int blocks in new[] { 1, 13, (units / 3) + 1 })
+        {
+            Array.Clear(visits);
+            for (int b = 0; b < blocks; b++)
+            {
+                for (int warp = 0; warp < GptqSmallBatchKernels.WarpsPerBlock; warp++)
+                {
+                    var r = new WarpRange { First = b * units / blocks, End = (b + 1) * units / blocks, Warp = warp };
+                    var c = CopyCursor.First(r, a, 0, magic);
+                    int last = -1;
+                    while (c.Unit < r.End)
+                    {
+                        Assert.That(c.Unit, Is.GreaterThan(last), "units in increasing order");
+                        Assert.That(c.Unit, Is.GreaterThanOrEqualTo(r.First));
+                        int segment = Math.Max(r.First, c.Unit / a.KUnits * a.KUnits);
+                        int segmentEnd = Math.Min(r.End, segment - (segment % a.KUnits) + a.KUnits);
+                        int n = segmentEnd - segment;
+                        Assert.That(c.Unit, Is.InRange(segment + (n * warp / 4), segment + (n * (warp + 1) / 4) - 1), $"unit {c.Unit} in warp {warp}'s slice of [{segment}, {segmentEnd})");
+                        visits[c.Unit]++;
+                        last = c.Unit;
+                        c = c.Next(a, r, 0, magic);
+                    }
+                }
+            }
+
+            Assert.That(visits, Is.All.EqualTo(1), $"{blocks} blocks: every unit once, by the warp whose slice holds it");
+        }
+
         for (int lane = 0; lane < 32; lane++)
         {
             for (int warp = 0; warp < GptqSmallBatchKernels.WarpsPerBlock; warp++)
             {
-                var c = CopyCursor.At(warp * GptqSmallBatchKernels.ChunkSize, a, lane, magic);
+                var r = new WarpRange { First = 0, End = units, Warp = warp };
+                var c = CopyCursor.First(r, a, lane, magic);
                 while (c.Unit < units)
                 {
                     int block = c.Unit / a.KUnits;
@@ -56,7 +90,7 @@ public class SmallBatchCursorTests
                     Assert.That(c.WeightValid != 0, Is.EqualTo(column < outs[part]), where);
                     Assert.That(c.Group, Is.EqualTo(step * GptqSmallBatchKernels.UnitInputs / group), where);
                     seen++;
-                    c = c.Next(a, lane, magic);
+                    c = c.Next(a, r, lane, magic);
                 }
             }
         }
