@@ -3,8 +3,9 @@
 // own permutation, so one norm writes up to three layouts. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
 // row over several blocks, since one block per row left all but one multiprocessor idle at batch 1. A split-row
-// block's cost is a latency chain (5.3 us a call at hidden 8192 under Nsight Compute), so everything that does not
-// need the row's sum is done while its loads are in flight, and the block sum is written out for its 8 warps.
+// block's cost is a serial instruction chain (4.5 us a call at hidden 8192 under Nsight Compute with ~1,070
+// instructions a warp), so it is kept short: uniform branches on the layouts instead of per-element tests, 32-bit
+// offsets, approximate reciprocal and rsqrt, and everything that does not need the row's sum done while its loads fly.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
@@ -24,10 +25,12 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 /// is a multiple of 4 and whose starts are 16-byte aligned: grid (ceil(width / <see cref="SplitRowSliceWidth"/>), rows),
 /// group <see cref="SplitRowBlockThreads"/>. Block (s, r) writes only slice s of row r, but reduces the whole row's sum
 /// of squares itself (at hidden 8192 each of a row's 8 blocks reads the 32 KB row, from L2 after the residual add that
-/// wrote it). The reduction's order is fixed by the width alone (thread t sums 16-byte quads t, t + T, ... of the row,
-/// then warp shuffles, then the warp sums in warp order), never by the block or the number of rows in the launch: a
+/// wrote it). The reduction's order is fixed by the width alone (thread t sums 16-byte quads t, t + T, ... of the row, a
+/// pass of eight at a time, then warp shuffles, then the warp sums in warp order), never by the block or the number of rows in the launch: a
 /// row's output is the same bits alone or batched, which speculative verification needs to choose what plain decoding
-/// chooses. Reads input [rows, width] fp32 and weight [width] fp32.
+/// chooses. On CUDA the inverse RMS is rsqrt.approx(sum * rcp.approx(width) + eps), not ToHalf's IEEE 1 / sqrt(sum /
+/// width + eps): within a few ulps of fp32, far below the fp16 rounding of the outputs. Thread t writes the slice's
+/// 4 consecutive elements 4t .. 4t + 3. Reads input [rows, width] fp32 and weight [width] fp32 (16-byte aligned).
 /// </para>
 /// </summary>
 internal static class RmsNormKernels
@@ -47,7 +50,7 @@ internal static class RmsNormKernels
     /// <summary>A split-row thread's share of its block's slice: elements t, t + T, t + 2T, t + 3T.</summary>
     private const int SliceElementsPerThread = 4;
 
-    /// <summary>16-byte loads a split-row thread has in flight (<see cref="SquaresOfPass"/>): at hidden 8192 its whole share of the row's statistics.</summary>
+    /// <summary>16-byte loads a split-row thread has in flight (<see cref="QuadPass"/>): at hidden 8192 its whole share of the row's statistics.</summary>
     private const int QuadsInFlight = 8;
 
     /// <summary>Same, writing fp16 at <see cref="ActivationLayout.HalfIndex"/> of the consumer (output row stride = width).</summary>
@@ -122,6 +125,12 @@ internal static class RmsNormKernels
         var x = inRow ? quads[rowQuad + quad] : default;
         var w = inRow ? weight.Cast<Floats4>()[quad] : default;
 
+        // The statistics' first pass is loaded here, before the layout branches: ptxas does not move loads across
+        // branches, so all eight are in flight together (loaded next to their squares, ptxas issued them two or three
+        // at a time to save registers, each group waiting for the last).
+        const int PassQuads = QuadsInFlight * SplitRowBlockThreads;
+        var pass = n >= PassQuads ? LoadFullPass(quads, rowQuad + Group.IdxX) : LoadPass(quads, rowQuad, Group.IdxX, n);
+
         var sorted0 = SortedQuad(k, inRow, outputs.Layout0);
         var sorted1 = default(Words4);
         var sorted2 = default(Words4);
@@ -135,7 +144,7 @@ internal static class RmsNormKernels
             sorted2 = SortedQuad(k, inRow, outputs.Layout2);
         }
 
-        float inv = SplitRowInverseRms(quads, rowQuad, n, width, eps);
+        float inv = SplitRowInverseRms(quads, rowQuad, n, width, eps, pass);
         uint h0 = DeviceMath.FloatToHalfBits(x.A * inv * w.A);
         uint h1 = DeviceMath.FloatToHalfBits(x.B * inv * w.B);
         uint h2 = DeviceMath.FloatToHalfBits(x.C * inv * w.C);
@@ -191,20 +200,41 @@ internal static class RmsNormKernels
     }
 
     /// <summary>
-    /// The whole row's statistics in the fixed order described on the class; the same in every block of the row. One
-    /// pass of <see cref="QuadsInFlight"/> loads covers a row up to 8192 wide; wider rows loop over further passes.
+    /// The whole row's statistics in the fixed order described on the class; the same in every block of the row.
+    /// <paramref name="firstPass"/> holds the thread's first <see cref="QuadsInFlight"/> quads, which cover a row up to
+    /// 8192 wide; wider rows loop over further passes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SplitRowInverseRms(ArrayView<Floats4> quads, int rowQuad, int n, int width, float eps)
+    private static float SplitRowInverseRms(ArrayView<Floats4> quads, int rowQuad, int n, int width, float eps, QuadPass firstPass)
     {
         const int PassQuads = QuadsInFlight * SplitRowBlockThreads;
-        float sum = SquaresOfPass(quads, rowQuad, Group.IdxX, n);
+        float sum = Squares(firstPass);
         for (int q = Group.IdxX + PassQuads; q < n; q += PassQuads)
         {
-            sum += SquaresOfPass(quads, rowQuad, q, n);
+            sum += Squares(LoadPass(quads, rowQuad, q, n));
         }
 
         return InverseRmsOfSum(SplitRowBlockSum(sum), width, eps);
+    }
+
+    /// <summary>
+    /// <see cref="LoadPass"/> of a pass inside the row (a branch on the width only): the quads' 64-bit offsets from one
+    /// base (a 32-bit sum sign-extended per load cost each load three instructions more), and no bounds tests.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static QuadPass LoadFullPass(ArrayView<Floats4> quads, long first)
+    {
+        const int T = SplitRowBlockThreads;
+        var p = default(QuadPass);
+        p.Q0 = quads[first];
+        p.Q1 = quads[first + T];
+        p.Q2 = quads[first + (2 * T)];
+        p.Q3 = quads[first + (3 * T)];
+        p.Q4 = quads[first + (4 * T)];
+        p.Q5 = quads[first + (5 * T)];
+        p.Q6 = quads[first + (6 * T)];
+        p.Q7 = quads[first + (7 * T)];
+        return p;
     }
 
     /// <summary>
@@ -262,31 +292,35 @@ internal static class RmsNormKernels
         return total;
     }
 
-    /// <summary>
-    /// Sum of squares of quads q, q + T, ..., q + 7T of a row of n quads starting at quad <paramref name="at"/>, in that
-    /// order; quads past the row are zero, and adding zero leaves the sum's bits as they are. All eight loads are
-    /// issued before the first is used.
-    /// </summary>
+    /// <summary>Quads q, q + T, ..., q + 7T of a row of n quads starting at quad <paramref name="at"/>, zero past its end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float SquaresOfPass(ArrayView<Floats4> quads, int at, int q, int n)
+    private static QuadPass LoadPass(ArrayView<Floats4> quads, int at, int q, int n)
     {
         const int T = SplitRowBlockThreads;
-        var q0 = q < n ? quads[at + q] : default;
-        var q1 = q + T < n ? quads[at + q + T] : default;
-        var q2 = q + (2 * T) < n ? quads[at + q + (2 * T)] : default;
-        var q3 = q + (3 * T) < n ? quads[at + q + (3 * T)] : default;
-        var q4 = q + (4 * T) < n ? quads[at + q + (4 * T)] : default;
-        var q5 = q + (5 * T) < n ? quads[at + q + (5 * T)] : default;
-        var q6 = q + (6 * T) < n ? quads[at + q + (6 * T)] : default;
-        var q7 = q + (7 * T) < n ? quads[at + q + (7 * T)] : default;
-        float sum = Squares(q0);
-        sum += Squares(q1);
-        sum += Squares(q2);
-        sum += Squares(q3);
-        sum += Squares(q4);
-        sum += Squares(q5);
-        sum += Squares(q6);
-        sum += Squares(q7);
+        var p = default(QuadPass);
+        p.Q0 = q < n ? quads[at + q] : default;
+        p.Q1 = q + T < n ? quads[at + q + T] : default;
+        p.Q2 = q + (2 * T) < n ? quads[at + q + (2 * T)] : default;
+        p.Q3 = q + (3 * T) < n ? quads[at + q + (3 * T)] : default;
+        p.Q4 = q + (4 * T) < n ? quads[at + q + (4 * T)] : default;
+        p.Q5 = q + (5 * T) < n ? quads[at + q + (5 * T)] : default;
+        p.Q6 = q + (6 * T) < n ? quads[at + q + (6 * T)] : default;
+        p.Q7 = q + (7 * T) < n ? quads[at + q + (7 * T)] : default;
+        return p;
+    }
+
+    /// <summary>Sum of squares of a pass's quads in order; quads past the row are zero, and adding zero leaves the sum's bits as they are.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Squares(QuadPass p)
+    {
+        float sum = Squares(p.Q0);
+        sum += Squares(p.Q1);
+        sum += Squares(p.Q2);
+        sum += Squares(p.Q3);
+        sum += Squares(p.Q4);
+        sum += Squares(p.Q5);
+        sum += Squares(p.Q6);
+        sum += Squares(p.Q7);
         return sum;
     }
 
@@ -332,6 +366,19 @@ internal static class RmsNormKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Get(Floats4 v, int u) => u == 0 ? v.A : u == 1 ? v.B : u == 2 ? v.C : v.D;
+}
+
+/// <summary>One pass of a split-row thread over a row's statistics: eight 16-byte quads, <see cref="RmsNormKernels.SplitRowBlockThreads"/> quads apart.</summary>
+internal struct QuadPass
+{
+    public Floats4 Q0;
+    public Floats4 Q1;
+    public Floats4 Q2;
+    public Floats4 Q3;
+    public Floats4 Q4;
+    public Floats4 Q5;
+    public Floats4 Q6;
+    public Floats4 Q7;
 }
 
 /// <summary>
