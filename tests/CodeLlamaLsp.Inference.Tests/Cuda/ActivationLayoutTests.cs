@@ -19,6 +19,20 @@ public class ActivationLayoutTests
         Assert.That(mismatches, Is.Empty);
     }
 
+    /// <summary>The masks form the split-row RMSNorm uses places every position where the shifts do.</summary>
+    [TestCase(4)]
+    [TestCase(8)]
+    [TestCase(16)]
+    public void Masks_index_equals_the_host_index(int bits)
+    {
+        var masks = SlotMasks.Of(bits);
+        var mismatches = Enumerable.Range(0, 4096)
+            .Where(k => ActivationLayout.HalfIndexOfSorted(k, masks) != ActivationLayout.HalfIndexHost(k, bits, null))
+            .Take(5)
+            .ToList();
+        Assert.That(mismatches, Is.Empty);
+    }
+
     [TestCase(4)]
     [TestCase(8)]
     public void Device_index_is_a_permutation_of_the_row(int bits)

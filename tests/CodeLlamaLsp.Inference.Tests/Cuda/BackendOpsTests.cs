@@ -345,22 +345,24 @@ public class BackendOpsTests
     }
 
     /// <summary>
-    /// The fused decode path's RMSNorm, fp16 written into a GPTQ input layout (4-bit, act-order permutation), against a
-    /// double-precision reference: few rows take the split-row kernel, 17 rows the one-block-per-row kernel.
+    /// The fused decode path's RMSNorm, fp16 written into a GPTQ input layout (4-bit, with and without act-order permutation),
+    /// against a double-precision reference: few rows take the split-row kernel, 17 rows the one-block-per-row kernel.
     /// </summary>
-    [TestCase("sim", 128, 3)]
-    [TestCase("sim", 2560, 2)]
-    [TestCase("sim", 256, 17)]
-    [TestCase("gpu", 8192, 1, Category = "Gpu")]
-    [TestCase("gpu", 8192, 15, Category = "Gpu")]
-    [TestCase("gpu", 8192, 40, Category = "Gpu")]
-    public void RmsNorm_into_a_gptq_input_layout_matches_a_reference(string kind, int width, int rows)
+    [TestCase("sim", 128, 3, true)]
+    [TestCase("sim", 2560, 2, true)]
+    [TestCase("sim", 2560, 2, false)]
+    [TestCase("sim", 256, 17, true)]
+    [TestCase("gpu", 8192, 1, true, Category = "Gpu")]
+    [TestCase("gpu", 8192, 1, false, Category = "Gpu")]
+    [TestCase("gpu", 8192, 15, true, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, true, Category = "Gpu")]
+    public void RmsNorm_into_a_gptq_input_layout_matches_a_reference(string kind, int width, int rows, bool actOrder)
     {
         using var gpu = new Gpu(kind);
         var rng = new Random((width * 7) + rows);
         var x = RandomWeights.Floats(rng, rows * width, 3);
         var weight = RandomWeights.Vector(rng, width);
-        var inversePermutation = RandomWeights.Permutation(rng, width);
+        var inversePermutation = actOrder ? RandomWeights.Permutation(rng, width) : null;
         var w = weight.ToFloat32();
         var expected = new float[rows * width];
         for (int r = 0; r < rows; r++)
@@ -380,46 +382,59 @@ public class BackendOpsTests
         }
 
         using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, weight));
-        using var permutation = gpu.Up(inversePermutation);
-        var toHalf = gpu.RmsNorm(x, norm, width, 0, rows, GptqLayout(permutation));
+        using var permutation = gpu.Up(inversePermutation ?? [0]);
+        var layout = GptqLayout(permutation) with { HasPermutation = actOrder ? 1 : 0 };
+        var toHalf = gpu.RmsNorm(x, norm, width, 0, rows, layout);
         Assert.That(Numerics.RelativeL2(Halves(toHalf), expected), Is.LessThan(HalfRoundingTolerance));
     }
 
     /// <summary>
     /// As <see cref="Gemv_row_is_the_same_bits_alone_and_in_a_batch"/>, for the norms in front of the q/k/v, gate/up and
     /// lm_head GEMVs: every row of a verification (up to 16 rows) must normalise to the bits a decode step computes for
-    /// that row alone, in the fp16 layout. 9216 wide: a full pass of 16-byte loads plus a tail, three slices.
+    /// that row alone, in the fp16 layout: 4-bit with and without act-order, and natural order. 9216 wide: a full pass of
+    /// 16-byte loads plus a tail, three slices; 2600: a partial last slice.
     /// </summary>
-    [TestCase("sim", 128, 16)]
-    [TestCase("sim", 9216, 3)]
-    [TestCase("gpu", 8192, 16, Category = "Gpu")]
-    [TestCase("gpu", 8192, 7, Category = "Gpu")]
-    public void RmsNorm_row_is_the_same_bits_alone_and_in_a_batch(string kind, int width, int rows)
+    [TestCase("sim", 128, 16, true)]
+    [TestCase("sim", 9216, 3, true)]
+    [TestCase("sim", 2600, 5, false)]
+    [TestCase("sim", 1024, 15, false)]
+    [TestCase("gpu", 8192, 16, true, Category = "Gpu")]
+    [TestCase("gpu", 8192, 7, true, Category = "Gpu")]
+    [TestCase("gpu", 8192, 15, false, Category = "Gpu")]
+    public void RmsNorm_row_is_the_same_bits_alone_and_in_a_batch(string kind, int width, int rows, bool actOrder)
     {
         using var gpu = new Gpu(kind);
         var rng = new Random(width + (rows * 3));
         var x = RandomWeights.Floats(rng, rows * width, 3);
         using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, RandomWeights.Vector(rng, width)));
         using var permutation = gpu.Up(RandomWeights.Permutation(rng, width));
-        var layout = GptqLayout(permutation);
-        var batch = gpu.RmsNorm(x, norm, width, 0, rows, layout);
-        for (int r = 0; r < rows; r++)
+        var gptq = GptqLayout(permutation);
+        var layouts = new[] { actOrder ? gptq : gptq with { HasPermutation = 0 }, gpu.NaturalLayout };
+        foreach (var layout in layouts)
         {
-            var alone = gpu.RmsNorm(x, norm, width, r, 1, layout);
-            Assert.That(batch[(r * width)..((r + 1) * width)], Is.EqualTo(alone), $"fp16 layout, row {r} of {rows}");
+            var batch = gpu.RmsNorm(x, norm, width, 0, rows, layout);
+            for (int r = 0; r < rows; r++)
+            {
+                var alone = gpu.RmsNorm(x, norm, width, r, 1, layout);
+                Assert.That(batch[(r * width)..((r + 1) * width)], Is.EqualTo(alone), $"{layout.Bits}-bit layout, row {r} of {rows}");
+            }
         }
     }
 
     /// <summary>
     /// Act-order q/k/v (or gate/up) share one norm but each has its own permutation: one launch writes every layout, and
-    /// each output is the bits a launch for that layout alone writes (a natural-order layout among them). Few rows take
-    /// the split-row kernel, 40 rows the one-block-per-row kernel.
+    /// each output is the bits a launch for that layout alone writes (a natural-order layout and a GPTQ layout without
+    /// permutation among them). One, two and three layouts: the kernel branches on the count. Few rows take the
+    /// split-row kernel, 40 rows the one-block-per-row kernel.
     /// </summary>
-    [TestCase("sim", 256, 3)]
-    [TestCase("sim", 256, 40)]
-    [TestCase("gpu", 8192, 1, Category = "Gpu")]
-    [TestCase("gpu", 8192, 40, Category = "Gpu")]
-    public void RmsNorm_into_three_layouts_writes_what_three_norms_write(string kind, int width, int rows)
+    [TestCase("sim", 256, 3, 3)]
+    [TestCase("sim", 2600, 2, 2)]
+    [TestCase("sim", 1024, 4, 1)]
+    [TestCase("sim", 256, 40, 3)]
+    [TestCase("gpu", 8192, 1, 3, Category = "Gpu")]
+    [TestCase("gpu", 8192, 1, 2, Category = "Gpu")]
+    [TestCase("gpu", 8192, 40, 3, Category = "Gpu")]
+    public void RmsNorm_into_several_layouts_writes_what_one_norm_per_layout_writes(string kind, int width, int rows, int count)
     {
         using var gpu = new Gpu(kind);
         var rng = new Random(width + rows);
@@ -427,7 +442,13 @@ public class BackendOpsTests
         using var norm = gpu.Staged(upload => CudaBuffer.Upload(upload, RandomWeights.Vector(rng, width)));
         using var first = gpu.Up(RandomWeights.Permutation(rng, width));
         using var second = gpu.Up(RandomWeights.Permutation(rng, width));
-        var layouts = new[] { GptqLayout(first), gpu.NaturalLayout, GptqLayout(second) };
+        var all = new[] { GptqLayout(first), gpu.NaturalLayout, GptqLayout(second), GptqLayout(first) with { HasPermutation = 0 } };
+        var layouts = count switch
+        {
+            1 => new[] { all[3] },
+            2 => new[] { all[0], all[3] },
+            _ => all[..3],
+        };
         using var input = gpu.Up(x);
         var buffers = layouts.Select(_ => gpu.Up(HalfPoison(rows * width))).ToArray();
         try
@@ -437,7 +458,7 @@ public class BackendOpsTests
             for (int i = 0; i < layouts.Length; i++)
             {
                 var alone = gpu.RmsNorm(x, norm, width, 0, rows, layouts[i]);
-                Assert.That(gpu.Down(buffers[i], rows * width), Is.EqualTo(alone), $"layout {i}");
+                Assert.That(gpu.Down(buffers[i], rows * width), Is.EqualTo(alone), $"layout {i} of {count}");
             }
         }
         finally

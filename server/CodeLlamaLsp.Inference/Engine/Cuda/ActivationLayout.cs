@@ -20,14 +20,6 @@ internal static class ActivationLayout
         HalfIndexOfSorted(bits != 16 && hasPermutation != 0 ? inversePermutation[k] : k, bits);
 
     /// <summary>
-    /// Act-order position of input feature <paramref name="k"/> (k itself in natural order or without a permutation):
-    /// the layout's only memory read, separate so a kernel can issue it early and finish with <see cref="StoreSorted"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int SortedIndex(int k, InputLayoutArgs layout) =>
-        layout.Bits != 16 && layout.HasPermutation != 0 ? layout.InversePermutation[k] : k;
-
-    /// <summary>
     /// Index (in fp16 elements) within one row of the feature at act-order position <paramref name="sorted"/>: the
     /// arithmetic of <see cref="HalfIndexHost"/> by shifts and masks, since the only GPTQ widths (4 and 8 bits) pack a
     /// power of two of rows per word. Integer divisions by a run-time width cost a producer ~20 instructions each, three
@@ -52,6 +44,15 @@ internal static class ActivationLayout
     }
 
     /// <summary>
+    /// <see cref="HalfIndexOfSorted"/> as one branch-free expression of masks that depend on the layout only
+    /// (<see cref="SlotMasks"/>), for a kernel that places many elements in one layout: the shifts above, per element,
+    /// are several instructions and a branch on the width each; these are four logic operations.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int HalfIndexOfSorted(int sorted, SlotMasks masks) =>
+        (sorted & masks.Word) | ((sorted & masks.Pair) << 1) | ((sorted >> masks.LaneShift) & masks.Lane);
+
+    /// <summary>
     /// Writes input feature <paramref name="k"/> of row <paramref name="row"/> (row width <paramref name="width"/>) into
     /// a consumer's fp16 input buffer.
     /// </summary>
@@ -61,11 +62,6 @@ internal static class ActivationLayout
         int at = HalfIndex(k, layout.Bits, layout.InversePermutation, layout.HasPermutation);
         output[(row * width) + at] = (ushort)DeviceMath.FloatToHalfBits(value);
     }
-
-    /// <summary>As <see cref="Store"/>, for the feature whose act-order position <see cref="SortedIndex"/> returned.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreSorted(ArrayView<ushort> output, long row, int width, int sorted, float value, int bits) =>
-        output[(row * width) + HalfIndexOfSorted(sorted, bits)] = (ushort)DeviceMath.FloatToHalfBits(value);
 
     /// <summary>Host-side mirror of <see cref="HalfIndex"/> for tests and uploads.</summary>
     public static int HalfIndexHost(int k, int bits, int[]? inversePermutation)
@@ -95,4 +91,40 @@ internal struct InputLayoutArgs
 
     /// <summary>[in]: sorted position of original input feature k (length 1 when unused).</summary>
     public ArrayView<int> InversePermutation;
+}
+
+/// <summary>
+/// A layout's slot arithmetic (<see cref="ActivationLayout.HalfIndexOfSorted(int, SlotMasks)"/>): the sorted position's
+/// bits above a packed word stay (the word's rpw slots are the word's rpw rows); within the word, row r = lane * pairs +
+/// pair goes to slot 2 * pair + lane. Natural order keeps every bit in <see cref="Word"/>.
+/// </summary>
+internal struct SlotMasks
+{
+    /// <summary>Bits of the packed word's first row: ~(rpw - 1), all ones in natural order.</summary>
+    public int Word;
+
+    /// <summary>The pair within the word: pairs - 1 (0 in natural order).</summary>
+    public int Pair;
+
+    /// <summary>log2(pairs): the row's bit that selects the pair's second lane.</summary>
+    public int LaneShift;
+
+    /// <summary>1 for GPTQ, 0 in natural order.</summary>
+    public int Lane;
+
+    /// <summary>The masks of a layout of <paramref name="bits"/> (4 or 8 for GPTQ, 16 for natural order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static SlotMasks Of(int bits)
+    {
+        // rpw = 32 / bits rows per word: 8 at 4 bits (pairs 4), 4 at 8 bits (pairs 2).
+        int pairShift = bits == 4 ? 2 : 1;
+        bool natural = bits == 16;
+        return new()
+        {
+            Word = natural ? -1 : -(2 << pairShift),
+            Pair = natural ? 0 : (1 << pairShift) - 1,
+            LaneShift = pairShift,
+            Lane = natural ? 0 : 1,
+        };
+    }
 }

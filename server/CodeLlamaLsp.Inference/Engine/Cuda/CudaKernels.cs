@@ -412,7 +412,7 @@ internal sealed class CudaKernels : IDisposable
     /// <summary>RMSNorm of <paramref name="rows"/> rows written as fp16 into each of <paramref name="outputs"/>' layouts in one launch.</summary>
     public void RmsNormToHalf(ArrayView<float> input, ArrayView<float> weight, NormOutputs outputs, int rows, int width, float eps)
     {
-        if (SplitRowNorm(input, rows, width) is { } split)
+        if (SplitRowNorm(input, weight, rows, width) is { } split)
         {
             Launch(() => splitRowNormHalf(Stream, split, input, weight, width, eps, outputs));
         }
@@ -428,9 +428,10 @@ internal sealed class CudaKernels : IDisposable
     /// <see cref="RmsNormKernels.SplitRowMaxRows"/> bound, which covers every verification, so a decode row and the same
     /// row in a verification run the same kernel.
     /// </summary>
-    private static KernelConfig? SplitRowNorm(ArrayView<float> input, int rows, int width)
+    private static KernelConfig? SplitRowNorm(ArrayView<float> input, ArrayView<float> weight, int rows, int width)
     {
-        bool quadAligned = width % 4 == 0 && ((IContiguousArrayView)input).IndexInBytes % 16 == 0;
+        // The kernel reads input and weight by 16-byte quads.
+        bool quadAligned = width % 4 == 0 && ((IContiguousArrayView)input).IndexInBytes % 16 == 0 && ((IContiguousArrayView)weight).IndexInBytes % 16 == 0;
         if (rows > RmsNormKernels.SplitRowMaxRows || !quadAligned)
         {
             return null;

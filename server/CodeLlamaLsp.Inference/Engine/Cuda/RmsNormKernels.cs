@@ -3,10 +3,12 @@
 // own permutation, so one norm writes up to three layouts. Many rows
 // (prefill) take one block per row; the few rows of a decode step or a speculative verification spread each
 // row over several blocks, since one block per row left all but one multiprocessor idle at batch 1. A split-row
-// block's cost is a latency chain (5.3 us a call at hidden 8192 under Nsight Compute), so everything that does not
-// need the row's sum is done while its loads are in flight, and the block sum is written out for its 8 warps.
+// block's cost is a serial instruction chain (4.5 us a call at hidden 8192 under Nsight Compute with ~1,070
+// instructions a warp), so it is kept short: uniform branches on the layouts instead of per-element tests, 32-bit
+// offsets, approximate reciprocal and rsqrt, and everything that does not need the row's sum done while its loads fly.
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
@@ -23,10 +25,12 @@ namespace CodeLlamaLsp.Inference.Engine.Cuda;
 /// is a multiple of 4 and whose starts are 16-byte aligned: grid (ceil(width / <see cref="SplitRowSliceWidth"/>), rows),
 /// group <see cref="SplitRowBlockThreads"/>. Block (s, r) writes only slice s of row r, but reduces the whole row's sum
 /// of squares itself (at hidden 8192 each of a row's 8 blocks reads the 32 KB row, from L2 after the residual add that
-/// wrote it). The reduction's order is fixed by the width alone (thread t sums 16-byte quads t, t + T, ... of the row,
-/// then warp shuffles, then the warp sums in warp order), never by the block or the number of rows in the launch: a
+/// wrote it). The reduction's order is fixed by the width alone (thread t sums 16-byte quads t, t + T, ... of the row, a
+/// pass of eight at a time, then warp shuffles, then the warp sums in warp order), never by the block or the number of rows in the launch: a
 /// row's output is the same bits alone or batched, which speculative verification needs to choose what plain decoding
-/// chooses. Reads input [rows, width] fp32 and weight [width] fp32.
+/// chooses. On CUDA the inverse RMS is rsqrt.approx(sum * rcp.approx(width) + eps), not ToHalf's IEEE 1 / sqrt(sum /
+/// width + eps): within a few ulps of fp32, far below the fp16 rounding of the outputs. Thread t writes the slice's
+/// 4 consecutive elements 4t .. 4t + 3. Reads input [rows, width] fp32 and weight [width] fp32 (16-byte aligned).
 /// </para>
 /// </summary>
 internal static class RmsNormKernels
@@ -102,81 +106,153 @@ internal static class RmsNormKernels
     }
 
     /// <summary>
-    /// Slice Grid.IdxX of row Grid.IdxY. The slice's inputs, weights and act-order positions are loaded before the row's
-    /// statistics, so their latency hides behind the row's; only the scaling and the stores wait for the sum.
+    /// Slice Grid.IdxX of row Grid.IdxY: thread t normalises the slice's quad t (4 consecutive elements, one 16-byte
+    /// load of x and one of the weight). Everything that does not need the row's sum (those loads, the act-order
+    /// positions, the output slots) is issued before the statistics' loads are used. Layout properties are uniform, so
+    /// each is one branch for the block rather than a test per element: the common case (one layout, no permutation)
+    /// runs no permutation load and no code for the other layouts. Offsets are 32-bit (rows x width is below 2^31).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void NormalizeSlice(ArrayView<float> input, ArrayView<float> weight, int width, float eps, NormOutputs outputs)
     {
-        int row = Grid.IdxY;
-        long b = (long)row * width;
-        int first = (Grid.IdxX * SplitRowSliceWidth) + Group.IdxX;
-        var x = LoadSlice(input, b, first, width);
-        var w = LoadSlice(weight, 0, first, width);
-
-        // All three without a branch on the count (unused outputs repeat output 0's layout), so their act-order loads
-        // are in flight together with the row's: behind branches each layout's loads waited for the previous ones.
-        var sorted0 = SortedSlice(first, width, outputs.Layout0);
-        var sorted1 = SortedSlice(first, width, outputs.Layout1);
-        var sorted2 = SortedSlice(first, width, outputs.Layout2);
-
-        // The statistics' first pass is loaded before the output positions are worked out from the act-order positions
-        // (which waits for those loads), so all of the block's loads are in flight together.
+        int n = width / 4;
+        int rowStart = Grid.IdxY * width;
+        int rowQuad = rowStart / 4;
+        int quad = (Grid.IdxX * SplitRowBlockThreads) + Group.IdxX;
+        int k = quad * 4;
+        bool inRow = quad < n;
         var quads = input.Cast<Floats4>();
-        var firstPass = LoadPass(quads, b / 4, Group.IdxX, width / 4);
-        var at0 = HalfIndices(sorted0, outputs.Layout0.Bits);
-        var at1 = HalfIndices(sorted1, outputs.Layout1.Bits);
-        var at2 = HalfIndices(sorted2, outputs.Layout2.Bits);
+        var x = inRow ? quads[rowQuad + quad] : default;
+        var w = inRow ? weight.Cast<Floats4>()[quad] : default;
 
-        float inv = SplitRowInverseRms(quads, b, width, eps, firstPass);
-        for (int u = 0; u < SliceElementsPerThread; u++)
+        // The statistics' first pass is loaded here, before the layout branches: ptxas does not move loads across
+        // branches, so all eight are in flight together (loaded next to their squares, ptxas issued them two or three
+        // at a time to save registers, each group waiting for the last).
+        const int PassQuads = QuadsInFlight * SplitRowBlockThreads;
+        var pass = n >= PassQuads ? LoadFullPass(quads, rowQuad + Group.IdxX) : LoadPass(quads, rowQuad, Group.IdxX, n);
+
+        var sorted0 = SortedQuad(k, inRow, outputs.Layout0);
+        var sorted1 = default(Words4);
+        var sorted2 = default(Words4);
+        if (outputs.Count > 1)
         {
-            int k = first + (u * SplitRowBlockThreads);
-            if (k < width)
-            {
-                ushort half = (ushort)DeviceMath.FloatToHalfBits(Get(x, u) * inv * Get(w, u));
-                outputs.Output0[b + Get(at0, u)] = half;
-                if (outputs.Count > 1)
-                {
-                    outputs.Output1[b + Get(at1, u)] = half;
-                }
+            sorted1 = SortedQuad(k, inRow, outputs.Layout1);
+        }
 
-                if (outputs.Count > 2)
-                {
-                    outputs.Output2[b + Get(at2, u)] = half;
-                }
+        if (outputs.Count > 2)
+        {
+            sorted2 = SortedQuad(k, inRow, outputs.Layout2);
+        }
+
+        float inv = SplitRowInverseRms(quads, rowQuad, n, width, eps, pass);
+        uint h0 = DeviceMath.FloatToHalfBits(x.A * inv * w.A);
+        uint h1 = DeviceMath.FloatToHalfBits(x.B * inv * w.B);
+        uint h2 = DeviceMath.FloatToHalfBits(x.C * inv * w.C);
+        uint h3 = DeviceMath.FloatToHalfBits(x.D * inv * w.D);
+        if (inRow)
+        {
+            StoreQuad(outputs.Output0, rowStart, sorted0, outputs.Layout0.Bits, h0, h1, h2, h3);
+            if (outputs.Count > 1)
+            {
+                StoreQuad(outputs.Output1, rowStart, sorted1, outputs.Layout1.Bits, h0, h1, h2, h3);
+            }
+
+            if (outputs.Count > 2)
+            {
+                StoreQuad(outputs.Output2, rowStart, sorted2, outputs.Layout2.Bits, h0, h1, h2, h3);
             }
         }
     }
 
-    /// <summary>
-    /// The whole row's statistics in the fixed order described on the class; the same in every block of the row. Each
-    /// pass's quads are loaded a pass ahead of their use: ILGPU places a load next to its first use and ptxas then keeps
-    /// most of them there, so quads loaded and used in the same pass reached memory two or three at a time.
-    /// </summary>
-    private static float SplitRowInverseRms(ArrayView<Floats4> quads, long rowStart, int width, float eps, QuadPass firstPass)
+    /// <summary>Act-order positions of elements k .. k + 3: loaded only when the layout has a permutation (a uniform branch).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 SortedQuad(int k, bool inRow, InputLayoutArgs layout)
     {
-        long at = rowStart / 4;
-        int n = width / 4;
-        float sum = 0f;
-        var next = firstPass;
-        for (int q = Group.IdxX; q < n; q += QuadsInFlight * SplitRowBlockThreads)
+        var r = default(Words4);
+        if (layout.Bits != 16 && layout.HasPermutation != 0)
         {
-            var pass = next;
-            next = LoadPass(quads, at, q + (QuadsInFlight * SplitRowBlockThreads), n);
-
-            // Quads past the row are zero, and adding zero leaves the sum's bits as they are.
-            sum += Squares(pass.Q0);
-            sum += Squares(pass.Q1);
-            sum += Squares(pass.Q2);
-            sum += Squares(pass.Q3);
-            sum += Squares(pass.Q4);
-            sum += Squares(pass.Q5);
-            sum += Squares(pass.Q6);
-            sum += Squares(pass.Q7);
+            var p = layout.InversePermutation;
+            r.X = inRow ? (uint)p[k] : 0u;
+            r.Y = inRow ? (uint)p[k + 1] : 0u;
+            r.Z = inRow ? (uint)p[k + 2] : 0u;
+            r.W = inRow ? (uint)p[k + 3] : 0u;
+        }
+        else
+        {
+            r.X = (uint)k;
+            r.Y = (uint)(k + 1);
+            r.Z = (uint)(k + 2);
+            r.W = (uint)(k + 3);
         }
 
-        return 1f / MathF.Sqrt((SplitRowBlockSum(sum) / width) + eps);
+        return r;
+    }
+
+    /// <summary>Four fp16 values at the act-order positions <paramref name="sorted"/> of a row starting at <paramref name="rowStart"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreQuad(ArrayView<ushort> output, int rowStart, Words4 sorted, int bits, uint h0, uint h1, uint h2, uint h3)
+    {
+        var masks = SlotMasks.Of(bits);
+        output[rowStart + ActivationLayout.HalfIndexOfSorted((int)sorted.X, masks)] = (ushort)h0;
+        output[rowStart + ActivationLayout.HalfIndexOfSorted((int)sorted.Y, masks)] = (ushort)h1;
+        output[rowStart + ActivationLayout.HalfIndexOfSorted((int)sorted.Z, masks)] = (ushort)h2;
+        output[rowStart + ActivationLayout.HalfIndexOfSorted((int)sorted.W, masks)] = (ushort)h3;
+    }
+
+    /// <summary>
+    /// The whole row's statistics in the fixed order described on the class; the same in every block of the row.
+    /// <paramref name="firstPass"/> holds the thread's first <see cref="QuadsInFlight"/> quads, which cover a row up to
+    /// 8192 wide; wider rows loop over further passes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SplitRowInverseRms(ArrayView<Floats4> quads, int rowQuad, int n, int width, float eps, QuadPass firstPass)
+    {
+        const int PassQuads = QuadsInFlight * SplitRowBlockThreads;
+        float sum = Squares(firstPass);
+        for (int q = Group.IdxX + PassQuads; q < n; q += PassQuads)
+        {
+            sum += Squares(LoadPass(quads, rowQuad, q, n));
+        }
+
+        return InverseRmsOfSum(SplitRowBlockSum(sum), width, eps);
+    }
+
+    /// <summary>
+    /// <see cref="LoadPass"/> of a pass inside the row (a branch on the width only): the quads' 64-bit offsets from one
+    /// base (a 32-bit sum sign-extended per load cost each load three instructions more), and no bounds tests.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static QuadPass LoadFullPass(ArrayView<Floats4> quads, long first)
+    {
+        const int T = SplitRowBlockThreads;
+        var p = default(QuadPass);
+        p.Q0 = quads[first];
+        p.Q1 = quads[first + T];
+        p.Q2 = quads[first + (2 * T)];
+        p.Q3 = quads[first + (3 * T)];
+        p.Q4 = quads[first + (4 * T)];
+        p.Q5 = quads[first + (5 * T)];
+        p.Q6 = quads[first + (6 * T)];
+        p.Q7 = quads[first + (7 * T)];
+        return p;
+    }
+
+    /// <summary>
+    /// 1 / sqrt(sum / width + eps). On CUDA without IEEE division or square root (whose slow paths were subroutine calls
+    /// on the critical path): rcp.approx of the width (exact for a power of two, within 1 ulp otherwise) and
+    /// rsqrt.approx (relative error below 2^-22), both far below fp16's 2^-11 rounding of the outputs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float InverseRmsOfSum(float sum, int width, float eps)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("rcp.approx.ftz.f32 %0, %1;", out float perElement, (float)width);
+            CudaAsm.Emit("rsqrt.approx.ftz.f32 %0, %1;", out float inv, (sum * perElement) + eps);
+            return inv;
+        }
+
+        return 1f / MathF.Sqrt((sum * (1f / width)) + eps);
     }
 
     /// <summary>
@@ -218,7 +294,7 @@ internal static class RmsNormKernels
 
     /// <summary>Quads q, q + T, ..., q + 7T of a row of n quads starting at quad <paramref name="at"/>, zero past its end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static QuadPass LoadPass(ArrayView<Floats4> quads, long at, int q, int n)
+    private static QuadPass LoadPass(ArrayView<Floats4> quads, int at, int q, int n)
     {
         const int T = SplitRowBlockThreads;
         var p = default(QuadPass);
@@ -231,6 +307,21 @@ internal static class RmsNormKernels
         p.Q6 = q + (6 * T) < n ? quads[at + q + (6 * T)] : default;
         p.Q7 = q + (7 * T) < n ? quads[at + q + (7 * T)] : default;
         return p;
+    }
+
+    /// <summary>Sum of squares of a pass's quads in order; quads past the row are zero, and adding zero leaves the sum's bits as they are.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Squares(QuadPass p)
+    {
+        float sum = Squares(p.Q0);
+        sum += Squares(p.Q1);
+        sum += Squares(p.Q2);
+        sum += Squares(p.Q3);
+        sum += Squares(p.Q4);
+        sum += Squares(p.Q5);
+        sum += Squares(p.Q6);
+        sum += Squares(p.Q7);
+        return sum;
     }
 
     /// <summary>The block's sum of every thread's <paramref name="sum"/>: warp shuffles, then the warp sums in warp order, so the order is fixed by the block size.</summary>
@@ -273,52 +364,8 @@ internal static class RmsNormKernels
         return r;
     }
 
-    /// <summary>A split-row thread's slice elements of a row (see <see cref="SliceElementsPerThread"/>), zero past its end.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 LoadSlice(ArrayView<float> row, long b, int first, int width)
-    {
-        const int T = SplitRowBlockThreads;
-        var r = default(Floats4);
-        r.A = first < width ? row[b + first] : 0f;
-        r.B = first + T < width ? row[b + first + T] : 0f;
-        r.C = first + (2 * T) < width ? row[b + first + (2 * T)] : 0f;
-        r.D = first + (3 * T) < width ? row[b + first + (3 * T)] : 0f;
-        return r;
-    }
-
-    /// <summary>The act-order positions (<see cref="ActivationLayout.SortedIndex"/>) of the same elements as <see cref="LoadSlice"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words4 SortedSlice(int first, int width, InputLayoutArgs layout)
-    {
-        const int T = SplitRowBlockThreads;
-        var r = default(Words4);
-        r.X = first < width ? (uint)ActivationLayout.SortedIndex(first, layout) : 0u;
-        r.Y = first + T < width ? (uint)ActivationLayout.SortedIndex(first + T, layout) : 0u;
-        r.Z = first + (2 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (2 * T), layout) : 0u;
-        r.W = first + (3 * T) < width ? (uint)ActivationLayout.SortedIndex(first + (3 * T), layout) : 0u;
-        return r;
-    }
-
-    /// <summary>
-    /// Where in the fp16 output row the elements at act-order positions <paramref name="sorted"/> go
-    /// (<see cref="ActivationLayout.HalfIndexOfSorted"/>): integer divisions by the layout's values per word, worked out
-    /// while the row's loads are in flight rather than after its statistics.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words4 HalfIndices(Words4 sorted, int bits)
-    {
-        sorted.X = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.X, bits);
-        sorted.Y = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.Y, bits);
-        sorted.Z = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.Z, bits);
-        sorted.W = (uint)ActivationLayout.HalfIndexOfSorted((int)sorted.W, bits);
-        return sorted;
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Get(Floats4 v, int u) => u == 0 ? v.A : u == 1 ? v.B : u == 2 ? v.C : v.D;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint Get(Words4 v, int u) => u == 0 ? v.X : u == 1 ? v.Y : u == 2 ? v.Z : v.W;
 }
 
 /// <summary>One pass of a split-row thread over a row's statistics: eight 16-byte quads, <see cref="RmsNormKernels.SplitRowBlockThreads"/> quads apart.</summary>
@@ -336,8 +383,8 @@ internal struct QuadPass
 
 /// <summary>
 /// The fp16 inputs one RMSNorm writes: 1 to <see cref="MaxCount"/> buffers, each in its linear layer's layout (act-order
-/// q/k/v or gate/up share the norm but not the permutation). Buffers past <see cref="Count"/> are not written, but their
-/// layouts must be valid (<see cref="One"/> repeats output 0's): the split-row kernel reads every layout's positions.
+/// q/k/v or gate/up share the norm but not the permutation). Buffers and layouts past <see cref="Count"/> are neither
+/// written nor read (<see cref="Of"/> fills them with output 0's, so that no slot holds a stale view).
 /// </summary>
 internal struct NormOutputs
 {
