@@ -20,20 +20,6 @@ internal static class ActivationLayout
         HalfIndexOfSorted(bits != 16 && hasPermutation != 0 ? inversePermutation[k] : k, bits);
 
     /// <summary>
-    /// Act-order position of input feature <paramref name="k"/> (k itself in natural order or without a permutation):
-    /// the layout's only memory read, separate so a kernel can issue it early and finish with <see cref="StoreSorted"/>
-    /// (the decode attention reads its output positions before its first key).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int SortedIndex(int k, InputLayoutArgs layout) =>
-        layout.Bits != 16 && layout.HasPermutation != 0 ? layout.InversePermutation[k] : k;
-
-    /// <summary>As <see cref="Store"/>, for the feature whose act-order position <see cref="SortedIndex"/> returned.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreSorted(ArrayView<ushort> output, long row, int width, int sorted, float value, int bits) =>
-        output[(row * width) + HalfIndexOfSorted(sorted, bits)] = (ushort)DeviceMath.FloatToHalfBits(value);
-
-    /// <summary>
     /// Index (in fp16 elements) within one row of the feature at act-order position <paramref name="sorted"/>: the
     /// arithmetic of <see cref="HalfIndexHost"/> by shifts and masks, since the only GPTQ widths (4 and 8 bits) pack a
     /// power of two of rows per word. Integer divisions by a run-time width cost a producer ~20 instructions each, three
