@@ -1,8 +1,7 @@
 // Causal grouped-query attention of a few query rows (decode, speculative verification) over the fp16 KV cache,
 // flash-decoding style: the keys of a row are split across blocks, so a long context keeps every multiprocessor
-// streaming K and V, and the block that finishes the last split of a (row, head block) merges the splits' partial
-// results itself (stream-K style: an arrival count per item, no second kernel). A row whose keys one split holds (a
-// short context) is finished by that block with no partials at all.
+// streaming K and V, and a combine kernel merges the splits' partial results. A row whose keys one split holds (a
+// short context) is finished by that block, and the combine skips it.
 //
 // Why the block is laid out as it is: one block serves the up-to-8 query heads that share a KV head, so each key and
 // value row is read once for all of them, and its work must not be a chain of serial steps. The kernel this replaced
@@ -16,15 +15,11 @@
 // shared memory. The grid is one wave of blocks that step through (split, row, head block) items, split-major, so the
 // splits a short context leaves empty cost no block launches (a 16-row verification of the 34B has 16 x 33 x 8 items, of
 // which a context of up to 64 tokens uses 16 x 8; as blocks of their own, all 4,224 would be 16 waves of two blocks per
-// multiprocessor). At a short context the cost is latency, not work, so an item of split 0 (which every row has) issues
-// its queries, its output's act-order indices and its first tile's K and V rows before the position is read back, and
-// the output indices are never loaded one store at a time at the end. Every sum has a fixed order that depends on the
-// row's position and the launch's split count only, so a row gets the same bits alone and in a batch; the only atomic
-// is the integer arrival count, which decides who merges, never in what order.
+// multiprocessor). Every sum has a fixed order that depends on the row's position and the launch's split count only, so
+// a row gets the same bits alone and in a batch; there are no atomics.
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
 
@@ -46,23 +41,17 @@ internal struct AttentionArgs
     /// <summary>[rows, Splits, heads, 2]: max score and sum of exponentials of each split.</summary>
     public ArrayView<float> PartialMl;
 
-    /// <summary>Device addresses of <see cref="PartialO"/> and <see cref="PartialMl"/>: the merging block reads other blocks' partials from L2 through inline PTX.</summary>
-    public long PartialOAddress;
-    public long PartialMlAddress;
-
     /// <summary>
-    /// [rows * HeadBlocks] arrival counts of the (row, head block) items whose row uses several splits: zero between
-    /// launches (the last arrival resets its count), so the buffer is zeroed once when it is allocated.
+    /// [rows, heads * HeadDim] fp32 output when HalfOutput is 0, written by <see cref="AttentionKernels.Partial"/> for the rows
+    /// whose keys one split took and by <see cref="AttentionKernels.Combine"/> for the others.
     /// </summary>
-    public ArrayView<int> Arrivals;
+    public ArrayView<float> Output;
 
-    /// <summary>Device address of <see cref="Arrivals"/> (the arrival is an acquire-release atomic in PTX).</summary>
-    public long ArrivalsAddress;
-
-    /// <summary>[rows, heads * HeadDim] fp16 output in the o_proj input layout (<see cref="Layout"/>).</summary>
+    /// <summary>The same output as fp16 in the o_proj input layout (<see cref="Layout"/>) when HalfOutput is non-zero.</summary>
     public ArrayView<ushort> OutputHalf;
 
     public InputLayoutArgs Layout;
+    public int HalfOutput;
 
     /// <summary>[1]: position of row 0.</summary>
     public ArrayView<int> Start;
@@ -75,15 +64,6 @@ internal struct AttentionArgs
     public int Capacity;
     public int Splits;
     public float Scale;
-
-    /// <summary>Query heads per KV head (Heads / KvHeads), set by the launch so the kernel divides less before its first loads.</summary>
-    public int Group;
-
-    /// <summary>Blocks of up to 8 heads per KV head: ceil(Group / 8).</summary>
-    public int HeadGroups;
-
-    /// <summary>KvHeads * HeadGroups: the head blocks of a row.</summary>
-    public int HeadBlocks;
 }
 
 /// <summary>
@@ -111,10 +91,8 @@ internal struct AttentionArgs
 /// </list>
 /// Scores, maxima and rescale factors are double-buffered by tile parity, so two barriers a tile suffice. At the end the
 /// warps' accumulators and sums are added in warp order 0..7. Supports even headDim &lt;= 128. When one split takes all of
-/// a row's keys (<see cref="UsedSplits"/> is 1) that item writes the row's output (O / l) and no partial. Otherwise it
-/// writes its partial (O, m, l), and the block whose arrival completes the (row, head block) merges the used splits
-/// (<see cref="MergeSplits"/>); which block that is changes nothing in the order of the sums, and the choice between the
-/// two paths depends on the row's position only, so a row gets the same bits alone and batched.
+/// a row's keys (<see cref="UsedSplits"/> is 1) that item writes the row's output (O / l) in place of a partial, and
+/// Combine skips the row; the choice depends on the row's position only, so a row gets the same bits alone and batched.
 /// </summary>
 internal static class AttentionKernels
 {
@@ -128,8 +106,11 @@ internal static class AttentionKernels
     /// <summary>Keys per tile: 8 warps x <see cref="KeysPerWarp"/>; a split is a whole number of tiles.</summary>
     public const int TileKeys = Warps * KeysPerWarp;
 
-    /// <summary>Most splits a launch may use: <see cref="MergeSplits"/> gives a head's splits to one warp, four a lane.</summary>
-    public const int MaxSplits = 4 * 32;
+    /// <summary>Most splits a launch may use: <see cref="Combine"/> gives each split one of its threads.</summary>
+    public const int MaxSplits = CombineThreads;
+
+    /// <summary>Threads of a <see cref="Combine"/> block: one per head dimension and one per split.</summary>
+    public const int CombineThreads = 128;
 
     /// <summary>
     /// Blocks of <see cref="Partial"/> one multiprocessor holds at once: the kernel is compiled for two of 256 threads
@@ -160,15 +141,12 @@ internal static class AttentionKernels
         shared.Outputs = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock * MaxHeadDim / 4);
         shared.Sums = SharedMemory.Allocate<Floats4>(Warps * HeadsPerBlock / 4);
         shared.Maxima = SharedMemory.Allocate<Floats4>(HeadsPerBlock / 4);
-        shared.Last = SharedMemory.Allocate<int>(1);
-        shared.Positions = SharedMemory.Allocate<int>(4 * BlockThreads);
 
         // Work items (split, row, block of heads), split slowest: the items that have keys come first, so at a short
-        // context they fall on different blocks, and a block steps over the others without a launch of its own. The
-        // position is read by each item that needs it, where it needs it: an item of split 0 (a row always attends at
-        // least itself) issues its first loads before it reads the position (read once up front, it was held in local
-        // memory across the item, and that spill store waited for the load before anything else could start).
-        int headBlocks = a.HeadBlocks;
+        // context they fall on different blocks, and a block steps over the others without a launch of its own.
+        int start = a.Start[0];
+        int g = a.Heads / a.KvHeads;
+        int headBlocks = a.KvHeads * ((g + HeadsPerBlock - 1) / HeadsPerBlock);
         int items = a.Splits * a.Rows * headBlocks;
         for (int item = Grid.IdxX; item < items; item += Grid.DimX)
         {
@@ -176,27 +154,28 @@ internal static class AttentionKernels
             int rest = item / headBlocks;
             int row = rest % a.Rows;
             int split = rest / a.Rows;
-            if (split == 0 || split < UsedSplits(a.Start[0] + row + 1, a.Splits))
+            int len = start + row + 1;
+            if (split < UsedSplits(len, a.Splits))
             {
-                // Items of splits past the used ones have no keys, and the merge reads only the used splits' partials.
-                Attend(a, shared, x, row, split);
+                // Items of splits past the used ones have no keys, and Combine reads only the used splits' partials.
+                Attend(a, shared, x, row, split, len);
             }
         }
     }
 
     /// <summary>
-    /// One work item of <see cref="Partial"/>: keys of split <paramref name="split"/> of row <paramref name="row"/> (at
-    /// position start[0] + row, so it attends start[0] + row + 1 keys) for the up-to-8 query heads of head block
-    /// <paramref name="x"/>. The block's shared memory passes from item to item: the queries are written after the
-    /// previous item's last barrier (everyone is done scoring), everything else after this item's first (everyone is
-    /// done with the previous outputs and merge).
+    /// One work item of <see cref="Partial"/>: keys of split <paramref name="split"/> of row <paramref name="row"/> (which
+    /// attends <paramref name="len"/> keys) for the up-to-8 query heads of head block <paramref name="x"/>. The block's
+    /// shared memory passes from item to item: the queries are written after the previous item's last barrier (everyone
+    /// is done scoring), everything else after this item's first (everyone is done with the previous outputs).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Attend(AttentionArgs a, Scratch shared, int x, int row, int split)
+    private static void Attend(AttentionArgs a, Scratch shared, int x, int row, int split, int len)
     {
-        int g = a.Group;
-        int kvh = x / a.HeadGroups;
-        int hg = x - (kvh * a.HeadGroups);
+        int g = a.Heads / a.KvHeads;
+        int headGroups = (g + HeadsPerBlock - 1) / HeadsPerBlock;
+        int kvh = x / headGroups;
+        int hg = x - (kvh * headGroups);
         int qh0 = (kvh * g) + (hg * HeadsPerBlock);
         int nh = g - (hg * HeadsPerBlock);
         nh = nh < HeadsPerBlock ? nh : HeadsPerBlock;
@@ -204,50 +183,23 @@ internal static class AttentionKernels
         int tid = Group.IdxX;
         int warp = tid >> 5;
         int lane = tid & 31;
-        long kvBase = (long)kvh * a.Capacity * hd;
 
-        // First what does not depend on the position: the block's queries, and where the outputs of warp h = head h,
-        // lane l = dimensions 4l .. 4l + 3 go in the o_proj layout (an act-order permutation read here, not one store
-        // at a time at the end; kept in the thread's slots of shared memory, not in registers across the tiles).
-        long qBase = ((long)row * a.QStride) + a.QOffset;
-        float q0 = LoadQuery(a, qBase, qh0, nh, hd, tid);
-        float q1 = LoadQuery(a, qBase, qh0, nh, hd, tid + BlockThreads);
-        float q2 = LoadQuery(a, qBase, qh0, nh, hd, tid + (2 * BlockThreads));
-        float q3 = LoadQuery(a, qBase, qh0, nh, hd, tid + (3 * BlockThreads));
-        int d = 4 * lane;
-        bool writes = warp < nh && d < hd;
-        int k = ((qh0 + warp) * hd) + d;
-        int sorted0 = writes ? ActivationLayout.SortedIndex(k, a.Layout) : 0;
-        int sorted1 = writes ? ActivationLayout.SortedIndex(k + 1, a.Layout) : 0;
-        int sorted2 = writes && d + 2 < hd ? ActivationLayout.SortedIndex(k + 2, a.Layout) : 0;
-        int sorted3 = writes && d + 2 < hd ? ActivationLayout.SortedIndex(k + 3, a.Layout) : 0;
-
-        // Split 0's first tile starts at key 0 whatever the position, so with 8-byte rows its K and V rows go out before
-        // the position is read (and before the divisions that follow it), in program order, because the compiler does
-        // not move loads across the branches above; rows past the row's keys are read, inside the cache's capacity, and
-        // never used. The other splits' first rows wait for the position.
-        bool early = split == 0 && (hd & 3) == 0;
-        var keys = default(Rows8);
-        var values = default(Rows8);
-        if (early)
-        {
-            int last = (TileKeys < a.Capacity ? TileKeys : a.Capacity) - 1;
-            keys = LoadTile(a.K, kvBase, 0, last + 1, last, warp, lane, hd);
-            values = LoadTile(a.V, kvBase, 0, last + 1, last, warp, lane, hd);
-        }
-
-        int len = a.Start[0] + row + 1;
         int perSplit = SplitTiles(len, a.Splits);
         int used = UsedSplits(len, a.Splits);
         int begin = split * perSplit * TileKeys;
         int end = begin + (perSplit * TileKeys);
         end = end < len ? end : len;
         int tiles = (end - begin + TileKeys - 1) / TileKeys;
-        if (!early)
-        {
-            keys = LoadTile(a.K, kvBase, begin, end, end - 1, warp, lane, hd);
-            values = LoadTile(a.V, kvBase, begin, end, end - 1, warp, lane, hd);
-        }
+        long kvBase = (long)kvh * a.Capacity * hd;
+
+        // The block's queries and the first tile's rows, all in flight together.
+        long qBase = ((long)row * a.QStride) + a.QOffset;
+        float q0 = LoadQuery(a, qBase, qh0, nh, hd, tid);
+        float q1 = LoadQuery(a, qBase, qh0, nh, hd, tid + BlockThreads);
+        float q2 = LoadQuery(a, qBase, qh0, nh, hd, tid + (2 * BlockThreads));
+        float q3 = LoadQuery(a, qBase, qh0, nh, hd, tid + (3 * BlockThreads));
+        var keys = LoadTile(a.K, kvBase, begin, end, warp, lane, hd);
+        var values = LoadTile(a.V, kvBase, begin, end, warp, lane, hd);
 
         var qs = shared.Queries;
         var sc = shared.Scores;
@@ -268,11 +220,6 @@ internal static class AttentionKernels
         qsf[tid + BlockThreads] = q1;
         qsf[tid + (2 * BlockThreads)] = q2;
         qsf[tid + (3 * BlockThreads)] = q3;
-        var positions = shared.Positions;
-        positions[tid] = sorted0;
-        positions[tid + BlockThreads] = sorted1;
-        positions[tid + (2 * BlockThreads)] = sorted2;
-        positions[tid + (3 * BlockThreads)] = sorted3;
 
         // Lane group l / 4 ends the score butterfly holding head hsel; thread t keeps the softmax state of head t % 8.
         // The barrier also ends the block's previous item: every thread is done with its outputs and sums.
@@ -331,8 +278,8 @@ internal static class AttentionKernels
             var nextValues = default(Rows8);
             if (t + 1 < tiles)
             {
-                nextKeys = LoadTile(a.K, kvBase, tileStart + TileKeys, end, end - 1, warp, lane, hd);
-                nextValues = LoadTile(a.V, kvBase, tileStart + TileKeys, end, end - 1, warp, lane, hd);
+                nextKeys = LoadTile(a.K, kvBase, tileStart + TileKeys, end, warp, lane, hd);
+                nextValues = LoadTile(a.V, kvBase, tileStart + TileKeys, end, warp, lane, hd);
             }
 
             Group.Barrier();
@@ -410,6 +357,12 @@ internal static class AttentionKernels
 
         // Warp h writes head h: lane l dimensions 4l .. 4l + 3, the 8 warps' outputs and sums added in warp order.
         int h = warp;
+        int d = 4 * lane;
+        if (h >= nh || d >= hd)
+        {
+            return;
+        }
+
         var o = red[(h * 32) + lane];
         float total = sumsf[h];
         for (int w = 1; w < Warps; w++)
@@ -418,269 +371,37 @@ internal static class AttentionKernels
             total += sumsf[(w * HeadsPerBlock) + h];
         }
 
-        int width = a.Heads * hd;
         if (used == 1)
         {
-            // The row's only split: its result is final (the merge's out = O / l for one split), so no partial is written.
-            if (writes)
-            {
-                StoreOutput(a, row, width, positions[tid], o.A / total);
-                StoreOutput(a, row, width, positions[tid + BlockThreads], o.B / total);
-                if (d + 2 < hd)
-                {
-                    StoreOutput(a, row, width, positions[tid + (2 * BlockThreads)], o.C / total);
-                    StoreOutput(a, row, width, positions[tid + (3 * BlockThreads)], o.D / total);
-                }
-            }
-
-            return;
-        }
-
-        // Split s of the row's head qh0 + h is slot first + s * heads.
-        long first = ((long)row * a.Splits * a.Heads) + qh0 + h;
-        if (writes)
-        {
-            long slot = first + ((long)split * a.Heads);
-            long oAt = (slot * hd) + d;
-            a.PartialO[oAt] = o.A;
-            a.PartialO[oAt + 1] = o.B;
+            // The row's only split: its result is final (Combine's out = O / l for one split), so no partial is written.
+            int width = a.Heads * hd;
+            int k = ((qh0 + h) * hd) + d;
+            StoreOutput(a, row, width, k, o.A / total);
+            StoreOutput(a, row, width, k + 1, o.B / total);
             if (d + 2 < hd)
             {
-                a.PartialO[oAt + 2] = o.C;
-                a.PartialO[oAt + 3] = o.D;
+                StoreOutput(a, row, width, k + 2, o.C / total);
+                StoreOutput(a, row, width, k + 3, o.D / total);
             }
 
-            if (lane == 0)
-            {
-                a.PartialMl[slot * 2] = maximaf[h];
-                a.PartialMl[(slot * 2) + 1] = total;
-            }
-        }
-
-        // The block's stores happen before thread 0's arrival (the barrier), which releases them device-wide and, for the
-        // last of the item's used splits, acquires every other block's (CUTLASS's semaphore pattern, as the small-batch
-        // GPTQ kernel's segments end). The last arrival resets the count for the next launch.
-        Group.Barrier();
-        if (tid == 0)
-        {
-            int counter = (row * a.HeadBlocks) + x;
-            int last = Arrive(a, counter) == used - 1 ? 1 : 0;
-            if (last != 0)
-            {
-                a.Arrivals[counter] = 0;
-            }
-
-            shared.Last[0] = last;
-        }
-
-        Group.Barrier();
-        if (shared.Last[0] != 0 && h < nh)
-        {
-            MergeSplits(a, red.Cast<float>(), first, used, h, lane, writes, row, width, positions, tid);
-        }
-    }
-
-    /// <summary>
-    /// Merges the used splits of head qh0 + h of a row (warp h of the block whose arrival completed the item): out =
-    /// sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m) with m the largest m_s, both sums in split order, each term as the
-    /// combine kernel this replaced computed it, so the bits are the same. Lane l takes splits l, l + 32, ... for the
-    /// weights (<see cref="MaxSplits"/> at most), which go through the head's slice of <paramref name="scratch"/> (the
-    /// block's output accumulators, read by now), then adds dimensions 4l .. 4l + 3 over the splits, eight splits' loads
-    /// in flight at a time. Partials of other blocks are read from L2 on CUDA (L1 is not coherent across multiprocessors).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeSplits(AttentionArgs a, ArrayView<float> scratch, long first, int used, int h, int lane, bool writes, int row, int width, ArrayView<int> positions, int tid)
-    {
-        long mlStep = 2L * a.Heads;
-        long mlFirst = first * 2;
-        float m0 = LoadMax(a, mlFirst, mlStep, lane, used);
-        float m1 = LoadMax(a, mlFirst, mlStep, lane + 32, used);
-        float m2 = LoadMax(a, mlFirst, mlStep, lane + 64, used);
-        float m3 = LoadMax(a, mlFirst, mlStep, lane + 96, used);
-        float l0 = LoadSum(a, mlFirst, mlStep, lane, used);
-        float l1 = LoadSum(a, mlFirst, mlStep, lane + 32, used);
-        float l2 = LoadSum(a, mlFirst, mlStep, lane + 64, used);
-        float l3 = LoadSum(a, mlFirst, mlStep, lane + 96, used);
-
-        // The largest m_s (a max is the same in any order).
-        float m = m0 > m1 ? m0 : m1;
-        float m23 = m2 > m3 ? m2 : m3;
-        m = m > m23 ? m : m23;
-        for (int offset = 16; offset > 0; offset /= 2)
-        {
-            float other = Warp.ShuffleXor(m, offset);
-            m = other > m ? other : m;
-        }
-
-        // exp(m_s - m) at [h][s], l_s exp(m_s - m) at [8 + h][s].
-        int wAt = h * MaxSplits;
-        int sAt = (HeadsPerBlock + h) * MaxSplits;
-        StoreWeight(scratch, wAt, sAt, lane, used, m0, l0, m);
-        StoreWeight(scratch, wAt, sAt, lane + 32, used, m1, l1, m);
-        StoreWeight(scratch, wAt, sAt, lane + 64, used, m2, l2, m);
-        StoreWeight(scratch, wAt, sAt, lane + 96, used, m3, l3, m);
-        Warp.Barrier();
-        if (!writes)
-        {
             return;
         }
 
-        int hd = a.HeadDim;
-        int d = 4 * lane;
-        bool four = d + 2 < hd;
-        long oFirst = (first * hd) + d;
-        long oStep = (long)a.Heads * hd;
-        var acc = default(Floats4);
-        float total = 0f;
-        for (int s0 = 0; s0 < used; s0 += 8)
+        long slot = ((((long)row * a.Splits) + split) * a.Heads) + qh0 + h;
+        long oAt = (slot * hd) + d;
+        a.PartialO[oAt] = o.A;
+        a.PartialO[oAt + 1] = o.B;
+        if (d + 2 < hd)
         {
-            // Eight splits' values in flight, then added in split order.
-            var o0 = LoadPartialO(a, oFirst, oStep, s0, used, four);
-            var o1 = LoadPartialO(a, oFirst, oStep, s0 + 1, used, four);
-            var o2 = LoadPartialO(a, oFirst, oStep, s0 + 2, used, four);
-            var o3 = LoadPartialO(a, oFirst, oStep, s0 + 3, used, four);
-            var o4 = LoadPartialO(a, oFirst, oStep, s0 + 4, used, four);
-            var o5 = LoadPartialO(a, oFirst, oStep, s0 + 5, used, four);
-            var o6 = LoadPartialO(a, oFirst, oStep, s0 + 6, used, four);
-            var o7 = LoadPartialO(a, oFirst, oStep, s0 + 7, used, four);
-            int n = used - s0;
-            n = n < 8 ? n : 8;
-            acc = AddWeighted(acc, o0, scratch[wAt + s0]);
-            total += scratch[sAt + s0];
-            if (n > 1)
-            {
-                acc = AddWeighted(acc, o1, scratch[wAt + s0 + 1]);
-                total += scratch[sAt + s0 + 1];
-            }
-
-            if (n > 2)
-            {
-                acc = AddWeighted(acc, o2, scratch[wAt + s0 + 2]);
-                total += scratch[sAt + s0 + 2];
-            }
-
-            if (n > 3)
-            {
-                acc = AddWeighted(acc, o3, scratch[wAt + s0 + 3]);
-                total += scratch[sAt + s0 + 3];
-            }
-
-            if (n > 4)
-            {
-                acc = AddWeighted(acc, o4, scratch[wAt + s0 + 4]);
-                total += scratch[sAt + s0 + 4];
-            }
-
-            if (n > 5)
-            {
-                acc = AddWeighted(acc, o5, scratch[wAt + s0 + 5]);
-                total += scratch[sAt + s0 + 5];
-            }
-
-            if (n > 6)
-            {
-                acc = AddWeighted(acc, o6, scratch[wAt + s0 + 6]);
-                total += scratch[sAt + s0 + 6];
-            }
-
-            if (n > 7)
-            {
-                acc = AddWeighted(acc, o7, scratch[wAt + s0 + 7]);
-                total += scratch[sAt + s0 + 7];
-            }
+            a.PartialO[oAt + 2] = o.C;
+            a.PartialO[oAt + 3] = o.D;
         }
 
-        StoreOutput(a, row, width, positions[tid], acc.A / total);
-        StoreOutput(a, row, width, positions[tid + BlockThreads], acc.B / total);
-        if (four)
+        if (lane == 0)
         {
-            StoreOutput(a, row, width, positions[tid + (2 * BlockThreads)], acc.C / total);
-            StoreOutput(a, row, width, positions[tid + (3 * BlockThreads)], acc.D / total);
+            a.PartialMl[slot * 2] = maximaf[h];
+            a.PartialMl[(slot * 2) + 1] = total;
         }
-    }
-
-    /// <summary>Split s's max score (-inf past the used splits).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadMax(AttentionArgs a, long mlFirst, long mlStep, int s, int used) =>
-        s < used ? LoadCg(a.PartialMl, a.PartialMlAddress, mlFirst + (s * mlStep)) : float.NegativeInfinity;
-
-    /// <summary>Split s's sum of exponentials (0 past the used splits).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadSum(AttentionArgs a, long mlFirst, long mlStep, int s, int used) =>
-        s < used ? LoadCg(a.PartialMl, a.PartialMlAddress, mlFirst + (s * mlStep) + 1) : 0f;
-
-    /// <summary>Split s's weight exp(m_s - m) and share l_s exp(m_s - m), for the used splits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreWeight(ArrayView<float> scratch, int wAt, int sAt, int s, int used, float ms, float ls, float m)
-    {
-        if (s < used)
-        {
-            float w = MathF.Exp(ms - m);
-            scratch[wAt + s] = w;
-            scratch[sAt + s] = ls * w;
-        }
-    }
-
-    /// <summary>The lane's 4 (or 2, at the end of an odd head dim) dimensions of split s's partial output (zeros past the used splits).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 LoadPartialO(AttentionArgs a, long oFirst, long oStep, int s, int used, bool four)
-    {
-        var o = default(Floats4);
-        if (s < used)
-        {
-            long at = oFirst + (s * oStep);
-            o.A = LoadCg(a.PartialO, a.PartialOAddress, at);
-            o.B = LoadCg(a.PartialO, a.PartialOAddress, at + 1);
-            if (four)
-            {
-                o.C = LoadCg(a.PartialO, a.PartialOAddress, at + 2);
-                o.D = LoadCg(a.PartialO, a.PartialOAddress, at + 3);
-            }
-        }
-
-        return o;
-    }
-
-    /// <summary>acc + o * w per dimension, each as the combine kernel added one split (a product, then a sum).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 AddWeighted(Floats4 acc, Floats4 o, float w)
-    {
-        acc.A += o.A * w;
-        acc.B += o.B * w;
-        acc.C += o.C * w;
-        acc.D += o.D * w;
-        return acc;
-    }
-
-    /// <summary>One float another block may have written, read from L2 on CUDA (L1 is not coherent across multiprocessors).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadCg(ArrayView<float> view, long address, long index)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("ld.global.cg.f32 %0, [%1];", out float value, address + (index * 4));
-            return value;
-        }
-
-        return view[index];
-    }
-
-    /// <summary>
-    /// Counts this block in for (row, head block) item <paramref name="counter"/> and returns the count before it: on
-    /// CUDA an acquire-release device-scope atomic, so the block's earlier stores (ordered by a barrier) are released
-    /// and, for the last arrival, the others' acquired.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Arrive(AttentionArgs a, int counter)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;", out int before, a.ArrivalsAddress + (counter * 4L));
-            return before;
-        }
-
-        MemoryFence.DeviceLevel();
-        return Atomic.Add(ref a.Arrivals[counter], 1);
     }
 
     /// <summary>
@@ -706,6 +427,154 @@ internal static class AttentionKernels
         int per = (tiles + splits - 1) / splits;
         return (tiles + per - 1) / per;
     }
+
+    /// <summary>
+    /// Merges the splits: out = sum_s O_s exp(m_s - m) / sum_s l_s exp(m_s - m) with m the largest m_s, over the splits
+    /// row start[0] + row used (<see cref="UsedSplits"/>), both sums in split order; a row with one used split was written
+    /// by <see cref="Partial"/> and is skipped. Launch geometry: grid (heads, rows), group <see cref="CombineThreads"/>
+    /// threads: thread s reads split s's (m, l) (splits &lt;= <see cref="MaxSplits"/>), so the block has every weight after
+    /// one round trip, then thread d adds dimension d over the splits, eight splits' loads in flight at a time. Writes fp32
+    /// [rows, heads * headDim] when halfOutput is 0, else fp16 into the o_proj input layout.
+    /// </summary>
+    public static void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int splits, int heads, int headDim, int halfOutput, ArrayView<float> output, ArrayView<ushort> outputHalf, InputLayoutArgs layout)
+    {
+        int h = Grid.IdxX;
+        int row = Grid.IdxY;
+        int t = Group.IdxX;
+        int used = UsedSplits(start[0] + row + 1, splits);
+        if (used == 1)
+        {
+            return;
+        }
+
+        var weights = SharedMemory.Allocate<float>(MaxSplits); // exp(m_s - m)
+        var shares = SharedMemory.Allocate<float>(MaxSplits); // l_s exp(m_s - m)
+        var warpMax = SharedMemory.Allocate<float>(CombineThreads / 32);
+
+        // Split s's slot is first + s * heads.
+        long first = ((long)row * splits * heads) + h;
+        float ms = float.NegativeInfinity;
+        float ls = 0f;
+        if (t < used)
+        {
+            long at = (first + ((long)t * heads)) * 2;
+            ms = partialMl[at];
+            ls = partialMl[at + 1];
+        }
+
+        // The largest m_s (a max is the same in any order).
+        float m = ms;
+        for (int offset = 16; offset > 0; offset /= 2)
+        {
+            float other = Warp.ShuffleXor(m, offset);
+            m = other > m ? other : m;
+        }
+
+        if ((t & 31) == 0)
+        {
+            warpMax[t >> 5] = m;
+        }
+
+        Group.Barrier();
+        m = warpMax[0];
+        for (int w = 1; w < CombineThreads / 32; w++)
+        {
+            float other = warpMax[w];
+            m = other > m ? other : m;
+        }
+
+        if (t < used)
+        {
+            float w = MathF.Exp(ms - m);
+            weights[t] = w;
+            shares[t] = ls * w;
+        }
+
+        Group.Barrier();
+        if (t >= headDim)
+        {
+            return;
+        }
+
+        float total = 0f;
+        float acc = 0f;
+        long oFirst = (first * headDim) + t;
+        long oStep = (long)heads * headDim;
+        for (int s0 = 0; s0 < used; s0 += 8)
+        {
+            // Eight splits' values in flight, then added in split order.
+            float o0 = LoadPartial(partialO, oFirst, oStep, s0, used);
+            float o1 = LoadPartial(partialO, oFirst, oStep, s0 + 1, used);
+            float o2 = LoadPartial(partialO, oFirst, oStep, s0 + 2, used);
+            float o3 = LoadPartial(partialO, oFirst, oStep, s0 + 3, used);
+            float o4 = LoadPartial(partialO, oFirst, oStep, s0 + 4, used);
+            float o5 = LoadPartial(partialO, oFirst, oStep, s0 + 5, used);
+            float o6 = LoadPartial(partialO, oFirst, oStep, s0 + 6, used);
+            float o7 = LoadPartial(partialO, oFirst, oStep, s0 + 7, used);
+            int n = used - s0;
+            n = n < 8 ? n : 8;
+            acc += o0 * weights[s0];
+            total += shares[s0];
+            if (n > 1)
+            {
+                acc += o1 * weights[s0 + 1];
+                total += shares[s0 + 1];
+            }
+
+            if (n > 2)
+            {
+                acc += o2 * weights[s0 + 2];
+                total += shares[s0 + 2];
+            }
+
+            if (n > 3)
+            {
+                acc += o3 * weights[s0 + 3];
+                total += shares[s0 + 3];
+            }
+
+            if (n > 4)
+            {
+                acc += o4 * weights[s0 + 4];
+                total += shares[s0 + 4];
+            }
+
+            if (n > 5)
+            {
+                acc += o5 * weights[s0 + 5];
+                total += shares[s0 + 5];
+            }
+
+            if (n > 6)
+            {
+                acc += o6 * weights[s0 + 6];
+                total += shares[s0 + 6];
+            }
+
+            if (n > 7)
+            {
+                acc += o7 * weights[s0 + 7];
+                total += shares[s0 + 7];
+            }
+        }
+
+        float v = acc / total;
+        int width = heads * headDim;
+        int k = (h * headDim) + t;
+        if (halfOutput != 0)
+        {
+            ActivationLayout.Store(outputHalf, row, width, k, v, layout);
+        }
+        else
+        {
+            output[((long)row * width) + k] = v;
+        }
+    }
+
+    /// <summary>Partial output of split <paramref name="s"/> (0 past the used splits).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float LoadPartial(ArrayView<float> partialO, long first, long step, int s, int used) =>
+        s < used ? partialO[first + (s * step)] : 0f;
 
     /// <summary>Query value i of the block (head i / 128, dimension i % 128) times Scale, or 0 past nh heads or hd dimensions.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -738,10 +607,10 @@ internal static class AttentionKernels
     /// <summary>
     /// The lane's 8 bytes (dimensions 4l .. 4l + 3) of the warp's 8 rows of a tile: keys 4w .. 4w + 3 and 32 + 4w .. 32 + 4w + 3
     /// from tileStart (a short context spreads over the warps; a quad's scores land in 32 consecutive words). Zeros past
-    /// hd; rows past <paramref name="end"/> are never used, and are read as row <paramref name="last"/> or below.
+    /// hd; rows past <paramref name="end"/> are never used.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Rows8 LoadTile(ArrayView<ushort> src, long kvBase, int tileStart, int end, int last, int warp, int lane, int hd)
+    private static Rows8 LoadTile(ArrayView<ushort> src, long kvBase, int tileStart, int end, int warp, int lane, int hd)
     {
         Rows8 r;
         int key = tileStart + (4 * warp);
@@ -750,10 +619,11 @@ internal static class AttentionKernels
         if ((hd & 3) == 0)
         {
             // Rows start 8-byte aligned: one load per row, all eight issued without a branch (a row past the end reads
-            // row last instead, a lane past hd its row's first 8 bytes, and keeps zeros).
+            // the last row instead, a lane past hd its row's first 8 bytes, and keeps zeros).
             var words = src.Cast<Words2>();
             bool inside = d < hd;
             long at = (kvBase + (inside ? d : 0)) >> 2;
+            int last = end - 1;
             int rowWords = hd >> 2;
             r.R0 = Row(words, at, key, last, rowWords, inside);
             r.R1 = Row(words, at, key + 1, last, rowWords, inside);
@@ -1008,10 +878,19 @@ internal static class AttentionKernels
         return a > c ? a : c;
     }
 
-    /// <summary>Output feature at act-order position <paramref name="sorted"/> (<see cref="ActivationLayout.SortedIndex"/>, read early) of a row, fp16 into the o_proj input layout.</summary>
+    /// <summary>Element k of an output row (row width <paramref name="width"/>), fp32 or fp16 into the o_proj input layout.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreOutput(AttentionArgs a, int row, int width, int sorted, float value) =>
-        ActivationLayout.StoreSorted(a.OutputHalf, row, width, sorted, value, a.Layout.Bits);
+    private static void StoreOutput(AttentionArgs a, int row, int width, int k, float value)
+    {
+        if (a.HalfOutput != 0)
+        {
+            ActivationLayout.Store(a.OutputHalf, row, width, k, value, a.Layout);
+        }
+        else
+        {
+            a.Output[((long)row * width) + k] = value;
+        }
+    }
 
     /// <summary>Four floats per head for the 8 heads of a block: a lane's query slots or output accumulators.</summary>
     private struct Heads8
@@ -1049,12 +928,6 @@ internal static class AttentionKernels
 
         /// <summary>[head] final max.</summary>
         public ArrayView<Floats4> Maxima;
-
-        /// <summary>Whether this block's arrival completed its item, so it merges the splits.</summary>
-        public ArrayView<int> Last;
-
-        /// <summary>[4][thread] the thread's output positions in the o_proj layout (only the thread itself reads them).</summary>
-        public ArrayView<int> Positions;
     }
 
     /// <summary>A key's 8 products (slots 0-3, 4-7), or 8 values passed in one shuffle.</summary>

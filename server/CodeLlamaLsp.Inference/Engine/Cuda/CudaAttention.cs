@@ -1,8 +1,7 @@
 // Attention over a CUDA KV cache as the engine launches it: from PrefillAttentionKernels.MinRows query rows on a
-// GPU the tensor-core prefill kernel, otherwise the split-key kernel (AttentionKernels), which merges its own splits.
-// The split kernel's partial results and arrival counts live here, one set per user, because a captured CUDA graph
-// keeps the addresses it was captured with: two sessions sharing them would see one regrow them under the other's
-// graphs (and two launches in flight at once would mix their counts).
+// GPU the tensor-core prefill kernel, otherwise the split-key kernel (AttentionKernels) and its combine. The split
+// kernel's partial results live here, one set per user, because a captured CUDA graph keeps the addresses it was
+// captured with: two sessions sharing partials would see one regrow them under the other's graphs.
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -16,7 +15,6 @@ internal sealed class CudaAttention : IDisposable
     private readonly ArrayView<int> start; // [1]: the position of row 0
     private MemoryBuffer1D<float, Stride1D.Dense>? partialO; // [rows * splits, heads, head_dim]
     private MemoryBuffer1D<float, Stride1D.Dense>? partialMl; // [rows * splits, heads, 2]: running max and sum
-    private MemoryBuffer1D<int, Stride1D.Dense>? arrivals; // [rows, head blocks]: zero between launches
 
     public CudaAttention(CudaDevice device, GpuMemory memory, ArrayView<int> start)
     {
@@ -40,29 +38,18 @@ internal sealed class CudaAttention : IDisposable
         return Math.Min(Math.Min(want, useful), AttentionKernels.MaxSplits);
     }
 
-    /// <summary>
-    /// Sizes the partials for rows * splits query slots, and the arrival counts for as many rows (at most heads head
-    /// blocks a row), up front (graph capture cannot allocate).
-    /// </summary>
+    /// <summary>Sizes the partials for rows * splits query slots up front (graph capture cannot allocate).</summary>
     public void Reserve(long rowsTimesSplits, int heads, int headDim)
     {
         partialO = Grow(partialO, rowsTimesSplits * heads * headDim);
         partialMl = Grow(partialMl, rowsTimesSplits * heads * 2);
-        if (arrivals == null || arrivals.Length < rowsTimesSplits * heads)
-        {
-            // The kernel leaves every count at zero, so a buffer is zeroed once, when it is allocated.
-            device.Synchronize();
-            arrivals?.Dispose();
-            arrivals = memory.Allocate<int>(Math.Max(rowsTimesSplits * heads, (arrivals?.Length ?? 0) * 2), "attention arrival counts");
-            arrivals.MemSetToZero(device.Kernels.Stream);
-        }
     }
 
     /// <summary>
     /// Causal attention of <paramref name="rows"/> query rows (q [rows, qStride], heads first) at positions start[0]..,
     /// written as fp16 straight into the input of o_proj in its <paramref name="layout"/>. Decode steps and verification
     /// passes split each row's keys over up to <paramref name="splits"/> blocks (as many as its length needs, at most
-    /// <see cref="AttentionKernels.MaxSplits"/>), merged by the last of them in the same launch; prefill chunks take 1.
+    /// <see cref="AttentionKernels.MaxSplits"/>); prefill chunks take 1.
     /// </summary>
     public void Run(ArrayView<float> q, int qStride, CudaKvCache c, int layer, int heads, int rows, int splits, ArrayView<ushort> output, InputLayoutArgs layout)
     {
@@ -106,7 +93,6 @@ internal sealed class CudaAttention : IDisposable
             V = c.LayerV(layer),
             PartialO = partialO!.View,
             PartialMl = partialMl!.View,
-            Arrivals = arrivals!.View,
             Start = start,
             QStride = qStride,
             QOffset = 0,
@@ -116,17 +102,27 @@ internal sealed class CudaAttention : IDisposable
             Capacity = c.Capacity,
             Splits = splits,
             Scale = 1f / MathF.Sqrt(c.HeadDim),
+
+            // A row whose keys one split holds is finished by that split (fp16 into the o_proj layout); the unused fp32
+            // output gets a stand-in view, as above.
+            Output = partialMl.View,
             OutputHalf = output,
             Layout = layout,
+            HalfOutput = 1,
         };
         k.Attention(args, rows);
+
+        // With one split every row's output is written by the attention kernel itself.
+        if (splits > 1)
+        {
+            k.Combine(partialO.View, partialMl.View, start, rows, splits, heads, c.HeadDim, partialMl.View, output, halfOutput: true, layout);
+        }
     }
 
     public void Dispose()
     {
         partialO?.Dispose();
         partialMl?.Dispose();
-        arrivals?.Dispose();
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense> Grow(MemoryBuffer1D<float, Stride1D.Dense>? buffer, long length)

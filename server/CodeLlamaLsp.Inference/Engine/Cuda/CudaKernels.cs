@@ -28,6 +28,7 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, int, int, int, int, int, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<ushort>, ArrayView<ushort>> rotateAndStore;
     private readonly Action<AcceleratorStream, KernelConfig, AttentionArgs> attention;
     private readonly Action<AcceleratorStream, KernelConfig, PrefillAttentionArgs> prefillAttention;
+    private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int, int, int, ArrayView<float>, ArrayView<ushort>, InputLayoutArgs> combine;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<ushort>, ArrayView<float>, int, int> embed;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> siluHalf;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<ushort>, int, int, InputLayoutArgs> toHalf;
@@ -66,6 +67,7 @@ internal sealed class CudaKernels : IDisposable
         Load(out rotateAndStore, RopeKernels.RotateAndStore);
         Load(out attention, AttentionKernels.Partial, AttentionKernels.PartialSpecialization);
         Load(out prefillAttention, PrefillAttentionKernels.Prefill);
+        Load(out combine, AttentionKernels.Combine);
         Load(out embed, ActivationKernels.Embed);
         Load(out siluHalf, ActivationKernels.SiluMultiplyToHalf);
         Load(out toHalf, ActivationKernels.ToHalfLayout);
@@ -449,19 +451,13 @@ internal sealed class CudaKernels : IDisposable
 
     /// <summary>
     /// Decode attention of <paramref name="rows"/> query rows: one block per work item (split, row, block of heads) up to the
-    /// blocks the device holds at once, each taking the items a grid's width apart, the splits of a row merged by the block
-    /// that finishes last (see <see cref="AttentionKernels.Partial"/>; args.Arrivals holds rows * head blocks zeros).
+    /// blocks the device holds at once, each taking the items a grid's width apart (see <see cref="AttentionKernels.Partial"/>).
     /// </summary>
     public void Attention(AttentionArgs args, int rows)
     {
         args.Rows = rows;
-        args.Group = args.Heads / args.KvHeads;
-        args.HeadGroups = (args.Group + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock;
-        args.HeadBlocks = args.KvHeads * args.HeadGroups;
-        args.PartialOAddress = DeviceAddress(args.PartialO);
-        args.PartialMlAddress = DeviceAddress(args.PartialMl);
-        args.ArrivalsAddress = DeviceAddress(args.Arrivals);
-        int headBlocks = args.HeadBlocks;
+        int g = args.Heads / args.KvHeads;
+        int headBlocks = args.KvHeads * ((g + AttentionKernels.HeadsPerBlock - 1) / AttentionKernels.HeadsPerBlock);
         long items = (long)headBlocks * rows * args.Splits;
         int blocks = (int)Math.Min(items, (long)AttentionKernels.BlocksPerMultiprocessor * accelerator.NumMultiprocessors);
         Launch(() => attention(Stream, new KernelConfig(blocks, AttentionKernels.BlockThreads), args));
@@ -475,6 +471,9 @@ internal sealed class CudaKernels : IDisposable
         int blocks = (args.Rows + PrefillAttentionKernels.TileRows - 1) / PrefillAttentionKernels.TileRows * args.Heads;
         Launch(() => prefillAttention(Stream, new KernelConfig(blocks, PrefillAttentionKernels.BlockThreads), args));
     }
+
+    public void Combine(ArrayView<float> partialO, ArrayView<float> partialMl, ArrayView<int> start, int rows, int splits, int heads, int headDim, ArrayView<float> output, ArrayView<ushort> outputHalf, bool halfOutput, InputLayoutArgs layout) =>
+        Launch(() => combine(Stream, new KernelConfig(new Index2D(heads, rows), new Index2D(AttentionKernels.CombineThreads, 1)), partialO, partialMl, start, splits, heads, headDim, halfOutput ? 1 : 0, output, outputHalf, layout));
 
     public void Embed(ArrayView<int> ids, ArrayView<ushort> table, ArrayView<float> output, int rows, int hidden) =>
         Launch(() => embed(Stream, Flat(rows * hidden), ids, table, output, hidden, rows * hidden));
