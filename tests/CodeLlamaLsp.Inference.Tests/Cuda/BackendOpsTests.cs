@@ -163,33 +163,6 @@ public class BackendOpsTests
     }
 
     /// <summary>
-    /// A gate/up small-batch launch with the SiLU epilogue writes silu(gate) * up into the down projection's layout with
-    /// the very bits the SiLU kernel writes from the same gate/up output (which the launch still writes): the fused layer
-    /// (gate ending on a column-block edge) and act-order gate and up as two parts, including partial column blocks.
-    /// The epilogue's buffer starts as NaN, so a slot it missed fails.
-    /// </summary>
-    [TestCase("sim", 256, 128, 1, 64, 1)]
-    [TestCase("sim", 256, 128, 1, 64, 7)]
-    [TestCase("sim", 128, 96, 2, 32, 5)]
-    [TestCase("sim", 128, 160, 2, 32, 16)]
-    [TestCase("gpu", 8192, 22016, 1, 128, 1, Category = "Gpu")]
-    [TestCase("gpu", 8192, 22016, 2, 128, 15, Category = "Gpu")]
-    public void Gate_up_launch_writes_silu_as_the_silu_kernel(string kind, int inF, int width, int parts, int group, int rows)
-    {
-        using var gpu = new Gpu(kind);
-        var rng = new Random(inF + width + parts + rows);
-        var ws = parts == 1
-            ? new[] { RandomWeights.Gptq(rng, inF, 2 * width, 4, group, actOrder: false) }
-            : new[] { RandomWeights.Gptq(rng, inF, width, 4, group, actOrder: true), RandomWeights.Gptq(rng, inF, width, 4, group, actOrder: true) };
-        var x = RandomWeights.Floats(rng, rows * inF);
-        using var permutation = gpu.Up(RandomWeights.Permutation(rng, width));
-        var downLayout = GptqLayout(permutation);
-        var (fused, kernel) = gpu.GateUpSilu(ws, x, rows, width, downLayout);
-        var mismatches = Enumerable.Range(0, rows * width).Where(i => fused[i] != kernel[i]).Take(5).Select(i => $"{i}: {fused[i]:X4} vs {kernel[i]:X4}").ToList();
-        Assert.That(mismatches, Is.Empty, "the epilogue's fp16 bits against the SiLU kernel's");
-    }
-
-    /// <summary>
     /// cuBLAS's operands for a prompt's products: the dequantized layer times the fp16 input as stored (the layout's pair
     /// order and act-order permutation) gives the CPU's linear layer, so the rows line up and each weight is right.
     /// </summary>
@@ -773,47 +746,6 @@ public class BackendOpsTests
                 bool ran = CudaLinear.TryRunSmallBatch(K, linears, [.. halves.Select(h => h.View)], output.View, rows, width, accumulate: false);
                 Assert.That(ran, Is.True, "the parts share one small-batch launch");
                 return Down(output, rows * width);
-            }
-            finally
-            {
-                foreach (var h in halves)
-                {
-                    h.Dispose();
-                }
-
-                foreach (var l in linears)
-                {
-                    l.Dispose();
-                }
-            }
-        }
-
-        /// <summary>
-        /// RunShared's gate/up path with the SiLU epilogue: the parts' fp16 inputs, one small-batch launch that writes the
-        /// [rows, 2 width] gate/up output and silu(gate) * up into a NaN-filled buffer in <paramref name="layout"/>; then
-        /// the SiLU kernel from that output into another. Returns both buffers' fp16 bits.
-        /// </summary>
-        public (ushort[] Epilogue, ushort[] Kernel) GateUpSilu(LinearWeights[] ws, float[] x, int rows, int width, InputLayoutArgs layout)
-        {
-            var linears = ws.Select(w => Staged(upload => CudaLinear.Upload(upload, w))).ToArray();
-            int inF = ws[0].InFeatures;
-            using var input = Up(x);
-            var halves = linears.Select(_ => Zeros<uint>(((long)rows * inF) + 4)).ToArray();
-            using var output = Up(Poison(rows * 2 * width));
-            using var fused = Up(Enumerable.Repeat((ushort)0x7E00, rows * width).ToArray());
-            using var kernel = Up(Enumerable.Repeat((ushort)0x7E00, rows * width).ToArray());
-            try
-            {
-                for (int p = 0; p < linears.Length; p++)
-                {
-                    K.ToHalfLayout(input.View, halves[p].View.AsContiguous().Cast<ushort>(), rows, inF, linears[p].InputLayout);
-                }
-
-                var silu = new SiluEpilogue(fused.View, layout, width);
-                bool ran = CudaLinear.TryRunSmallBatch(K, linears, [.. halves.Select(h => h.View)], output.View, rows, 2 * width, accumulate: false, silu);
-                Assert.That(ran, Is.True, "the gate/up launch takes the SiLU epilogue");
-                K.SiluMultiplyToHalf(output.View, kernel.View, rows, width, layout);
-                return (Down(fused, rows * width), Down(kernel, rows * width));
             }
             finally
             {

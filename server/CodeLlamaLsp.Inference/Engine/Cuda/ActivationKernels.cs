@@ -1,6 +1,5 @@
 // Element-wise kernels: embedding lookup, SiLU-multiply into fp16, the fp32 -> fp16 conversion into a linear
 // layer's input layout, the device-side position bump and the bandwidth probe's read. All use a flat grid-stride loop.
-using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace CodeLlamaLsp.Inference.Engine.Cuda;
@@ -32,14 +31,11 @@ internal static class ActivationKernels
             int t = i / width;
             int c = i - (t * width);
             long b = (long)t * 2 * width;
-            float v = Silu(src[b + c]) * src[b + width + c];
+            float g = src[b + c];
+            float v = g / (1f + MathF.Exp(-g)) * src[b + width + c];
             ActivationLayout.Store(output, t, width, c, v, layout);
         }
     }
-
-    /// <summary>silu(g) = g * sigmoid(g), written once so that the small-batch kernel's SiLU epilogue has the same bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Silu(float g) => g / (1f + MathF.Exp(-g));
 
     /// <summary>Converts fp32 [rows, width] to fp16 in a linear layer's input layout; n = rows * width.</summary>
     public static void ToHalfLayout(ArrayView<float> input, ArrayView<ushort> output, int width, int n, InputLayoutArgs layout)

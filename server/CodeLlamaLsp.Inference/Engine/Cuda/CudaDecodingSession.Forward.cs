@@ -33,7 +33,6 @@ public sealed partial class CudaDecodingSession
     private readonly MemoryBuffer1D<int, Stride1D.Dense> selectState; // SamplingKernels.State*
     private readonly MemoryBuffer1D<int, Stride1D.Dense> history; // [capacity + 1]: what the repetition penalty sees
     private readonly MemoryBuffer1D<uint, Stride1D.Dense> splitInputs; // [2][maxRows, hidden] fp16: the 2nd and 3rd inputs of unfused act-order layers
-    private readonly MemoryBuffer1D<uint, Stride1D.Dense> downInput; // [16, intermediate] fp16: down_proj's input from the gate/up launch's SiLU epilogue
     private CudaGraph? graph;
     private DeviceSelection selection = DeviceSelection.Greedy;
     private bool selectionSamples;
@@ -216,16 +215,10 @@ public sealed partial class CudaDecodingSession
             attention.Run(qkvRows, qkvWidth, kv, i, c.NumHeads, rows, splits, linearInputHalves, l.O.InputLayout);
             l.O.Run(k, linearInput.View, residualRows, rows, hidden, accumulate: true);
 
-            // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x). Up to 16 rows, the gate/up launch writes
-            // silu(gate) * up itself (its own input buffer is still being read, so into downInput); else a kernel does.
-            var silu = new SiluEpilogue(downInput.View.AsContiguous().Cast<ushort>(), l.Down.InputLayout, c.IntermediateSize);
-            bool siluDone = RunShared(l.GateUp, residualRows, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize, silu);
-            if (!siluDone)
-            {
-                k.SiluMultiplyToHalf(gateUp.View, linearInputHalves, rows, c.IntermediateSize, l.Down.InputLayout);
-            }
-
-            l.Down.Run(k, siluDone ? downInput.View : linearInput.View, residualRows, rows, hidden, accumulate: true);
+            // Feed-forward block: x += down(silu(gate(n)) * up(n)), n = norm(x).
+            RunShared(l.GateUp, residualRows, l.PostNorm, gateUp.View, rows, 2 * c.IntermediateSize);
+            k.SiluMultiplyToHalf(gateUp.View, linearInputHalves, rows, c.IntermediateSize, l.Down.InputLayout);
+            l.Down.Run(k, linearInput.View, residualRows, rows, hidden, accumulate: true);
         }
 
         if (logitsForAllRows && rows > MaxVerificationRows)
@@ -252,9 +245,8 @@ public sealed partial class CudaDecodingSession
     /// <paramref name="width"/>): one RMSNorm writes the fp16 input of each, a fused layer's into the linear input
     /// buffer, separate ones (act-order layers with different permutations, up to three) each in its own layout and
     /// buffer, so the norm runs once either way; separate parts of up to 16 rows then run as one small-batch launch.
-    /// With <paramref name="silu"/> (gate/up), a small-batch launch also writes silu(gate) * up: returns whether it did.
     /// </summary>
-    private bool RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width, SiluEpilogue? silu = null)
+    private void RunShared(CudaLinear[] parts, ArrayView<float> input, CudaBuffer norm, ArrayView<float> output, int rows, int width)
     {
         if (parts.Length > NormOutputs.MaxCount)
         {
@@ -275,14 +267,9 @@ public sealed partial class CudaDecodingSession
 
         // Separate parts of up to 16 rows share one small-batch launch (a launch's ramp and tail cost about as much as
         // a narrow layer's weights); otherwise each part runs alone.
-        if (silu != null && CudaLinear.TryRunSmallBatch(k, parts, inputs, output, rows, width, accumulate: false, silu))
-        {
-            return true;
-        }
-
         if (parts.Length > 1 && CudaLinear.TryRunSmallBatch(k, parts, inputs, output, rows, width, accumulate: false))
         {
-            return false;
+            return;
         }
 
         int offset = 0;
@@ -291,8 +278,6 @@ public sealed partial class CudaDecodingSession
             parts[p].Run(k, inputs[p], output.SubView(offset), rows, width, accumulate: false);
             offset += parts[p].OutFeatures;
         }
-
-        return false;
     }
 
     /// <summary>Ids that reach the device without a prompt check (a step's token, a draft) are checked here.</summary>

@@ -52,7 +52,6 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         // Two fp16 inputs of [maxRows, hidden] (the size of the fp32 rows the act-order path used to convert from).
         splitInputs = mem.Allocate<uint>(2 * ((((long)maxRows * c.HiddenSize) + 1) / 2), "activations");
         linearInput = mem.Allocate<uint>(((long)maxRows * maxIn) + 4, "activations");
-        downInput = mem.Allocate<uint>(((((long)GptqSmallBatchKernels.MaxRows * c.IntermediateSize) + 1) / 2) + 4, "activations");
         qkv = mem.Allocate<float>((long)maxRows * qkvWidth, "activations");
         gateUp = mem.Allocate<float>((long)maxRows * 2 * c.IntermediateSize, "activations");
         // Every row's logits are kept only for a verification pass; a prompt keeps its last row's (EvaluateAllPositions
@@ -176,7 +175,7 @@ public sealed partial class CudaDecodingSession : IDecodingSession
         rope.Dispose();
         attention.Dispose();
         start.Dispose();
-        foreach (var buffer in new IDisposable[] { x, splitInputs, linearInput, downInput, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
+        foreach (var buffer in new IDisposable[] { x, splitInputs, linearInput, qkv, gateUp, logits, ids, sampleScratch, candidates, selectSettings, selectState, history })
         {
             buffer.Dispose();
         }

@@ -20,7 +20,6 @@ internal sealed class CudaKernels : IDisposable
     private readonly Action<AcceleratorStream, KernelConfig, SmallBatchArgs> smallBatch;
     private readonly int smallBatchBlocks;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> smallBatchPartials;
-    private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchSiluArrivals;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> smallBatchArrivals;
     private readonly Action<AcceleratorStream, KernelConfig, DenseGemvArgs> denseGemv;
     private readonly Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, float, NormOutputs> rmsNormHalf;
@@ -59,8 +58,6 @@ internal sealed class CudaKernels : IDisposable
         smallBatchPartials = accelerator.Allocate1D<float>(GptqSmallBatchKernels.Slots(smallBatchBlocks, maxColumnBlocks) * (GptqSmallBatchKernels.SlotBytes / 4));
         smallBatchArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
         smallBatchArrivals.MemSetToZero(stream);
-        smallBatchSiluArrivals = accelerator.Allocate1D<int>(maxColumnBlocks);
-        smallBatchSiluArrivals.MemSetToZero(stream);
         Load(out denseGemv, DenseGemvKernels.Gemv);
         Load(out rmsNormHalf, RmsNormKernels.ToHalf);
         Load(out splitRowNormHalf, RmsNormKernels.SplitRowToHalf);
@@ -201,26 +198,6 @@ internal sealed class CudaKernels : IDisposable
             && columnBlocks * (parts[0].InFeatures / GptqSmallBatchKernels.UnitInputs) <= GptqSmallBatchKernels.MaxUnits;
     }
 
-    /// <summary>
-    /// The gate half's column blocks when <paramref name="parts"/> are a gate/up launch the SiLU epilogue can pair (see
-    /// <see cref="SmallBatchArgs.SiluBlocks"/>), else 0: one fused layer of 2 x <paramref name="width"/> columns with the
-    /// gate ending on a column block's edge, or gate and up as two parts of <paramref name="width"/> columns each.
-    /// </summary>
-    public static int SiluBlocks(ReadOnlySpan<GptqGemvArgs> parts, int width)
-    {
-        if (width <= 0 || parts.Length is < 1 or > 2 || parts[0].OutputOffset != 0)
-        {
-            return 0;
-        }
-
-        if (parts.Length == 1)
-        {
-            return parts[0].OutFeatures == 2 * width && width % GptqSmallBatchKernels.BlockColumns == 0 ? width / GptqSmallBatchKernels.BlockColumns : 0;
-        }
-
-        return parts[0].OutFeatures == width && parts[1].OutFeatures == width ? GptqSmallBatchKernels.ColumnBlocks(width) : 0;
-    }
-
     /// <summary>Most layers one small-batch launch takes (q, k and v of an act-order checkpoint).</summary>
     public const int MaxSmallBatchParts = 3;
 
@@ -236,21 +213,11 @@ internal sealed class CudaKernels : IDisposable
     /// their column blocks, part after part, are split over the blocks as one layer's (one ramp and tail instead of one
     /// per layer). A part's bits depend on the parts launched with it (the split does), not on the row count.
     /// </summary>
-    public void SmallBatch(ReadOnlySpan<GptqGemvArgs> parts, int rows, SiluEpilogue? silu = null)
+    public void SmallBatch(ReadOnlySpan<GptqGemvArgs> parts, int rows)
     {
         if (!SupportsSmallBatch(parts))
         {
             throw new ArgumentException($"{parts.Length} layers cannot share one small-batch launch.", nameof(parts));
-        }
-
-        int siluBlocks = 0;
-        if (silu is { } epilogue)
-        {
-            siluBlocks = SiluBlocks(parts, epilogue.Width);
-            if (siluBlocks == 0 || epilogue.Output.Length < (long)rows * epilogue.Width)
-            {
-                throw new ArgumentException($"The SiLU epilogue takes a gate/up launch of gate width {epilogue.Width} and an output of {rows} rows.", nameof(silu));
-            }
         }
 
         var layers = new GptqGemvArgs[MaxSmallBatchParts];
@@ -296,15 +263,6 @@ internal sealed class CudaKernels : IDisposable
             Blocks = smallBatchBlocks,
             KUnits = layers[0].InFeatures / GptqSmallBatchKernels.UnitInputs,
             GroupUnits = layers[0].GroupSize / GptqSmallBatchKernels.UnitInputs,
-            SiluBlocks = siluBlocks,
-            SiluWidth = silu?.Width ?? 0,
-            SiluSourceStride = layers[0].OutputStride,
-            SiluSource = layers[0].Output,
-            SiluSourceAddress = DeviceAddress(layers[0].Output),
-            SiluOutput = silu?.Output ?? layers[0].Bias,
-            SiluLayout = silu?.Layout ?? new InputLayoutArgs { Bits = 16, InversePermutation = smallBatchSiluArrivals.View },
-            SiluArrivals = smallBatchSiluArrivals.View,
-            SiluArrivalsAddress = DeviceAddress<int>(smallBatchSiluArrivals.View),
         };
         Launch(() => smallBatch(Stream, new KernelConfig(smallBatchBlocks, GptqSmallBatchKernels.BlockThreads), args));
     }
@@ -504,7 +462,6 @@ internal sealed class CudaKernels : IDisposable
         cublasWorkspace?.Dispose();
         dequantized?.Dispose();
         smallBatchPartials.Dispose();
-        smallBatchSiluArrivals.Dispose();
         smallBatchArrivals.Dispose();
         foreach (var kernel in patchedKernels)
         {

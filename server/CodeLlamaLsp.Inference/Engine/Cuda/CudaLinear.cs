@@ -143,19 +143,16 @@ internal sealed class CudaLinear : PreparedLinear
     }
 
     /// <summary>
-    /// Runs 1 to 3 GPTQ layers that share the rows and in-features (act-order q/k/v or gate/up that could not be fused),
+    /// Runs 2 or 3 GPTQ layers that share the rows and in-features (act-order q/k/v or gate/up that could not be fused),
     /// part p from <paramref name="inputs"/>[p] (written in its own <see cref="InputLayout"/>) into the columns after the
     /// previous parts' of <paramref name="output"/> (stride <paramref name="outStride"/>), as one small-batch launch:
-    /// one stream-K ramp and tail instead of one per layer. With <paramref name="silu"/> (a gate/up launch: one fused
-    /// layer or the two parts) the launch also writes silu(gate) * up for the down projection (see
-    /// <see cref="SmallBatchArgs.SiluBlocks"/>). Returns false, having done nothing, unless there are 1 to 16 rows and
-    /// the parts can share a launch (<see cref="CudaKernels.SupportsSmallBatch(ReadOnlySpan{GptqGemvArgs})"/>) with the
-    /// epilogue asked for; decode and speculative verification both come here, so a row's bits do not depend on which
-    /// ran it.
+    /// one stream-K ramp and tail instead of one per layer. Returns false, having done nothing, unless there are 1 to 16
+    /// rows and the parts can share a launch (<see cref="CudaKernels.SupportsSmallBatch(ReadOnlySpan{GptqGemvArgs})"/>);
+    /// decode and speculative verification both come here, so a row's bits do not depend on which ran it.
     /// </summary>
-    public static bool TryRunSmallBatch(CudaKernels kernels, CudaLinear[] parts, ArrayView<uint>[] inputs, ArrayView<float> output, int rows, int outStride, bool accumulate, SiluEpilogue? silu = null)
+    public static bool TryRunSmallBatch(CudaKernels kernels, CudaLinear[] parts, ArrayView<uint>[] inputs, ArrayView<float> output, int rows, int outStride, bool accumulate)
     {
-        if (parts.Length < 1 || parts.Length > CudaKernels.MaxSmallBatchParts || rows < 1 || rows > GptqSmallBatchKernels.MaxRows || parts.Any(p => p.Bits == 16))
+        if (parts.Length < 2 || parts.Length > CudaKernels.MaxSmallBatchParts || rows < 1 || rows > GptqSmallBatchKernels.MaxRows || parts.Any(p => p.Bits == 16))
         {
             return false;
         }
@@ -168,12 +165,12 @@ internal sealed class CudaLinear : PreparedLinear
             offset += parts[p].OutFeatures;
         }
 
-        if (!CudaKernels.SupportsSmallBatch(args) || (silu is { } epilogue && CudaKernels.SiluBlocks(args, epilogue.Width) == 0))
+        if (!CudaKernels.SupportsSmallBatch(args))
         {
             return false;
         }
 
-        kernels.SmallBatch(args, rows, silu);
+        kernels.SmallBatch(args, rows);
         return true;
     }
 

@@ -72,36 +72,6 @@ internal struct SmallBatchArgs
     /// <summary>Blocks in the launch: the stream-K split depends on it and on the layers' units, never on the row count.</summary>
     public int Blocks;
 
-    /// <summary>
-    /// The SiLU epilogue (see <see cref="GptqSmallBatchKernels"/>): 0 without it, else the column blocks of the gate half.
-    /// Column block c pairs with c + SiluBlocks (the up half): gate and up are one fused layer whose gate width is a
-    /// multiple of 64, or two parts of the same width.
-    /// </summary>
-    public int SiluBlocks;
-
-    /// <summary>Gate width (the down projection's in-features): gate column i pairs with up column SiluWidth + i.</summary>
-    public int SiluWidth;
-
-    /// <summary>Stride of a row of the gate/up output (parts 0 and 1 write it from column 0 on).</summary>
-    public int SiluSourceStride;
-
-    /// <summary>Device address of the gate/up output's column 0 (read past L1: another multiprocessor may have written it).</summary>
-    public long SiluSourceAddress;
-
-    /// <summary>The same output, for the CPU accelerator.</summary>
-    public ArrayView<float> SiluSource;
-
-    /// <summary>[rows, SiluWidth] fp16 silu(gate) * up in the down projection's input layout.</summary>
-    public ArrayView<ushort> SiluOutput;
-
-    public InputLayoutArgs SiluLayout;
-
-    /// <summary>[SiluBlocks] arrivals per gate/up pair; every launch leaves them at zero.</summary>
-    public ArrayView<int> SiluArrivals;
-
-    /// <summary>Device address of <see cref="SiluArrivals"/>.</summary>
-    public long SiluArrivalsAddress;
-
     /// <summary>Units of K (32 inputs each, two mma k16 steps): InFeatures / 32.</summary>
     public int KUnits;
 
@@ -120,13 +90,6 @@ internal struct SmallBatchArgs
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly int PartFirstBlock(int part) => part == 0 ? 0 : part == 1 ? FirstBlock1 : FirstBlock2;
 }
-
-/// <summary>
-/// Where a gate/up small-batch launch's SiLU epilogue writes silu(gate) * up: <paramref name="Output"/> [rows,
-/// <paramref name="Width"/>] fp16 in the down projection's input <paramref name="Layout"/>. The output must not be the
-/// launch's own input (other blocks still read that while the epilogue writes).
-/// </summary>
-internal readonly record struct SiluEpilogue(ArrayView<ushort> Output, InputLayoutArgs Layout, int Width);
 
 /// <summary>
 /// GPTQ 4-bit matrix product for 1 to 16 rows. Launch geometry: <see cref="SmallBatchArgs.Blocks"/> blocks of
@@ -532,7 +495,6 @@ internal static class GptqSmallBatchKernels
             }
         }
 
-        int wrote = count == 1 ? 1 : 0;
         if (count > 1)
         {
             // The block's stores happen before thread 0's arrival (the barrier), which releases them device-wide and,
@@ -564,76 +526,11 @@ internal static class GptqSmallBatchKernels
 
                     WriteOutput(layer, partColumn, e, sum);
                 }
-
-                wrote = 1;
-            }
-        }
-
-        if (a.SiluBlocks != 0)
-        {
-            // Uniform in the block: the count and the flag are.
-            if (wrote != 0)
-            {
-                SiluPair(a, lastFlag, column);
             }
         }
 
         // The tile and the flag are reused by the next segment.
         Group.Barrier();
-    }
-
-    /// <summary>
-    /// The SiLU epilogue, after this block wrote column block <paramref name="column"/>'s output: the second of the pair
-    /// (gate block j, up block j + SiluBlocks) to be written computes silu(gate) * up of its 64 indices, for every row,
-    /// from the output (its partner's read from L2), and writes them as fp16 in the down projection's input layout, with
-    /// the arithmetic of <see cref="ActivationKernels.SiluMultiplyToHalf"/>: the same bits as that kernel, which it
-    /// replaces for these launches. The pair's arrival releases and acquires the two blocks' stores as the stream-K
-    /// arrival does.
-    /// </summary>
-    private static void SiluPair(SmallBatchArgs a, ArrayView<int> lastFlag, int column)
-    {
-        int pair = column < a.SiluBlocks ? column : column - a.SiluBlocks;
-        Group.Barrier();
-        if (Group.IdxX == 0)
-        {
-            int second = ArriveAt(a.SiluArrivals, a.SiluArrivalsAddress, pair) == 1 ? 1 : 0;
-            if (second != 0)
-            {
-                a.SiluArrivals[pair] = 0;
-            }
-
-            lastFlag[0] = second;
-        }
-
-        Group.Barrier();
-        if (lastFlag[0] != 0)
-        {
-            int elements = a.Layer.Rows * BlockColumns;
-            for (int e = Group.IdxX; e < elements; e += BlockThreads)
-            {
-                int row = e / BlockColumns;
-                int i = (pair * BlockColumns) + (e & (BlockColumns - 1));
-                if (i < a.SiluWidth)
-                {
-                    long at = ((long)row * a.SiluSourceStride) + i;
-                    float v = ActivationKernels.Silu(LoadSource(a, at)) * LoadSource(a, at + a.SiluWidth);
-                    ActivationLayout.Store(a.SiluOutput, row, a.SiluWidth, i, v, a.SiluLayout);
-                }
-            }
-        }
-    }
-
-    /// <summary>Element <paramref name="index"/> of the gate/up output, read from L2 on CUDA (another multiprocessor may have written it).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadSource(SmallBatchArgs a, long index)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            CudaAsm.Emit("ld.global.cg.f32 %0, [%1];", out float value, a.SiluSourceAddress + (index * 4));
-            return value;
-        }
-
-        return a.SiluSource[index];
     }
 
     /// <summary>Element e (row e / 64, column e % 64) of column block <paramref name="column"/> of <paramref name="layer"/> (the part's own numbering), with bias and residual as the GEMV writes it.</summary>
@@ -649,20 +546,16 @@ internal static class GptqSmallBatchKernels
 
     /// <summary>Counts this block in for column block <paramref name="column"/> and returns the count before it: on CUDA an acquire-release device-scope atomic, so the caller's earlier stores (its block's, ordered by a barrier) are released and, for the last arrival, the others' acquired.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Arrive(SmallBatchArgs a, int column) => ArriveAt(a.Arrivals, a.ArrivalsAddress, column);
-
-    /// <summary>Adds one to <paramref name="counters"/>[<paramref name="index"/>] (at <paramref name="address"/> on CUDA) as <see cref="Arrive"/> does and returns the count before.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ArriveAt(ArrayView<int> counters, long address, int index)
+    private static int Arrive(SmallBatchArgs a, int column)
     {
         if (CudaAsm.IsSupported)
         {
-            CudaAsm.Emit("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;", out int before, address + (index * 4L));
+            CudaAsm.Emit("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;", out int before, a.ArrivalsAddress + (column * 4L));
             return before;
         }
 
         MemoryFence.DeviceLevel();
-        return Atomic.Add(ref counters[index], 1);
+        return Atomic.Add(ref a.Arrivals[column], 1);
     }
 
     /// <summary>One partial sum, read from L2 on CUDA (another multiprocessor wrote it; L1 is not coherent).</summary>
