@@ -149,7 +149,7 @@ internal struct SmallBatchArgs
 /// banks), 16 bytes of activations per lane and row half (rows g and g + 8, zero-filled past the batch), and at a new
 /// group the column block's 64 scales and zero nibbles. <see cref="Stages"/> - 1 units are in flight per warp, with no
 /// registers held for them and no block-wide barrier: a warp only reads what its own lanes copied (a warp barrier after
-/// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one chunk, column block and
+/// the wait makes the other lanes' copies visible). The copy cursor moves in runs (units of one slice, column block and
 /// group): within a run a unit only advances two addresses and a countdown; a run start recomputes the place (the group
 /// by a multiply-high with a per-thread constant, see <see cref="CopyCursor.GroupMagic"/>, not a division) and flags
 /// the unit's group start in a FIFO the compute side pops; the compute side unpacks the group's zeros with one prmt
@@ -397,7 +397,7 @@ internal static class GptqSmallBatchKernels
                 groupFlags >>= 1;
                 if (newGroup != 0)
                 {
-                    // A new group (or chunk): the finished group's sums, scaled, are added to the warp's sums in the
+                    // A new group (or slice): the finished group's sums, scaled, are added to the warp's sums in the
                     // reduction tile; the next group's start from zero.
                     CudaAsm.Emit(FlushLow, reduceAt);
                     if (twoTiles)
