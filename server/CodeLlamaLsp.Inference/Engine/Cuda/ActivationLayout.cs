@@ -21,32 +21,17 @@ internal static class ActivationLayout
 
     /// <summary>
     /// Index (in fp16 elements) within one row of the feature at act-order position <paramref name="sorted"/>: the
-    /// arithmetic of <see cref="HalfIndexHost"/> by shifts and masks, since the only GPTQ widths (4 and 8 bits) pack a
-    /// power of two of rows per word. Integer divisions by a run-time width cost a producer ~20 instructions each, three
-    /// per element, on its critical path (the split-row RMSNorm computed 36 of them before its first store).
+    /// arithmetic of <see cref="HalfIndexHost"/> by masks and a shift (<see cref="SlotMasks"/>), since the only GPTQ widths
+    /// (4 and 8 bits) pack a power of two of rows per word. Integer divisions by a run-time width cost a producer ~20
+    /// instructions each, three per element, on its critical path (the split-row RMSNorm computed 36 of them before its
+    /// first store).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int HalfIndexOfSorted(int sorted, int bits)
-    {
-        if (bits == 16)
-        {
-            return sorted;
-        }
-
-        // log2 of the rows per word (8 at 4 bits, 4 at 8 bits) and of the pairs per word (one less).
-        int wordShift = bits == 4 ? 3 : 2;
-        int pairShift = wordShift - 1;
-        int word = sorted >> wordShift;
-        int r = sorted & ((1 << wordShift) - 1);
-        int pair = r & ((1 << pairShift) - 1);
-        int lane = r >> pairShift;
-        return (((word << pairShift) + pair) * 2) + lane;
-    }
+    public static int HalfIndexOfSorted(int sorted, int bits) => HalfIndexOfSorted(sorted, SlotMasks.Of(bits));
 
     /// <summary>
-    /// <see cref="HalfIndexOfSorted"/> as one branch-free expression of masks that depend on the layout only
-    /// (<see cref="SlotMasks"/>), for a kernel that places many elements in one layout: the shifts above, per element,
-    /// are several instructions and a branch on the width each; these are four logic operations.
+    /// The slot as one branch-free expression of masks that depend on the layout only (<see cref="SlotMasks"/>): a kernel
+    /// that places many elements in one layout makes the masks once and pays four logic operations an element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int HalfIndexOfSorted(int sorted, SlotMasks masks) =>

@@ -345,7 +345,9 @@ internal static class GptqSmallBatchKernels
         // The weights and their constants never change between launches, so the first stages' copies of them go out
         // before the wait for the previous kernel (programmatic dependent launch, see GridDependencies.WaitMarker):
         // their DRAM latency passes while that kernel ends. The activations it writes are copied after the wait, each
-        // stage's with its commit, so a stage's copy group (the first one holding both stages' weights) is whole.
+        // stage's with its commit, so a stage's copy group (the first one holding both stages' weights) is whole. The
+        // second pass walks the cursor again from the first unit (two run steps, once a launch) rather than holding
+        // Stages - 1 cursors live across the wait.
         uint groupMagic = CopyCursor.GroupMagic(a);
         var firstLoad = CopyCursor.First(range, a, lane, groupMagic);
         var lanes = CopyLane.Of(a, lane);

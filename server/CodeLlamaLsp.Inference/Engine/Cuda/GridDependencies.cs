@@ -24,8 +24,14 @@ internal static partial class GridDependencies
     private const byte PortProgrammatic = 1;
     private const byte DependencyProgrammatic = 1;
 
+    /// <summary>Waits until the previous kernel of a programmatic edge has finished and its writes are visible.</summary>
+    private const string Wait = "griddepcontrol.wait;";
+
+    /// <summary>Lets the next kernel of a programmatic edge be scheduled now.</summary>
+    private const string LaunchDependents = "griddepcontrol.launch_dependents;";
+
     /// <summary>The two instructions every patched kernel starts with.</summary>
-    public const string Prologue = "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;";
+    public const string Prologue = Wait + "\n\t" + LaunchDependents;
 
     /// <summary>
     /// A PTX comment a kernel emits (inline asm) where it waits for its predecessor, after reading only what no kernel
@@ -72,7 +78,7 @@ internal static partial class GridDependencies
 
         bool waitsLater = ptx.Contains(WaitMarker, StringComparison.Ordinal);
         string patched = waitsLater
-            ? ptx.Insert(at, "\tgriddepcontrol.launch_dependents;\n").Replace(WaitMarker, "griddepcontrol.wait;", StringComparison.Ordinal)
+            ? ptx.Insert(at, "\t" + LaunchDependents + "\n").Replace(WaitMarker, Wait, StringComparison.Ordinal)
             : ptx.Insert(at, "\t" + Prologue + "\n");
         return patched.Remove(target.Index, target.Length).Insert(target.Index, ".target sm_90");
     }

@@ -47,7 +47,7 @@ internal static class RmsNormKernels
 
     private const int Unroll = 4;
 
-    /// <summary>A split-row thread's share of its block's slice: elements t, t + T, t + 2T, t + 3T.</summary>
+    /// <summary>A split-row thread's share of its block's slice: the 4 consecutive elements 4t .. 4t + 3 (one quad).</summary>
     private const int SliceElementsPerThread = 4;
 
     /// <summary>16-byte loads a split-row thread has in flight (<see cref="QuadPass"/>): at hidden 8192 its whole share of the row's statistics.</summary>
